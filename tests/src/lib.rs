@@ -1,0 +1,8 @@
+//! The local stack the end-to-end tests, the demo and the benchmarks run on.
+//!
+//! Real parts wherever one runs here (the moto server for DynamoDB, SNS and S3; real `bash` and
+//! `openssl` running the template's own document scripts), and wire-protocol emulators for the
+//! services nothing third-party implements faithfully (Run Command, Private CA, Roles Anywhere).
+//! The production adapters reach all of them unchanged through `AWS_ENDPOINT_URL_*`.
+
+pub mod emulators;
