@@ -1,0 +1,371 @@
+//! Pure planning: given validated records and the time, decide what each host needs.
+//!
+//! The renewal point comes from the certificate's real validity: renew when `renew_share` of the
+//! lifetime is left (default a third), minus a per-host jitter so a fleet enrolled at once does not
+//! rotate at once. The jitter is deterministic (a hash of the host ID), so every CertCheck run
+//! agrees on it and a host's renewal point never moves between runs. The original sample applied
+//! its threshold twice; here the threshold is applied once, in [`RenewalPolicy::renewal_point`].
+
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use crate::host::HostId;
+use crate::record::{HostRecord, RotationState, StateKind};
+
+/// How the renewal point is placed inside a certificate's lifetime.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RenewalPolicy {
+    /// Share of the lifetime left when renewal is due (0 < share < 1). Default 1/3.
+    pub renew_share: f64,
+    /// Width of the jitter window as a share of the lifetime (0 ≤ jitter < 1 − renew_share).
+    /// Default 0.1: for 7-day certificates, renewals of one fleet spread over about 17 hours.
+    pub jitter_share: f64,
+    /// Lifetime assumed for items that record no NotBefore (the original sample's items).
+    pub assumed_lifetime: Duration,
+}
+
+impl Default for RenewalPolicy {
+    fn default() -> Self {
+        RenewalPolicy {
+            renew_share: 1.0 / 3.0,
+            jitter_share: 0.1,
+            assumed_lifetime: Duration::days(7),
+        }
+    }
+}
+
+impl RenewalPolicy {
+    /// This host's jitter for a certificate of `lifetime`: in `[0, jitter_share × lifetime)`.
+    pub fn jitter(&self, host: &HostId, lifetime: Duration) -> Duration {
+        let window = lifetime.as_seconds_f64() * self.jitter_share.clamp(0.0, 1.0);
+        let digest = Sha256::digest(host.as_str().as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        // 53 bits keep the fraction exactly representable and strictly below 1.
+        let fraction = (u64::from_be_bytes(first) >> 11) as f64 / (1u64 << 53) as f64;
+        Duration::seconds_f64((window * fraction).floor())
+    }
+
+    /// When `host` should renew a certificate valid from `not_before` to `not_after`: when
+    /// `renew_share` of the lifetime is left, moved earlier by the host's jitter, never before
+    /// `not_before`. Always strictly before `not_after` for a certificate with a positive lifetime.
+    pub fn renewal_point(
+        &self,
+        host: &HostId,
+        not_before: Option<OffsetDateTime>,
+        not_after: OffsetDateTime,
+    ) -> OffsetDateTime {
+        let not_before = not_before.unwrap_or(not_after - self.assumed_lifetime);
+        let lifetime = not_after - not_before;
+        if lifetime <= Duration::ZERO {
+            return not_before.min(not_after);
+        }
+        let left = Duration::seconds_f64(
+            (lifetime.as_seconds_f64() * self.renew_share.clamp(0.0, 1.0)).ceil(),
+        )
+        .max(Duration::SECOND);
+        let point = not_after - left - self.jitter(host, lifetime);
+        point.max(not_before).min(not_after - Duration::SECOND)
+    }
+}
+
+/// Everything the planner needs to know besides the records.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanPolicy {
+    /// Where renewal falls.
+    pub renewal: RenewalPolicy,
+    /// An in-flight rotation older than this is stuck (events are best effort).
+    pub in_flight_timeout: Duration,
+    /// Failed attempts after which CertCheck stops retrying by itself.
+    pub max_attempts: u32,
+    /// Backoff after the first failure; doubles per further failure.
+    pub backoff_base: Duration,
+    /// Upper bound of the backoff.
+    pub backoff_max: Duration,
+    /// Whether hosts whose certificate was revoked get a new one automatically.
+    pub reissue_revoked: bool,
+}
+
+impl Default for PlanPolicy {
+    fn default() -> Self {
+        PlanPolicy {
+            renewal: RenewalPolicy::default(),
+            in_flight_timeout: Duration::hours(1),
+            max_attempts: 5,
+            backoff_base: Duration::minutes(30),
+            backoff_max: Duration::hours(12),
+            reissue_revoked: true,
+        }
+    }
+}
+
+impl PlanPolicy {
+    /// The wait before retry number `failed + 1`, after `failed` failures (≥ 1).
+    pub fn backoff(&self, failed: u32) -> Duration {
+        let exp = failed.saturating_sub(1).min(20);
+        let secs = self.backoff_base.whole_seconds().saturating_mul(1i64 << exp);
+        Duration::seconds(secs).min(self.backoff_max)
+    }
+}
+
+/// Why a host is due for a new certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueReason {
+    /// Enrolled and never issued.
+    NeverIssued,
+    /// The `expiry` attribute was removed (the seed's manual-rotation gesture).
+    ExpiryRemoved,
+    /// The renewal point has passed.
+    RenewalWindow,
+    /// The certificate has already expired: also an alert of its own.
+    Expired,
+    /// The certificate was revoked.
+    Revoked,
+    /// An operator asked for it (`force`).
+    Forced,
+}
+
+impl DueReason {
+    /// Short name for summaries and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DueReason::NeverIssued => "never-issued",
+            DueReason::ExpiryRemoved => "expiry-removed",
+            DueReason::RenewalWindow => "renewal-window",
+            DueReason::Expired => "expired",
+            DueReason::Revoked => "revoked",
+            DueReason::Forced => "forced",
+        }
+    }
+}
+
+/// What one host needs now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanItem {
+    /// Start a rotation.
+    Due(DueReason),
+    /// Retry a failed rotation (this will be attempt `attempt`).
+    Retry {
+        /// The attempt number the retry will be.
+        attempt: u32,
+    },
+    /// An in-flight rotation is older than the timeout: fail it (it will be retried later).
+    Stuck {
+        /// The state it is stuck in.
+        state: StateKind,
+    },
+    /// Nothing to do until `renew_at`.
+    NotDue {
+        /// The renewal point.
+        renew_at: OffsetDateTime,
+    },
+    /// A rotation is in flight and within its timeout.
+    InFlight,
+    /// A failed rotation waits for its backoff.
+    Backoff {
+        /// Earliest retry.
+        until: OffsetDateTime,
+    },
+    /// Retries exhausted: an operator must act (force or fix the host).
+    GivenUp {
+        /// Failed attempts so far.
+        attempts: u32,
+    },
+    /// Revoked, and the stack does not re-issue automatically.
+    RevokedHeld,
+}
+
+impl PlanItem {
+    /// Whether CertCheck should start a rotation for this item.
+    pub fn starts_rotation(&self) -> bool {
+        matches!(self, PlanItem::Due(_) | PlanItem::Retry { .. })
+    }
+}
+
+/// Decides what one host needs at `now`.
+pub fn plan_host(record: &HostRecord, now: OffsetDateTime, policy: &PlanPolicy) -> PlanItem {
+    let kind = record.state.kind();
+    if kind.in_flight() {
+        return match record.state_since {
+            Some(since) if now - since < policy.in_flight_timeout => PlanItem::InFlight,
+            _ => PlanItem::Stuck { state: kind },
+        };
+    }
+    match &record.state {
+        RotationState::Failed { .. } => {
+            let failed = record.attempts.failed.max(1);
+            if failed >= policy.max_attempts {
+                return PlanItem::GivenUp { attempts: failed };
+            }
+            match record.attempts.next_attempt_at {
+                Some(until) if until > now => PlanItem::Backoff { until },
+                _ => PlanItem::Retry {
+                    attempt: failed + 1,
+                },
+            }
+        }
+        RotationState::Revoked { .. } => {
+            if policy.reissue_revoked {
+                PlanItem::Due(DueReason::Revoked)
+            } else {
+                PlanItem::RevokedHeld
+            }
+        }
+        _ => match &record.current {
+            None if kind == StateKind::Idle && record.version.is_none() => {
+                PlanItem::Due(DueReason::NeverIssued)
+            }
+            None if kind == StateKind::Idle => PlanItem::Due(DueReason::NeverIssued),
+            None => PlanItem::Due(DueReason::ExpiryRemoved),
+            Some(cert) => {
+                if cert.not_after <= now {
+                    return PlanItem::Due(DueReason::Expired);
+                }
+                let renew_at = cert.renew_at.unwrap_or_else(|| {
+                    policy
+                        .renewal
+                        .renewal_point(&record.host, cert.not_before, cert.not_after)
+                });
+                if renew_at <= now {
+                    PlanItem::Due(DueReason::RenewalWindow)
+                } else {
+                    PlanItem::NotDue { renew_at }
+                }
+            }
+        },
+    }
+}
+
+/// A whole fleet's plan, in table order.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// Each host with what it needs.
+    pub items: Vec<(HostRecord, PlanItem)>,
+}
+
+impl Plan {
+    /// Plans every record.
+    pub fn build(records: Vec<HostRecord>, now: OffsetDateTime, policy: &PlanPolicy) -> Plan {
+        let items = records
+            .into_iter()
+            .map(|r| {
+                let item = plan_host(&r, now, policy);
+                (r, item)
+            })
+            .collect();
+        Plan { items }
+    }
+
+    /// Hosts for which a rotation should start now.
+    pub fn starting(&self) -> impl Iterator<Item = &(HostRecord, PlanItem)> {
+        self.items.iter().filter(|(_, i)| i.starts_rotation())
+    }
+
+    /// The earliest NotAfter among hosts with a certificate in place.
+    pub fn soonest_expiry(&self) -> Option<OffsetDateTime> {
+        self.items
+            .iter()
+            .filter_map(|(r, _)| r.current.as_ref().map(|c| c.not_after))
+            .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Attempts, DeployedCert, HostOverrides};
+    use time::macros::datetime;
+
+    fn host(n: u32) -> HostId {
+        HostId::parse(&format!("mi-{n:017x}")).unwrap()
+    }
+
+    fn deployed(h: HostId, nb: OffsetDateTime, na: OffsetDateTime) -> HostRecord {
+        HostRecord {
+            host: h,
+            overrides: HostOverrides::default(),
+            version: Some(3),
+            state: RotationState::Deployed,
+            state_since: Some(nb),
+            current: Some(DeployedCert {
+                serial: Some("01".into()),
+                not_before: Some(nb),
+                not_after: na,
+                renew_at: None,
+                cert_arn: None,
+            }),
+            attempts: Attempts::default(),
+        }
+    }
+
+    #[test]
+    fn renews_once_a_third_is_left_not_twice() {
+        let p = RenewalPolicy {
+            jitter_share: 0.0,
+            ..RenewalPolicy::default()
+        };
+        let nb = datetime!(2026-11-01 00:00 UTC);
+        let na = nb + Duration::days(6);
+        // Lifetime 6 days, a third left = 2 days before NotAfter.
+        assert_eq!(
+            p.renewal_point(&host(1), Some(nb), na),
+            datetime!(2026-11-05 00:00 UTC)
+        );
+    }
+
+    #[test]
+    fn plan_states() {
+        let policy = PlanPolicy::default();
+        let nb = datetime!(2026-11-01 00:00 UTC);
+        let r = deployed(host(1), nb, nb + Duration::days(7));
+        assert!(matches!(
+            plan_host(&r, nb + Duration::days(1), &policy),
+            PlanItem::NotDue { .. }
+        ));
+        assert_eq!(
+            plan_host(&r, nb + Duration::days(6), &policy),
+            PlanItem::Due(DueReason::RenewalWindow)
+        );
+        assert_eq!(
+            plan_host(&r, nb + Duration::days(8), &policy),
+            PlanItem::Due(DueReason::Expired)
+        );
+        let mut no_expiry = r.clone();
+        no_expiry.current = None;
+        assert_eq!(
+            plan_host(&no_expiry, nb, &policy),
+            PlanItem::Due(DueReason::ExpiryRemoved)
+        );
+        let mut failed = r.clone();
+        failed.state = RotationState::Failed {
+            rotation: None,
+            stage: crate::record::FailureStage::Verify,
+            reason: "x".into(),
+        };
+        failed.attempts = Attempts {
+            failed: 1,
+            next_attempt_at: Some(nb + Duration::hours(1)),
+        };
+        assert!(matches!(
+            plan_host(&failed, nb, &policy),
+            PlanItem::Backoff { .. }
+        ));
+        assert_eq!(
+            plan_host(&failed, nb + Duration::hours(2), &policy),
+            PlanItem::Retry { attempt: 2 }
+        );
+        failed.attempts.failed = policy.max_attempts;
+        assert!(matches!(
+            plan_host(&failed, nb + Duration::hours(2), &policy),
+            PlanItem::GivenUp { .. }
+        ));
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = PlanPolicy::default();
+        assert_eq!(p.backoff(1), Duration::minutes(30));
+        assert_eq!(p.backoff(2), Duration::hours(1));
+        assert_eq!(p.backoff(30), Duration::hours(12));
+    }
+}
