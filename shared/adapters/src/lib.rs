@@ -1,1 +1,29 @@
-//! placeholder
+//! Adapters between the domain and AWS, plus what every function shares at its edge.
+//!
+//! Ports are small traits named after what the domain needs ("ask a host for a CSR", "issue a
+//! certificate", "raise an alert"), not after the AWS call. Each SDK-backed adapter only does I/O
+//! and maps to domain types; no SDK type crosses into the handlers. Each adapter also declares
+//! the IAM actions it calls ([`IamActions`]), so the stack's roles can be checked against code.
+//!
+//! - [`config`]: the one typed `Config::from_env()` each function reads at cold start.
+//! - [`error`]: one error type for AWS calls, classified retryable or not.
+//! - [`hosts`]: Run Command (GenerateCsr / DeployCert documents, host reachability).
+//! - [`ca`]: Private CA (issue, fetch, CA certificate, revoke).
+//! - [`alerts`]: SNS alerts with a readable subject and a JSON body.
+//! - [`telemetry`]: JSON logs and CloudWatch embedded-metric-format metrics.
+
+pub mod alerts;
+pub mod ca;
+pub mod config;
+pub mod error;
+pub mod hosts;
+pub mod telemetry;
+
+pub use config::Config;
+pub use error::AwsError;
+
+/// The IAM actions an adapter calls, for the least-privilege check against the template.
+pub trait IamActions {
+    /// `service:Action` strings, e.g. `ssm:SendCommand`.
+    const ACTIONS: &'static [&'static str];
+}

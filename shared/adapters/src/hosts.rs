@@ -1,0 +1,289 @@
+//! Reaching hosts through Systems Manager Run Command.
+//!
+//! Only our two documents are ever sent, with every value passed as a document parameter that
+//! the document constrains with `allowedPattern`; nothing is spliced into a shell command here.
+//! The certificate and chain travel base64-encoded on one line so the pattern can stay strict.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use aws_sdk_ssm::error::ProvideErrorMetadata;
+use aws_sdk_ssm::types::{CommandInvocationStatus, InstanceInformationStringFilter, PingStatus};
+use base64::Engine;
+use pki::KeyAlgorithm;
+use state::{HostId, HostPath, RotationId};
+
+use crate::config::RolesAnywhere;
+use crate::error::AwsError;
+use crate::IamActions;
+
+/// Whether a host can take a command now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reachability {
+    /// The agent pings Systems Manager.
+    Online,
+    /// Registered, but not online (`ConnectionLost`, `Inactive`).
+    Offline(String),
+    /// Not registered with Systems Manager at all.
+    Unknown,
+}
+
+/// Ask a host for a fresh key and CSR (GenerateCsr document).
+#[derive(Debug, Clone)]
+pub struct CsrRequest<'a> {
+    /// The host.
+    pub host: &'a HostId,
+    /// Directory of the key (the new key is staged beside the live one).
+    pub key_path: &'a HostPath,
+    /// Directory of the CSR file.
+    pub csr_path: &'a HostPath,
+    /// Key algorithm.
+    pub key_algorithm: KeyAlgorithm,
+    /// The rotation (echoed in the output).
+    pub rotation: &'a RotationId,
+}
+
+/// Hand a host its new certificate (DeployCert document).
+#[derive(Debug, Clone)]
+pub struct DeployRequest<'a> {
+    /// The host.
+    pub host: &'a HostId,
+    /// Directory of `{host}.crt`.
+    pub cert_path: &'a HostPath,
+    /// Directory of `{host}.key` (and of the staged key).
+    pub key_path: &'a HostPath,
+    /// Directory of `ca_chain_certificate.crt`.
+    pub cacert_path: &'a HostPath,
+    /// Directory of `aws_signing_helper`.
+    pub signing_helper_path: &'a HostPath,
+    /// The certificate, PEM.
+    pub certificate_pem: &'a str,
+    /// The chain, PEM.
+    pub chain_pem: &'a str,
+    /// Roles Anywhere test settings.
+    pub roles_anywhere: &'a RolesAnywhere,
+    /// Optional reload hook.
+    pub reload_hook: Option<&'a HostPath>,
+    /// The rotation.
+    pub rotation: &'a RotationId,
+}
+
+/// Where a command invocation stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    /// Not finished (or not visible yet: `InvocationDoesNotExist` right after SendCommand).
+    Pending,
+    /// Finished.
+    Finished {
+        /// Whether the document succeeded.
+        success: bool,
+        /// The final status (`Success`, `Failed`, `TimedOut`, …).
+        status: String,
+        /// Standard output (cut by SSM at 24,000 characters).
+        stdout: String,
+        /// Standard error (cut by SSM at 8,000 characters).
+        stderr: String,
+    },
+}
+
+/// What the functions need from Run Command.
+pub trait HostAgent: Send + Sync {
+    /// Reachability of each host.
+    fn reachability(
+        &self,
+        hosts: &[HostId],
+    ) -> impl Future<Output = Result<HashMap<HostId, Reachability>, AwsError>> + Send;
+
+    /// Sends GenerateCsr; returns the command ID.
+    fn request_csr(&self, req: &CsrRequest<'_>) -> impl Future<Output = Result<String, AwsError>> + Send;
+
+    /// Sends DeployCert; returns the command ID.
+    fn deploy(&self, req: &DeployRequest<'_>) -> impl Future<Output = Result<String, AwsError>> + Send;
+
+    /// One host's invocation of a command.
+    fn invocation(
+        &self,
+        command_id: &str,
+        host: &HostId,
+    ) -> impl Future<Output = Result<Invocation, AwsError>> + Send;
+}
+
+/// The SSM-backed [`HostAgent`].
+#[derive(Debug, Clone)]
+pub struct SsmHosts {
+    client: aws_sdk_ssm::Client,
+    generate_csr_document: String,
+    deploy_cert_document: String,
+}
+
+impl IamActions for SsmHosts {
+    const ACTIONS: &'static [&'static str] = &[
+        "ssm:DescribeInstanceInformation",
+        "ssm:SendCommand",
+        "ssm:GetCommandInvocation",
+    ];
+}
+
+impl SsmHosts {
+    /// An agent sending our two documents.
+    pub fn new(
+        client: aws_sdk_ssm::Client,
+        generate_csr_document: impl Into<String>,
+        deploy_cert_document: impl Into<String>,
+    ) -> Self {
+        SsmHosts {
+            client,
+            generate_csr_document: generate_csr_document.into(),
+            deploy_cert_document: deploy_cert_document.into(),
+        }
+    }
+
+    async fn send(
+        &self,
+        document: &str,
+        host: &HostId,
+        comment: String,
+        params: Vec<(&'static str, String)>,
+    ) -> Result<String, AwsError> {
+        let mut req = self
+            .client
+            .send_command()
+            .document_name(document)
+            .instance_ids(host.as_str())
+            .timeout_seconds(600)
+            .comment(comment);
+        for (k, v) in params {
+            req = req.parameters(k, vec![v]);
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("SSM", "SendCommand", e))?;
+        out.command()
+            .and_then(|c| c.command_id())
+            .map(str::to_owned)
+            .ok_or_else(|| AwsError::malformed("SSM", "SendCommand", "no command ID in the answer"))
+    }
+}
+
+impl HostAgent for SsmHosts {
+    async fn reachability(&self, hosts: &[HostId]) -> Result<HashMap<HostId, Reachability>, AwsError> {
+        let mut out: HashMap<HostId, Reachability> =
+            hosts.iter().map(|h| (h.clone(), Reachability::Unknown)).collect();
+        for chunk in hosts.chunks(50) {
+            let filter = InstanceInformationStringFilter::builder()
+                .key("InstanceIds")
+                .set_values(Some(chunk.iter().map(|h| h.as_str().to_owned()).collect()))
+                .build()
+                .map_err(|e| AwsError::malformed("SSM", "DescribeInstanceInformation", e.to_string()))?;
+            let mut token = None;
+            loop {
+                let page = self
+                    .client
+                    .describe_instance_information()
+                    .filters(filter.clone())
+                    .max_results(50)
+                    .set_next_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("SSM", "DescribeInstanceInformation", e))?;
+                for info in page.instance_information_list() {
+                    let Some(id) = info.instance_id().and_then(|i| HostId::parse(i).ok()) else {
+                        continue;
+                    };
+                    let r = match info.ping_status() {
+                        Some(PingStatus::Online) => Reachability::Online,
+                        Some(other) => Reachability::Offline(other.as_str().to_owned()),
+                        None => Reachability::Offline("no ping status".into()),
+                    };
+                    out.insert(id, r);
+                }
+                match page.next_token() {
+                    Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                    _ => break,
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn request_csr(&self, req: &CsrRequest<'_>) -> Result<String, AwsError> {
+        self.send(
+            &self.generate_csr_document,
+            req.host,
+            format!("cert rotation {}: new key and CSR", req.rotation),
+            vec![
+                ("hostId", req.host.to_string()),
+                ("keyPath", req.key_path.to_string()),
+                ("csrPath", req.csr_path.to_string()),
+                ("keyAlgorithm", req.key_algorithm.to_string()),
+                ("rotationId", req.rotation.to_string()),
+            ],
+        )
+        .await
+    }
+
+    async fn deploy(&self, req: &DeployRequest<'_>) -> Result<String, AwsError> {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        let ra = req.roles_anywhere;
+        self.send(
+            &self.deploy_cert_document,
+            req.host,
+            format!("cert rotation {}: verify and install", req.rotation),
+            vec![
+                ("hostId", req.host.to_string()),
+                ("certPath", req.cert_path.to_string()),
+                ("keyPath", req.key_path.to_string()),
+                ("cacertPath", req.cacert_path.to_string()),
+                ("signingHelperPath", req.signing_helper_path.to_string()),
+                ("certificate", b64(req.certificate_pem)),
+                ("chain", b64(req.chain_pem)),
+                ("requireSigningHelper", ra.require_signing_helper.to_string()),
+                ("trustAnchorArn", ra.trust_anchor_arn.clone()),
+                ("profileArn", ra.profile_arn.clone()),
+                ("roleArn", ra.role_arn.clone()),
+                (
+                    "reloadHook",
+                    req.reload_hook.map(ToString::to_string).unwrap_or_default(),
+                ),
+                ("rotationId", req.rotation.to_string()),
+            ],
+        )
+        .await
+    }
+
+    async fn invocation(&self, command_id: &str, host: &HostId) -> Result<Invocation, AwsError> {
+        let out = match self
+            .client
+            .get_command_invocation()
+            .command_id(command_id)
+            .instance_id(host.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("InvocationDoesNotExist") => {
+                return Ok(Invocation::Pending)
+            }
+            Err(e) => return Err(AwsError::from_sdk("SSM", "GetCommandInvocation", e)),
+        };
+        let status = out.status().cloned().unwrap_or(CommandInvocationStatus::Pending);
+        let finished = !matches!(
+            status,
+            CommandInvocationStatus::Pending
+                | CommandInvocationStatus::InProgress
+                | CommandInvocationStatus::Delayed
+                | CommandInvocationStatus::Cancelling
+        );
+        Ok(if finished {
+            Invocation::Finished {
+                success: status == CommandInvocationStatus::Success,
+                status: status.as_str().to_owned(),
+                stdout: out.standard_output_content().unwrap_or_default().to_owned(),
+                stderr: out.standard_error_content().unwrap_or_default().to_owned(),
+            }
+        } else {
+            Invocation::Pending
+        })
+    }
+}
