@@ -42,7 +42,11 @@ pub trait CertificateAuthority: Send + Sync {
     fn ca_certificate(&self) -> impl Future<Output = Result<String, AwsError>> + Send;
 
     /// Revokes a certificate by serial (hex, `:`-separated as in the table).
-    fn revoke(&self, serial: &str, reason: &str) -> impl Future<Output = Result<(), AwsError>> + Send;
+    fn revoke(
+        &self,
+        serial: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
 /// The Private-CA-backed [`CertificateAuthority`].
@@ -93,7 +97,12 @@ impl PrivateCa {
 }
 
 impl CertificateAuthority for PrivateCa {
-    async fn issue(&self, csr_pem: &str, validity_days: i64, idempotency_token: &str) -> Result<String, AwsError> {
+    async fn issue(
+        &self,
+        csr_pem: &str,
+        validity_days: i64,
+        idempotency_token: &str,
+    ) -> Result<String, AwsError> {
         let validity = Validity::builder()
             .value(validity_days)
             .r#type(ValidityPeriodType::Days)
@@ -129,7 +138,10 @@ impl CertificateAuthority for PrivateCa {
                 certificate: out.certificate().unwrap_or_default().to_owned(),
                 chain: out.certificate_chain().unwrap_or_default().to_owned(),
             }),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_request_in_progress_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_request_in_progress_exception()) =>
+            {
                 Ok(Fetched::Pending)
             }
             Err(e) => Err(AwsError::from_sdk("ACMPCA", "GetCertificate", e)),
@@ -144,9 +156,13 @@ impl CertificateAuthority for PrivateCa {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("ACMPCA", "GetCertificateAuthorityCertificate", e))?;
-        out.certificate()
-            .map(str::to_owned)
-            .ok_or_else(|| AwsError::malformed("ACMPCA", "GetCertificateAuthorityCertificate", "no certificate"))
+        out.certificate().map(str::to_owned).ok_or_else(|| {
+            AwsError::malformed(
+                "ACMPCA",
+                "GetCertificateAuthorityCertificate",
+                "no certificate",
+            )
+        })
     }
 
     async fn revoke(&self, serial: &str, reason: &str) -> Result<(), AwsError> {

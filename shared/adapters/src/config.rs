@@ -112,7 +112,11 @@ impl Config {
                 problem: "not set".into(),
             })
         };
-        let opt = |k: &'static str, default: &str| get(k).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
+        let opt = |k: &'static str, default: &str| {
+            get(k)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
         let parse_num = |k: &'static str, default: &str| -> Result<f64, ConfigError> {
             opt(k, default).parse::<f64>().map_err(|e| ConfigError {
                 variable: k,
@@ -144,7 +148,8 @@ impl Config {
         }
         let share = parse_num("RENEWAL_SHARE", "0.3333")?;
         let jitter = parse_num("RENEWAL_JITTER_SHARE", "0.1")?;
-        if !(0.01..0.99).contains(&share) || !(0.0..0.5).contains(&jitter) || share + jitter >= 1.0 {
+        if !(0.01..0.99).contains(&share) || !(0.0..0.5).contains(&jitter) || share + jitter >= 1.0
+        {
             return Err(ConfigError {
                 variable: "RENEWAL_SHARE",
                 problem: "need 0.01 ≤ share < 0.99, 0 ≤ jitter < 0.5, share + jitter < 1".into(),
@@ -182,10 +187,12 @@ impl Config {
             reload_hook: if reload.is_empty() {
                 None
             } else {
-                Some(HostPath::parse("RELOAD_HOOK", &reload).map_err(|e| ConfigError {
-                    variable: "RELOAD_HOOK",
-                    problem: e.to_string(),
-                })?)
+                Some(
+                    HostPath::parse("RELOAD_HOOK", &reload).map_err(|e| ConfigError {
+                        variable: "RELOAD_HOOK",
+                        problem: e.to_string(),
+                    })?,
+                )
             },
             plan: PlanPolicy {
                 renewal: RenewalPolicy {
@@ -193,7 +200,9 @@ impl Config {
                     jitter_share: jitter,
                     assumed_lifetime: Duration::days(validity),
                 },
-                in_flight_timeout: Duration::minutes(parse_num("IN_FLIGHT_TIMEOUT_MINUTES", "60")? as i64),
+                in_flight_timeout: Duration::minutes(
+                    parse_num("IN_FLIGHT_TIMEOUT_MINUTES", "60")? as i64
+                ),
                 max_attempts: parse_num("MAX_ATTEMPTS", "5")?.clamp(1.0, 100.0) as u32,
                 reissue_revoked: parse_bool("REISSUE_REVOKED", "true")?,
                 ..PlanPolicy::default()
@@ -213,8 +222,14 @@ mod tests {
     fn base() -> HashMap<String, String> {
         [
             ("TABLE_NAME", "t"),
-            ("ALERT_TOPIC_ARN", "arn:aws:sns:us-east-1:111122223333:alerts"),
-            ("CA_ARN", "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/x"),
+            (
+                "ALERT_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:111122223333:alerts",
+            ),
+            (
+                "CA_ARN",
+                "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/x",
+            ),
             ("GENERATE_CSR_DOCUMENT", "gen"),
             ("DEPLOY_CERT_DOCUMENT", "dep"),
         ]
@@ -234,9 +249,62 @@ mod tests {
         assert_eq!(Config::from_map(&m).unwrap_err().variable, "TABLE_NAME");
         let mut m = base();
         m.insert("CERT_VALIDITY_DAYS".into(), "30".into());
-        assert_eq!(Config::from_map(&m).unwrap_err().variable, "CERT_VALIDITY_DAYS");
+        assert_eq!(
+            Config::from_map(&m).unwrap_err().variable,
+            "CERT_VALIDITY_DAYS"
+        );
         let mut m = base();
         m.insert("DEFAULT_KEY_PATH".into(), "/tmp/$(id)".into());
-        assert_eq!(Config::from_map(&m).unwrap_err().variable, "DEFAULT_KEY_PATH");
+        assert_eq!(
+            Config::from_map(&m).unwrap_err().variable,
+            "DEFAULT_KEY_PATH"
+        );
+    }
+}
+
+/// A host's effective directories and key algorithm: its overrides, else the stack's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSettings {
+    /// `{host}.crt` directory.
+    pub cert_path: HostPath,
+    /// `{host}.key` directory.
+    pub key_path: HostPath,
+    /// `ca_chain_certificate.crt` directory.
+    pub cacert_path: HostPath,
+    /// `{host}.csr` directory.
+    pub csr_path: HostPath,
+    /// `aws_signing_helper` directory.
+    pub signing_helper_path: HostPath,
+    /// Key algorithm.
+    pub key_algorithm: KeyAlgorithm,
+}
+
+impl Config {
+    /// The effective settings for `record`.
+    pub fn host_settings(&self, record: &state::HostRecord) -> HostSettings {
+        let d = &self.host_defaults;
+        let o = &record.overrides;
+        HostSettings {
+            cert_path: o.cert_path.clone().unwrap_or_else(|| d.cert_path.clone()),
+            key_path: o.key_path.clone().unwrap_or_else(|| d.key_path.clone()),
+            cacert_path: o
+                .cacert_path
+                .clone()
+                .unwrap_or_else(|| d.cacert_path.clone()),
+            csr_path: d.csr_path.clone(),
+            signing_helper_path: o
+                .signing_helper_path
+                .clone()
+                .unwrap_or_else(|| d.signing_helper_path.clone()),
+            key_algorithm: o.key_algorithm.unwrap_or(d.key_algorithm),
+        }
+    }
+
+    /// The CSR policy: RSA of at least `min_rsa_bits`, EC P-256 and P-384.
+    pub fn csr_policy(&self) -> pki::CsrPolicy {
+        pki::CsrPolicy {
+            min_rsa_bits: self.min_rsa_bits,
+            ..pki::CsrPolicy::default()
+        }
     }
 }

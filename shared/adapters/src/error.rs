@@ -77,7 +77,11 @@ impl AwsError {
     }
 
     /// A response the adapter could not use.
-    pub fn malformed(service: &'static str, operation: &'static str, message: impl Into<String>) -> Self {
+    pub fn malformed(
+        service: &'static str,
+        operation: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         AwsError {
             service,
             operation,

@@ -95,10 +95,16 @@ pub trait HostAgent: Send + Sync {
     ) -> impl Future<Output = Result<HashMap<HostId, Reachability>, AwsError>> + Send;
 
     /// Sends GenerateCsr; returns the command ID.
-    fn request_csr(&self, req: &CsrRequest<'_>) -> impl Future<Output = Result<String, AwsError>> + Send;
+    fn request_csr(
+        &self,
+        req: &CsrRequest<'_>,
+    ) -> impl Future<Output = Result<String, AwsError>> + Send;
 
     /// Sends DeployCert; returns the command ID.
-    fn deploy(&self, req: &DeployRequest<'_>) -> impl Future<Output = Result<String, AwsError>> + Send;
+    fn deploy(
+        &self,
+        req: &DeployRequest<'_>,
+    ) -> impl Future<Output = Result<String, AwsError>> + Send;
 
     /// One host's invocation of a command.
     fn invocation(
@@ -167,15 +173,22 @@ impl SsmHosts {
 }
 
 impl HostAgent for SsmHosts {
-    async fn reachability(&self, hosts: &[HostId]) -> Result<HashMap<HostId, Reachability>, AwsError> {
-        let mut out: HashMap<HostId, Reachability> =
-            hosts.iter().map(|h| (h.clone(), Reachability::Unknown)).collect();
+    async fn reachability(
+        &self,
+        hosts: &[HostId],
+    ) -> Result<HashMap<HostId, Reachability>, AwsError> {
+        let mut out: HashMap<HostId, Reachability> = hosts
+            .iter()
+            .map(|h| (h.clone(), Reachability::Unknown))
+            .collect();
         for chunk in hosts.chunks(50) {
             let filter = InstanceInformationStringFilter::builder()
                 .key("InstanceIds")
                 .set_values(Some(chunk.iter().map(|h| h.as_str().to_owned()).collect()))
                 .build()
-                .map_err(|e| AwsError::malformed("SSM", "DescribeInstanceInformation", e.to_string()))?;
+                .map_err(|e| {
+                    AwsError::malformed("SSM", "DescribeInstanceInformation", e.to_string())
+                })?;
             let mut token = None;
             loop {
                 let page = self
@@ -238,7 +251,10 @@ impl HostAgent for SsmHosts {
                 ("signingHelperPath", req.signing_helper_path.to_string()),
                 ("certificate", b64(req.certificate_pem)),
                 ("chain", b64(req.chain_pem)),
-                ("requireSigningHelper", ra.require_signing_helper.to_string()),
+                (
+                    "requireSigningHelper",
+                    ra.require_signing_helper.to_string(),
+                ),
                 ("trustAnchorArn", ra.trust_anchor_arn.clone()),
                 ("profileArn", ra.profile_arn.clone()),
                 ("roleArn", ra.role_arn.clone()),
@@ -262,12 +278,18 @@ impl HostAgent for SsmHosts {
             .await
         {
             Ok(out) => out,
-            Err(e) if e.as_service_error().and_then(|s| s.code()) == Some("InvocationDoesNotExist") => {
+            Err(e)
+                if e.as_service_error().and_then(|s| s.code())
+                    == Some("InvocationDoesNotExist") =>
+            {
                 return Ok(Invocation::Pending)
             }
             Err(e) => return Err(AwsError::from_sdk("SSM", "GetCommandInvocation", e)),
         };
-        let status = out.status().cloned().unwrap_or(CommandInvocationStatus::Pending);
+        let status = out
+            .status()
+            .cloned()
+            .unwrap_or(CommandInvocationStatus::Pending);
         let finished = !matches!(
             status,
             CommandInvocationStatus::Pending

@@ -10,12 +10,16 @@
 //! - [`hosts`]: Run Command (GenerateCsr / DeployCert documents, host reachability).
 //! - [`ca`]: Private CA (issue, fetch, CA certificate, revoke).
 //! - [`alerts`]: SNS alerts with a readable subject and a JSON body.
+//! - [`events`]: the EventBridge event shapes the functions receive.
+//! - [`failure`]: recording a failed rotation and alerting once per episode.
 //! - [`telemetry`]: JSON logs and CloudWatch embedded-metric-format metrics.
 
 pub mod alerts;
 pub mod ca;
 pub mod config;
 pub mod error;
+pub mod events;
+pub mod failure;
 pub mod hosts;
 pub mod telemetry;
 

@@ -1,0 +1,78 @@
+//! The EventBridge events the functions receive, with our own detail structs (the shapes AWS
+//! documents; `aws_lambda_events`' SSM types cannot parse the real events).
+
+use serde::Deserialize;
+
+/// `detail-type` of a Run Command invocation status change.
+pub const SSM_INVOCATION_STATUS: &str = "EC2 Command Invocation Status-change Notification";
+/// `detail-type` of a Private CA issuance.
+pub const PCA_ISSUANCE: &str = "ACM Private CA Certificate Issuance";
+/// `detail-type` of an S3 object creation.
+pub const S3_OBJECT_CREATED: &str = "Object Created";
+
+/// The EventBridge envelope.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Envelope<D> {
+    /// Event ID (for logs; EventBridge may deliver the same ID twice).
+    #[serde(default)]
+    pub id: String,
+    /// `detail-type`.
+    #[serde(rename = "detail-type")]
+    pub detail_type: String,
+    /// `source`, e.g. `aws.ssm`.
+    pub source: String,
+    /// Resource ARNs.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// The detail.
+    pub detail: D,
+}
+
+/// Detail of "EC2 Command Invocation Status-change Notification".
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommandInvocationDetail {
+    /// The command.
+    #[serde(rename = "command-id")]
+    pub command_id: String,
+    /// The document.
+    #[serde(rename = "document-name")]
+    pub document_name: String,
+    /// The host.
+    #[serde(rename = "instance-id")]
+    pub instance_id: String,
+    /// `Success`, `Failed`, `TimedOut`, `Cancelled`, …
+    pub status: String,
+}
+
+/// Detail of "ACM Private CA Certificate Issuance".
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssuanceDetail {
+    /// `success` or `failure`.
+    pub result: String,
+}
+
+/// Detail of S3 "Object Created".
+#[derive(Debug, Clone, Deserialize)]
+pub struct ObjectCreatedDetail {
+    /// The bucket.
+    pub bucket: BucketRef,
+    /// The object.
+    pub object: ObjectRef,
+}
+
+/// A bucket reference.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BucketRef {
+    /// Bucket name.
+    pub name: String,
+}
+
+/// An object reference.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ObjectRef {
+    /// Object key.
+    pub key: String,
+    /// Size in bytes.
+    #[serde(default)]
+    pub size: Option<u64>,
+}
