@@ -41,6 +41,6 @@ check-template: venv system-deps
 	cloudformation/check.sh $(VENV)
 
 nextest: venv system-deps
-	MOTO_SERVER=$(VENV)/bin/moto_server $(CARGO) nextest run --workspace --locked --no-fail-fast
+	MOTO_PYTHON=$(VENV)/bin/python $(CARGO) nextest run --workspace --locked --no-fail-fast
 
 test: venv system-deps lint check-template nextest

@@ -5,4 +5,7 @@
 //! services nothing third-party implements faithfully (Run Command, Private CA, Roles Anywhere).
 //! The production adapters reach all of them unchanged through `AWS_ENDPOINT_URL_*`.
 
+pub mod aws;
 pub mod emulators;
+pub mod moto;
+pub mod table;
