@@ -5,6 +5,7 @@ writes in two steps, so two concurrent writers can both pass the same condition.
 request at a time gives back the per-item atomicity the real service guarantees (moto is bound
 to one core by the GIL anyway, so little throughput is lost).
 """
+import os
 import sys
 
 import moto.server as server
@@ -13,7 +14,8 @@ _run_simple = server.run_simple
 
 
 def _serial(*args, **kwargs):
-    kwargs["threaded"] = False
+    # MOTO_THREADED=1 keeps moto's stock threaded server (benchmarks that do no conditional writes).
+    kwargs["threaded"] = os.environ.get("MOTO_THREADED") == "1"
     return _run_simple(*args, **kwargs)
 
 
