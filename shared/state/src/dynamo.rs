@@ -221,7 +221,12 @@ impl DynamoStore {
     }
 
     /// Runs one conditional transition and maps the new item back to a record.
-    async fn transition(&self, host: &HostId, name: &'static str, u: Update) -> Result<HostRecord, StoreError> {
+    async fn transition(
+        &self,
+        host: &HostId,
+        name: &'static str,
+        u: Update,
+    ) -> Result<HostRecord, StoreError> {
         let mut req = self
             .client
             .update_item()
@@ -240,7 +245,8 @@ impl DynamoStore {
         match req.send().await {
             Ok(out) => {
                 let item = out.attributes().cloned().unwrap_or_default();
-                record_from_item(&item).map_err(|(key, reason)| StoreError::InvalidRow { key, reason })
+                record_from_item(&item)
+                    .map_err(|(key, reason)| StoreError::InvalidRow { key, reason })
             }
             Err(e) if is_condition_failure(&e) => Err(TransitionConflict {
                 host: host.clone(),
@@ -316,7 +322,8 @@ impl Update {
     /// `version = version + 1` (or 1 for items never written by us), and the state's start time.
     fn bump(mut self, kind: StateKind, now: OffsetDateTime) -> Self {
         let v = self.name(attr::VERSION);
-        self.set.push(format!("{v} = if_not_exists({v}, :zero) + :one"));
+        self.set
+            .push(format!("{v} = if_not_exists({v}, :zero) + :one"));
         self.values.push((":zero".into(), num(0)));
         self.values.push((":one".into(), num(1)));
         self.set(attr::STATE, s(kind.as_str()))
@@ -347,7 +354,9 @@ fn rfc3339(t: OffsetDateTime) -> AttributeValue {
 /// `YYYY-MM-DD HH:MM:SS` UTC, as the original sample writes `expiry`.
 pub fn legacy_time(t: OffsetDateTime) -> String {
     let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    t.to_offset(time::UtcOffset::UTC).format(&fmt).unwrap_or_default()
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_default()
 }
 
 const IN_FLIGHT_PENDING: [&str; 7] = [
@@ -398,7 +407,10 @@ impl RotationFailer for DynamoStore {
             .set(attr::ATTEMPTS, num(attempts as i64))
             .set(attr::FAILED_STAGE, s(failure.stage.as_str()))
             .set(attr::FAILURE_REASON, s(&truncate(&failure.reason, 1000)))
-            .set(attr::NEXT_ATTEMPT_AT, num(failure.next_attempt_at.unix_timestamp()))
+            .set(
+                attr::NEXT_ATTEMPT_AT,
+                num(failure.next_attempt_at.unix_timestamp()),
+            )
             .remove(&[
                 attr::COMMAND_ID,
                 attr::PENDING_CERT_ARN,
@@ -426,7 +438,9 @@ impl RotationStarter for DynamoStore {
             .into());
         }
         let mut u = match record.version {
-            Some(v) => Update::new("#version = :expectedVersion").value(":expectedVersion", num(v as i64)),
+            Some(v) => {
+                Update::new("#version = :expectedVersion").value(":expectedVersion", num(v as i64))
+            }
             None => Update::new("attribute_not_exists(#version)"),
         };
         u = u.cond_names(&[attr::VERSION]);
@@ -457,7 +471,8 @@ impl RotationStarter for DynamoStore {
         .value(":csr", s(StateKind::CsrRequested.as_str()))
         .value(":rotation", s(rotation.as_str()))
         .set(attr::COMMAND_ID, s(command_id));
-        self.transition(host, "record the GenerateCsr command", u).await
+        self.transition(host, "record the GenerateCsr command", u)
+            .await
     }
 
     async fn revoked(
@@ -559,7 +574,8 @@ impl DeploymentRecorder for DynamoStore {
         .value(":deploying", s(StateKind::Deploying.as_str()))
         .value(":rotation", s(rotation.as_str()))
         .set(attr::COMMAND_ID, s(command_id));
-        self.transition(host, "record the DeployCert command", u).await
+        self.transition(host, "record the DeployCert command", u)
+            .await
     }
 
     async fn deployed(
@@ -654,7 +670,9 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     let retryable = match &e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
         SdkError::ServiceError(se) => matches!(
             se.err().code(),
             Some(
@@ -708,11 +726,12 @@ fn parse_record(item: &Item) -> Result<HostRecord, InvalidRow> {
         key_algorithm: r
             .string(attr::KEY_ALGORITHM)?
             .map(|k| {
-                k.parse().map_err(|e: pki::UnknownKeyAlgorithm| InvalidRow::BadValue {
-                    attribute: attr::KEY_ALGORITHM,
-                    shown: shown(&k),
-                    why: e.to_string(),
-                })
+                k.parse()
+                    .map_err(|e: pki::UnknownKeyAlgorithm| InvalidRow::BadValue {
+                        attribute: attr::KEY_ALGORITHM,
+                        shown: shown(&k),
+                        why: e.to_string(),
+                    })
             })
             .transpose()?,
     };
@@ -837,8 +856,7 @@ impl Reader<'_> {
         };
         let ok = !v.is_empty()
             && v.len() <= max
-            && v
-                .bytes()
+            && v.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b":/-_.".contains(&b));
         if ok {
             Ok(Some(v))
@@ -854,11 +872,15 @@ impl Reader<'_> {
     fn number(&self, a: &'static str) -> Result<Option<i64>, InvalidRow> {
         match self.0.get(a) {
             None | Some(AttributeValue::Null(_)) => Ok(None),
-            Some(AttributeValue::N(v)) => v.parse::<i64>().map(Some).map_err(|_| InvalidRow::BadValue {
-                attribute: a,
-                shown: shown(v),
-                why: "not a whole number".into(),
-            }),
+            Some(AttributeValue::N(v)) => {
+                v.parse::<i64>()
+                    .map(Some)
+                    .map_err(|_| InvalidRow::BadValue {
+                        attribute: a,
+                        shown: shown(v),
+                        why: "not a whole number".into(),
+                    })
+            }
             Some(_) => Err(InvalidRow::WrongType {
                 attribute: a,
                 expected: "number",
@@ -883,11 +905,13 @@ impl Reader<'_> {
         let Some(v) = self.string(a)? else {
             return Ok(None);
         };
-        parse_time(&v).map(Some).ok_or_else(|| InvalidRow::BadValue {
-            attribute: a,
-            shown: shown(&v),
-            why: "not a time (expected YYYY-MM-DD HH:MM:SS or RFC 3339)".into(),
-        })
+        parse_time(&v)
+            .map(Some)
+            .ok_or_else(|| InvalidRow::BadValue {
+                attribute: a,
+                shown: shown(&v),
+                why: "not a time (expected YYYY-MM-DD HH:MM:SS or RFC 3339)".into(),
+            })
     }
 }
 

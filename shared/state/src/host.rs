@@ -27,9 +27,7 @@ impl HostId {
         if ok {
             Ok(HostId(raw.to_owned()))
         } else {
-            Err(InvalidRow::HostId {
-                shown: shown(raw),
-            })
+            Err(InvalidRow::HostId { shown: shown(raw) })
         }
     }
 
@@ -46,7 +44,8 @@ impl fmt::Display for HostId {
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// An absolute directory path on a host, safe to hand to a document parameter: `/` followed by
@@ -146,7 +145,11 @@ pub enum InvalidRow {
 /// A short, escaped rendering of an untrusted value for messages and logs.
 pub fn shown(raw: &str) -> String {
     const MAX: usize = 48;
-    let mut out: String = raw.chars().take(MAX).flat_map(char::escape_default).collect();
+    let mut out: String = raw
+        .chars()
+        .take(MAX)
+        .flat_map(char::escape_default)
+        .collect();
     if raw.chars().count() > MAX {
         out.push_str(&format!("… ({} bytes)", raw.len()));
     }
@@ -177,7 +180,10 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(HostPath::parse("certPath", "/etc/pki/").unwrap().as_str(), "/etc/pki");
+        assert_eq!(
+            HostPath::parse("certPath", "/etc/pki/").unwrap().as_str(),
+            "/etc/pki"
+        );
         assert_eq!(HostPath::parse("certPath", "/").unwrap().as_str(), "/");
         for (bad, why) in [
             ("etc/pki", "absolute"),

@@ -103,7 +103,10 @@ impl PlanPolicy {
     /// The wait before retry number `failed + 1`, after `failed` failures (≥ 1).
     pub fn backoff(&self, failed: u32) -> Duration {
         let exp = failed.saturating_sub(1).min(20);
-        let secs = self.backoff_base.whole_seconds().saturating_mul(1i64 << exp);
+        let secs = self
+            .backoff_base
+            .whole_seconds()
+            .saturating_mul(1i64 << exp);
         Duration::seconds(secs).min(self.backoff_max)
     }
 }

@@ -98,8 +98,10 @@ pub trait FleetReader: Send + Sync {
     ) -> impl Future<Output = Result<FleetScan, StoreError>> + Send;
 
     /// One host's record (strongly consistent).
-    fn host(&self, host: &HostId)
-        -> impl Future<Output = Result<Option<HostRecord>, StoreError>> + Send;
+    fn host(
+        &self,
+        host: &HostId,
+    ) -> impl Future<Output = Result<Option<HostRecord>, StoreError>> + Send;
 }
 
 /// Outcome of failing a rotation.

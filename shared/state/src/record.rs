@@ -322,12 +322,13 @@ impl RotationState {
             transition: t.name(),
         };
         let next = match (self, &t) {
-            (S::Idle | S::Deployed | S::Failed { .. } | S::Revoked { .. }, Transition::Start(r)) => {
-                S::CsrRequested {
-                    rotation: r.clone(),
-                    command_id: None,
-                }
-            }
+            (
+                S::Idle | S::Deployed | S::Failed { .. } | S::Revoked { .. },
+                Transition::Start(r),
+            ) => S::CsrRequested {
+                rotation: r.clone(),
+                command_id: None,
+            },
             (
                 S::CsrRequested {
                     rotation,
