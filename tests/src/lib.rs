@@ -7,5 +7,7 @@
 
 pub mod aws;
 pub mod emulators;
+pub mod inbox;
 pub mod moto;
+pub mod stack;
 pub mod table;

@@ -378,6 +378,9 @@ where
             event.detail_type, d.document_name
         ));
     }
+    if !is_terminal(&d.status) {
+        return ignore(format!("status {} is not final", d.status));
+    }
     let Ok(host) = HostId::parse(&d.instance_id) else {
         return ignore(format!(
             "instance {} is not a managed-node ID",
@@ -433,8 +436,15 @@ where
         )
         .await;
     }
+    // The renewal point is placed once, here, from the certificate's real validity.
+    let renew_at =
+        deps.config
+            .plan
+            .renewal
+            .renewal_point(&host, pending.not_before, pending.not_after);
     let cert = DeployedCert {
         cert_arn: Some(cert_arn),
+        renew_at: Some(renew_at),
         ..pending
     };
     match deps.store.deployed(&host, &d.command_id, &cert, now).await {
@@ -481,4 +491,9 @@ where
         }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether a Run Command status is final (the stack's rule forwards only these).
+fn is_terminal(status: &str) -> bool {
+    !matches!(status, "Pending" | "InProgress" | "Delayed" | "Cancelling")
 }

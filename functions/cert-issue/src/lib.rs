@@ -144,6 +144,9 @@ where
     if d.document_name != deps.config.generate_csr_document {
         return ignore(format!("document {} is not GenerateCsr", d.document_name));
     }
+    if !is_terminal(&d.status) {
+        return ignore(format!("status {} is not final", d.status));
+    }
     let Ok(host) = HostId::parse(&d.instance_id) else {
         return ignore(format!(
             "instance {} is not a managed-node ID",
@@ -196,17 +199,10 @@ where
     };
 
     let stdout = match deps.hosts.invocation(&d.command_id, &host).await? {
-        Invocation::Pending if d.status == "Success" => {
+        Invocation::Pending => {
             return Err(IssueError::NotReady(
                 "the command output is not visible yet".into(),
             ))
-        }
-        Invocation::Pending => {
-            return fail(RotationFailure {
-                stage: FailureStage::RequestCsr,
-                ..failure(format!("GenerateCsr ended {}", d.status))
-            })
-            .await
         }
         Invocation::Finished {
             success: false,
@@ -280,4 +276,10 @@ where
 
 fn last_line(s: &str) -> Option<&str> {
     s.lines().rev().map(str::trim).find(|l| !l.is_empty())
+}
+
+/// Whether a Run Command status is final (the stack's rule forwards only these; this is the
+/// same rule in code, for events delivered some other way).
+pub fn is_terminal(status: &str) -> bool {
+    !matches!(status, "Pending" | "InProgress" | "Delayed" | "Cancelling")
 }

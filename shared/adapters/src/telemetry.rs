@@ -58,7 +58,8 @@ impl Metrics {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": NAMESPACE,
-                    "Dimensions": [["Function"]],
+                    // No dimensions: the stack's alarms watch the dimensionless metrics.
+                    "Dimensions": [[]],
                     "Metrics": defs,
                 }]
             }),

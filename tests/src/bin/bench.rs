@@ -35,30 +35,55 @@ async fn plan_10k() -> anyhow::Result<Value> {
         let na = nb + Duration::days(7);
         let is_due = i % 5 == 0;
         due += is_due as u64;
-        let renew_at = if is_due { now - Duration::minutes(5) } else { now + Duration::days(1) };
+        let renew_at = if is_due {
+            now - Duration::minutes(5)
+        } else {
+            now + Duration::days(1)
+        };
         let item: HashMap<String, AttributeValue> = [
             (attr::HOST_ID, s(&format!("mi-{i:017x}"))),
             (attr::STATE, s("DEPLOYED")),
             (attr::VERSION, AttributeValue::N("3".into())),
-            (attr::SERIAL, s("4c:1f:aa:00:9e:11:22:33:44:55:66:77:88:99:aa:bb")),
+            (
+                attr::SERIAL,
+                s("4c:1f:aa:00:9e:11:22:33:44:55:66:77:88:99:aa:bb"),
+            ),
             (attr::EXPIRY, s(&legacy_time(na))),
             (attr::NOT_AFTER, s(&legacy_time(na))),
-            (attr::RENEW_AT, AttributeValue::N(renew_at.unix_timestamp().to_string())),
+            (
+                attr::RENEW_AT,
+                AttributeValue::N(renew_at.unix_timestamp().to_string()),
+            ),
             (attr::CERT_PATH, s("/etc/pki/rolesanywhere")),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
-        batch.push(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build());
+        batch.push(
+            WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(item)).build()?)
+                .build(),
+        );
         if batch.len() == 25 || i + 1 == hosts {
             let mut pending = std::mem::take(&mut batch);
             while !pending.is_empty() {
-                let out = client.batch_write_item().request_items(table, pending).send().await?;
-                pending = out.unprocessed_items().and_then(|m| m.get(table)).cloned().unwrap_or_default();
+                let out = client
+                    .batch_write_item()
+                    .request_items(table, pending)
+                    .send()
+                    .await?;
+                pending = out
+                    .unprocessed_items()
+                    .and_then(|m| m.get(table))
+                    .cloned()
+                    .unwrap_or_default();
             }
         }
     }
-    eprintln!("plan_10k: seeded {hosts} hosts in {:.1} s", seed_start.elapsed().as_secs_f64());
+    eprintln!(
+        "plan_10k: seeded {hosts} hosts in {:.1} s",
+        seed_start.elapsed().as_secs_f64()
+    );
     let segments = 4;
     let store = DynamoStore::new(client, table, segments);
     let t = Instant::now();
@@ -68,7 +93,11 @@ async fn plan_10k() -> anyhow::Result<Value> {
     let seconds = t.elapsed().as_secs_f64();
     let t2 = Instant::now();
     let all = store.all_hosts().await?;
-    eprintln!("plan_10k: unfiltered scan of {} items: {:.3} s", all.records.len(), t2.elapsed().as_secs_f64());
+    eprintln!(
+        "plan_10k: unfiltered scan of {} items: {:.3} s",
+        all.records.len(),
+        t2.elapsed().as_secs_f64()
+    );
     let report = json!({
         "hosts": hosts, "due": due, "listed": listed, "items_read": scan.items_read,
         "pages": scan.pages, "segments": segments, "seconds": seconds,
@@ -100,6 +129,9 @@ async fn main() -> anyhow::Result<()> {
     if all || which.iter().any(|w| w == "plan_10k") {
         write_report("plan_10k", plan_10k().await?)?;
     }
-    println!("report: {}", workspace_root().join("target/bench/report.json").display());
+    println!(
+        "report: {}",
+        workspace_root().join("target/bench/report.json").display()
+    );
     Ok(())
 }

@@ -64,7 +64,6 @@ impl TableFixture {
             }
         }
     }
-
 }
 
 pub fn s(v: &str) -> AttributeValue {

@@ -4,4 +4,5 @@
 //! and S3) and the project's wire-protocol emulators. Nothing is an in-memory fake.
 
 mod common;
+mod rotation;
 mod state_store;

@@ -320,7 +320,10 @@ async fn hostile_rows_are_refused_and_the_rest_planned() {
             "hostID",
         ),
         (item(&[(attr::HOST_ID, s("i-123"))]), "hostID"),
-        (item(&[(attr::HOST_ID, s(&format!("mi-{}", &big[..2000])))]), "hostID"),
+        (
+            item(&[(attr::HOST_ID, s(&format!("mi-{}", &big[..2000])))]),
+            "hostID",
+        ),
         (
             item(&[
                 (attr::HOST_ID, s(&host_id(9001))),
@@ -409,7 +412,13 @@ async fn hostile_rows_are_refused_and_the_rest_planned() {
             ]),
             "keyAlgorithm",
         ),
-        (item(&[(attr::HOST_ID, s(&host_id(9014))), (attr::SERIAL, s("01; rm -rf /"))]), "serial"),
+        (
+            item(&[
+                (attr::HOST_ID, s(&host_id(9014))),
+                (attr::SERIAL, s("01; rm -rf /")),
+            ]),
+            "serial",
+        ),
     ];
     assert_eq!(hostile.len(), 20);
     let mut items: Vec<_> = hostile.iter().map(|(i, _)| i.clone()).collect();

@@ -1,0 +1,262 @@
+//! The whole local stack in one value: moto (DynamoDB, SNS, SQS), the Run Command and Private CA
+//! emulators, the production handlers wired to them through real SDK clients, and an event
+//! router that delivers the emulators' events the way the stack's EventBridge rules do.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::alerts::SnsAlerts;
+use adapters::ca::PrivateCa;
+use adapters::hosts::SsmHosts;
+use adapters::Config;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use state::DynamoStore;
+
+use crate::emulators::pca::{self, PcaConfig, PcaHandle};
+use crate::emulators::ssm::{self, HostSpec, SsmConfig, SsmHandle};
+use crate::emulators::{Capture, EventBus};
+use crate::inbox::AlertInbox;
+use crate::moto::MotoServer;
+
+/// Names of the two documents in the local stack.
+pub const GENERATE_CSR_DOCUMENT: &str = "certrotation-GenerateCsr";
+/// See [`GENERATE_CSR_DOCUMENT`].
+pub const DEPLOY_CERT_DOCUMENT: &str = "certrotation-DeployCert";
+
+type CheckDeps = cert_check::Deps<DynamoStore, SsmHosts, PrivateCa, SnsAlerts>;
+type IssueDeps = cert_issue::Deps<DynamoStore, SsmHosts, PrivateCa, SnsAlerts>;
+type DeployDeps = cert_deploy::Deps<DynamoStore, SsmHosts, PrivateCa, SnsAlerts>;
+
+/// The running local stack.
+pub struct LocalStack {
+    /// moto.
+    pub moto: MotoServer,
+    /// Run Command emulator.
+    pub ssm: SsmHandle,
+    /// Private CA emulator.
+    pub pca: PcaHandle,
+    /// Events from both emulators.
+    pub bus: EventBus,
+    /// Every exchange with both emulators.
+    pub capture: Capture,
+    /// The functions' configuration.
+    pub config: Config,
+    /// The state store (as CertCheck builds it).
+    pub store: DynamoStore,
+    /// What the alert topic received.
+    pub inbox: AlertInbox,
+    /// CertCheck's dependencies.
+    pub check: Arc<CheckDeps>,
+    /// CertIssue's dependencies.
+    pub issue: Arc<IssueDeps>,
+    /// CertDeploy's dependencies.
+    pub deploy: Arc<DeployDeps>,
+    /// Handler outcomes, in delivery order.
+    pub outcomes: Vec<Value>,
+}
+
+/// How the router delivers events.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Delivery {
+    /// Deliver every event twice (EventBridge is at least once).
+    pub duplicate: bool,
+    /// Deliver each batch in reverse order.
+    pub reverse: bool,
+}
+
+impl LocalStack {
+    /// Starts everything; `overrides` change the functions' environment.
+    pub async fn start(overrides: &[(&str, &str)]) -> anyhow::Result<LocalStack> {
+        let moto = MotoServer::start()?;
+        let bus = EventBus::new();
+        let capture = Capture::new();
+        let documents = ssm::load_documents(
+            crate::table::template_path(),
+            &[
+                ("GenerateCsrDocument", GENERATE_CSR_DOCUMENT),
+                ("DeployCertDocument", DEPLOY_CERT_DOCUMENT),
+            ],
+        )?;
+        let ssm = ssm::start(SsmConfig {
+            documents,
+            bus: bus.clone(),
+            capture: capture.clone(),
+            ..SsmConfig::default()
+        })
+        .await?;
+        let pca = pca::start(PcaConfig {
+            bus: bus.clone(),
+            capture: capture.clone(),
+            ..PcaConfig::default()
+        })
+        .await?;
+        let base = crate::aws::sdk_config(&moto.url(), true);
+        let dynamodb = aws_sdk_dynamodb::Client::new(&base);
+        crate::table::create_state_table(&dynamodb, "cert-rotation").await?;
+        let sns = aws_sdk_sns::Client::new(&base);
+        let topic = sns
+            .create_topic()
+            .name("cert-rotation-alerts")
+            .send()
+            .await?;
+        let topic_arn = topic.topic_arn().unwrap_or_default().to_owned();
+        let inbox = AlertInbox::subscribe(&moto.url(), &sns, &topic_arn).await?;
+
+        let mut env: HashMap<String, String> = [
+            ("TABLE_NAME", "cert-rotation".to_owned()),
+            ("ALERT_TOPIC_ARN", topic_arn.clone()),
+            ("CA_ARN", pca.ca_arn()),
+            ("SIGNING_ALGORITHM", "SHA256WITHECDSA".to_owned()),
+            ("GENERATE_CSR_DOCUMENT", GENERATE_CSR_DOCUMENT.to_owned()),
+            ("DEPLOY_CERT_DOCUMENT", DEPLOY_CERT_DOCUMENT.to_owned()),
+            ("SCAN_SEGMENTS", "2".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in overrides {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = Config::from_map(&env)?;
+        let ssm_client = aws_sdk_ssm::Client::new(&crate::aws::sdk_config(&ssm.url(), false));
+        let pca_client = aws_sdk_acmpca::Client::new(&crate::aws::sdk_config(&pca.url(), false));
+        let store = DynamoStore::new(dynamodb, &config.table_name, config.scan_segments);
+        let hosts = SsmHosts::new(
+            ssm_client,
+            &config.generate_csr_document,
+            &config.deploy_cert_document,
+        );
+        let ca = PrivateCa::new(
+            pca_client,
+            &config.ca_arn,
+            &config.signing_algorithm,
+            &config.template_arn,
+        );
+        let alerts = SnsAlerts::new(sns, &topic_arn);
+        macro_rules! deps {
+            ($t:ident) => {
+                Arc::new($t::Deps {
+                    store: store.clone(),
+                    hosts: hosts.clone(),
+                    ca: ca.clone(),
+                    alerts: alerts.clone(),
+                    config: config.clone(),
+                })
+            };
+        }
+        Ok(LocalStack {
+            check: deps!(cert_check),
+            issue: deps!(cert_issue),
+            deploy: deps!(cert_deploy),
+            moto,
+            ssm,
+            pca,
+            bus,
+            capture,
+            config,
+            store,
+            inbox,
+            outcomes: Vec::new(),
+        })
+    }
+
+    /// Registers an emulated host.
+    pub fn add_host(&self, host: &str, spec: HostSpec) -> std::path::PathBuf {
+        self.ssm.register_host(host, spec)
+    }
+
+    /// Invokes CertCheck as the scheduler or an operator would, with `payload`.
+    pub async fn cert_check(&self, payload: Value) -> anyhow::Result<Value> {
+        cert_check::handle(
+            self.check.clone(),
+            LambdaEvent {
+                payload,
+                context: Context::default(),
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("CertCheck failed: {e}"))
+    }
+
+    /// Delivers events until the system is quiet, as the stack's EventBridge rules route them.
+    /// A handler error (retryable) re-queues its event, as Lambda's async retries would.
+    pub async fn settle(&mut self, delivery: Delivery) -> anyhow::Result<()> {
+        let mut retries: HashMap<String, u32> = HashMap::new();
+        for _round in 0..200 {
+            self.ssm.wait_idle().await;
+            let mut events = self.bus.drain();
+            if events.is_empty() {
+                return Ok(());
+            }
+            if delivery.reverse {
+                events.reverse();
+            }
+            for event in events {
+                let copies = if delivery.duplicate { 2 } else { 1 };
+                for _ in 0..copies {
+                    match self.route(&event).await {
+                        Ok(Some(outcome)) => self.outcomes.push(outcome),
+                        Ok(None) => {}
+                        Err(e) => {
+                            let id = event["id"].as_str().unwrap_or_default().to_owned();
+                            let n = retries.entry(id).or_default();
+                            *n += 1;
+                            anyhow::ensure!(*n <= 5, "event retried too often: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            self.bus.push(event.clone());
+                        }
+                    }
+                }
+            }
+        }
+        anyhow::bail!("events never settled")
+    }
+
+    /// One event through the rule that matches it (None: no rule matches).
+    async fn route(&self, event: &Value) -> Result<Option<Value>, lambda_runtime::Error> {
+        let source = event["source"].as_str().unwrap_or_default();
+        let detail_type = event["detail-type"].as_str().unwrap_or_default();
+        let status = event["detail"]["status"].as_str().unwrap_or_default();
+        let document = event["detail"]["document-name"]
+            .as_str()
+            .unwrap_or_default();
+        let ctx = || LambdaEvent {
+            payload: event.clone(),
+            context: Context::default(),
+        };
+        let terminal = [
+            "Success",
+            "Failed",
+            "TimedOut",
+            "Cancelled",
+            "Undeliverable",
+            "Terminated",
+            "DeliveryTimedOut",
+            "ExecutionTimedOut",
+        ];
+        match (source, detail_type) {
+            ("aws.ssm", adapters::events::SSM_INVOCATION_STATUS) if terminal.contains(&status) => {
+                if document == self.config.generate_csr_document {
+                    cert_issue::handle(&self.issue, ctx()).await.map(Some)
+                } else if document == self.config.deploy_cert_document {
+                    cert_deploy::handle(&self.deploy, ctx()).await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            }
+            ("aws.acm-pca", adapters::events::PCA_ISSUANCE)
+                if event["resources"][0].as_str() == Some(self.config.ca_arn.as_str()) =>
+            {
+                cert_deploy::handle(&self.deploy, ctx()).await.map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A host spec for an ordinary online host with openssl.
+    pub fn online() -> HostSpec {
+        HostSpec::default()
+    }
+}

@@ -1,0 +1,446 @@
+//! Rotation end to end: CertCheck → GenerateCsr (real bash + openssl on emulated hosts) →
+//! CertIssue → Private CA → CertDeploy → DeployCert → DEPLOYED, and its failure paths.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pki::KeyAlgorithm;
+use serde_json::json;
+use state::plan::PlanPolicy;
+use state::ports::{Enroller, FleetReader};
+use state::record::{HostOverrides, RotationState, StateKind};
+use state::{HostId, HostPath};
+use tests::emulators::ssm::HostSpec;
+use tests::stack::{Delivery, LocalStack};
+
+fn host(i: u64) -> String {
+    format!("mi-{:017x}", 0xc0ffee000 + i)
+}
+
+/// Where a host's files are, in its sandbox.
+struct Files {
+    cert: PathBuf,
+    key: PathBuf,
+    chain: PathBuf,
+}
+
+fn files(stack: &LocalStack, h: &str, o: &HostOverrides) -> Files {
+    let root = stack.ssm.host_root(h);
+    let d = &stack.config.host_defaults;
+    let under = |p: &HostPath| root.join(p.as_str().trim_start_matches('/'));
+    Files {
+        cert: under(o.cert_path.as_ref().unwrap_or(&d.cert_path)).join(format!("{h}.crt")),
+        key: under(o.key_path.as_ref().unwrap_or(&d.key_path)).join(format!("{h}.key")),
+        chain: under(o.cacert_path.as_ref().unwrap_or(&d.cacert_path))
+            .join("ca_chain_certificate.crt"),
+    }
+}
+
+fn openssl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// What a user checks on a host after a rotation.
+fn assert_host_pair(
+    stack: &LocalStack,
+    h: &str,
+    f: &Files,
+    algorithm: KeyAlgorithm,
+) -> pki::CertificateFacts {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&f.key)
+        .unwrap_or_else(|e| panic!("{h}: key {}: {e}", f.key.display()))
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o400, "{h}: key mode");
+    let (ok, cert_pub) = openssl(&["x509", "-in", path(&f.cert), "-noout", "-pubkey"]);
+    assert!(ok, "{h}: {cert_pub}");
+    let (ok, key_pub) = openssl(&["pkey", "-in", path(&f.key), "-pubout"]);
+    assert!(ok, "{h}: {key_pub}");
+    assert_eq!(cert_pub, key_pub, "{h}: certificate carries the host's key");
+    let (ok, out) = openssl(&["verify", "-CAfile", path(&f.chain), path(&f.cert)]);
+    assert!(ok, "{h}: chain verifies: {out}");
+    let pem = std::fs::read_to_string(&f.cert).unwrap();
+    let facts = pki::parse_certificate_pem(&pem).unwrap();
+    assert_eq!(facts.subject_cn.as_deref(), Some(h));
+    // Private CA back-dates NotBefore by an hour; the 7 days run from issuance.
+    let left = facts.not_after - time::OffsetDateTime::now_utc();
+    assert!(
+        left <= time::Duration::days(7)
+            && left > time::Duration::days(7) - time::Duration::minutes(15),
+        "{h}: 7-day validity, {left} left"
+    );
+    assert!(
+        facts.has_client_auth && facts.has_digital_signature && !facts.is_ca,
+        "{h}: Roles Anywhere end-entity"
+    );
+    assert_eq!(
+        facts.key_kind.and_then(|k| k.key_algorithm()),
+        Some(algorithm),
+        "{h}: key type"
+    );
+    let ca = stack.pca.ca_certificate_pem();
+    pki::certificate_signed_by(&pem, &ca).expect("signed by our CA");
+    facts
+}
+
+async fn enrol(stack: &LocalStack, h: &str, o: &HostOverrides, spec: HostSpec) {
+    stack
+        .store
+        .enrol(&HostId::parse(h).unwrap(), o)
+        .await
+        .unwrap();
+    stack.add_host(h, spec);
+}
+
+fn mixed(i: u64) -> HostOverrides {
+    let p = |s: &str| Some(HostPath::parse("path", s).unwrap());
+    let mut o = HostOverrides::default();
+    if i % 2 == 1 {
+        o.cert_path = p("/srv/pki/certs");
+        o.key_path = p("/srv/pki/private");
+        o.cacert_path = p("/srv/pki/ca");
+    }
+    o.key_algorithm = Some(if i % 3 == 0 {
+        KeyAlgorithm::EcP256
+    } else {
+        KeyAlgorithm::Rsa2048
+    });
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_hosts_rotate_then_nothing_is_due() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let hosts: Vec<(String, HostOverrides)> = (0..20).map(|i| (host(i), mixed(i))).collect();
+    for (h, o) in &hosts {
+        enrol(&stack, h, o, HostSpec::default()).await;
+    }
+    let summary = stack.cert_check(json!({})).await.unwrap();
+    assert_eq!(
+        summary["started"].as_array().unwrap().len(),
+        20,
+        "{summary}"
+    );
+    stack.settle(Delivery::default()).await.unwrap();
+
+    for (h, o) in &hosts {
+        let record = stack
+            .store
+            .host(&HostId::parse(h).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.state, RotationState::Deployed, "{h}: {record:?}");
+        let f = files(&stack, h, o);
+        let facts = assert_host_pair(&stack, h, &f, o.key_algorithm.unwrap());
+        let current = record.current.unwrap();
+        assert_eq!(
+            current.serial.as_deref(),
+            Some(facts.serial.as_str()),
+            "table serial = certificate serial"
+        );
+        assert_eq!(current.not_after, facts.not_after);
+        assert!(current.renew_at.unwrap() < facts.not_after);
+    }
+    // The private keys never crossed the wire.
+    assert!(
+        stack.capture.find("PRIVATE KEY").is_empty(),
+        "no key material in any request or response"
+    );
+    assert!(!stack
+        .outcomes
+        .iter()
+        .any(|o| o.to_string().contains("PRIVATE KEY")));
+    let calls = stack.capture.calls();
+    assert_eq!(calls.get("ACMPCA.IssueCertificate"), Some(&20), "{calls:?}");
+
+    // A second run right after: nothing due, no command, no issuance.
+    let summary = stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    assert_eq!(summary["due"], 0, "{summary}");
+    assert!(summary["started"].as_array().unwrap().is_empty());
+    assert_eq!(
+        stack.capture.calls(),
+        calls,
+        "zero SendCommand and zero IssueCertificate"
+    );
+    let msgs = stack.inbox.messages().unwrap();
+    assert!(msgs.is_empty(), "no alerts: {msgs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn force_rotates_with_a_new_key_and_keeps_the_previous_pair() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let h = host(1);
+    let o = mixed(1);
+    enrol(&stack, &h, &o, HostSpec::default()).await;
+    stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    let f = files(&stack, &h, &o);
+    let first = assert_host_pair(&stack, &h, &f, KeyAlgorithm::Rsa2048);
+    let first_key = std::fs::read(&f.key).unwrap();
+
+    // Not due: a plain run does nothing; force does.
+    let s = stack.cert_check(json!({"hosts": [h]})).await.unwrap();
+    assert!(s["started"].as_array().unwrap().is_empty(), "{s}");
+    let dry = stack
+        .cert_check(json!({"hosts": [h], "force": true, "dryRun": true}))
+        .await
+        .unwrap();
+    assert_eq!(dry["plan"][0]["reason"], "rotate: forced", "{dry}");
+    assert!(stack.bus.is_empty(), "a dry run sends nothing");
+    let s = stack
+        .cert_check(json!({"hosts": [h], "force": true}))
+        .await
+        .unwrap();
+    assert_eq!(s["started"], json!([h]), "{s}");
+    stack.settle(Delivery::default()).await.unwrap();
+    let second = assert_host_pair(&stack, &h, &f, KeyAlgorithm::Rsa2048);
+    assert_ne!(first.serial, second.serial, "new serial");
+    assert_ne!(std::fs::read(&f.key).unwrap(), first_key, "new key");
+    let prev_key = f.key.with_extension("key.prev");
+    assert_eq!(
+        std::fs::read(&prev_key).unwrap(),
+        first_key,
+        "previous key kept as the backup"
+    );
+    let prev_cert = std::fs::read_to_string(f.cert.with_extension("crt.prev")).unwrap();
+    assert_eq!(
+        pki::parse_certificate_pem(&prev_cert).unwrap().serial,
+        first.serial
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicated_and_reordered_events_deploy_once() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    for i in 0..3 {
+        enrol(&stack, &host(i), &mixed(i), HostSpec::default()).await;
+    }
+    // Three concurrent CertCheck runs start each rotation once.
+    let (a, b, c) = tokio::join!(
+        stack.cert_check(json!({})),
+        stack.cert_check(json!({})),
+        stack.cert_check(json!({}))
+    );
+    let started: usize = [a, b, c]
+        .iter()
+        .map(|s| s.as_ref().unwrap()["started"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(started, 3, "each rotation started once across three runs");
+    stack
+        .settle(Delivery {
+            duplicate: true,
+            reverse: true,
+        })
+        .await
+        .unwrap();
+    let calls = stack.capture.calls();
+    assert_eq!(
+        calls.get("SSM.SendCommand"),
+        Some(&6),
+        "3 GenerateCsr + 3 DeployCert: {calls:?}"
+    );
+    assert!(calls.get("ACMPCA.IssueCertificate").copied().unwrap_or(0) >= 3);
+    assert_eq!(
+        stack.pca.issued().len(),
+        3,
+        "one certificate per rotation (idempotency token)"
+    );
+    for i in 0..3 {
+        let r = stack
+            .store
+            .host(&HostId::parse(&host(i)).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.state, RotationState::Deployed);
+    }
+    // An issuance event for a certificate no rotation waits for is ignored.
+    let foreign = json!({
+        "version": "0", "id": "x", "detail-type": "ACM Private CA Certificate Issuance", "source": "aws.acm-pca",
+        "account": "111122223333", "time": "2026-11-21T10:15:30Z", "region": "us-east-1",
+        "resources": [stack.config.ca_arn, format!("{}/certificate/00000000000000000000000000000000", stack.config.ca_arn)],
+        "detail": {"result": "success"}
+    });
+    let out = cert_deploy::handle(
+        &stack.deploy,
+        lambda_runtime::LambdaEvent {
+            payload: foreign,
+            context: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["outcome"], "ignored", "{out}");
+    assert!(
+        out["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no rotation is waiting"),
+        "{out}"
+    );
+    assert_eq!(
+        stack.capture.calls(),
+        calls,
+        "nothing called for a foreign event"
+    );
+}
+
+/// Fails one host's rotation a given way; checks FAILED with a reason, the live pair untouched
+/// (or absent if it never had one), and exactly one alert naming the host.
+async fn assert_failed_once(stack: &mut LocalStack, h: &str, reason_part: &str) {
+    let r = stack
+        .store
+        .host(&HostId::parse(h).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    match &r.state {
+        RotationState::Failed { reason, .. } => {
+            assert!(reason.contains(reason_part), "{h}: {reason}")
+        }
+        other => panic!("{h}: expected FAILED, got {other:?}"),
+    }
+    let msgs = stack.inbox.messages().unwrap().to_vec();
+    let mine: Vec<_> = msgs.iter().filter(|m| m.subject.contains(h)).collect();
+    assert_eq!(mine.len(), 1, "{h}: exactly one alert: {msgs:?}");
+    let body: serde_json::Value = serde_json::from_str(&mine[0].message).unwrap();
+    assert_eq!(body["host"], h);
+    assert!(
+        body["reason"].as_str().unwrap().contains(reason_part),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offline_host_and_host_without_openssl_fail_once_with_a_reason() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let (off, no_ssl) = (host(1), host(2));
+    enrol(
+        &stack,
+        &off,
+        &mixed(1),
+        HostSpec {
+            online: false,
+            has_openssl: true,
+        },
+    )
+    .await;
+    enrol(
+        &stack,
+        &no_ssl,
+        &mixed(2),
+        HostSpec {
+            online: true,
+            has_openssl: false,
+        },
+    )
+    .await;
+    stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    assert_failed_once(&mut stack, &off, "not online").await;
+    assert_failed_once(&mut stack, &no_ssl, "openssl not found").await;
+    assert_eq!(
+        stack.capture.calls().get("ACMPCA.IssueCertificate"),
+        None,
+        "nothing issued"
+    );
+    // The next run waits for the backoff: no second alert, no new command.
+    let s = stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    assert!(s["started"].as_array().unwrap().is_empty(), "{s}");
+    assert_failed_once(&mut stack, &off, "not online").await;
+    let r = stack
+        .store
+        .host(&HostId::parse(&no_ssl).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.state.kind(), StateKind::Failed);
+    assert!(
+        !files(&stack, &no_ssl, &mixed(2)).key.exists(),
+        "no key appeared"
+    );
+    let _ = PlanPolicy::default();
+}
+
+/// Replaces the emulated hosts' `openssl` with a wrapper that rewrites one argument, standing for
+/// a compromised or misconfigured host.
+fn tamper_openssl(stack: &LocalStack, h: &str, from: &str, to: &str) {
+    let base = stack
+        .ssm
+        .host_root(h)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let bin = base.join("bin/full/openssl");
+    let real = std::fs::canonicalize(&bin).unwrap();
+    let _ = std::fs::remove_file(&bin);
+    std::fs::write(
+        &bin,
+        format!(
+            "#!/bin/bash\nargs=()\nfor a in \"$@\"; do args+=(\"${{a//{from}/{to}}}\"); done\nexec {} \"${{args[@]}}\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn csr_for_another_host_is_refused_and_nothing_issued() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let h = host(1);
+    let mut o = mixed(1);
+    o.key_algorithm = Some(KeyAlgorithm::Rsa2048);
+    enrol(&stack, &h, &o, HostSpec::default()).await;
+    stack.ssm.host_root(&h);
+    tamper_openssl(&stack, &h, &format!("/CN={h}"), "/CN=mi-0000000000000bad0");
+    stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    assert_failed_once(&mut stack, &h, "CSR refused").await;
+    assert_eq!(
+        stack.capture.calls().get("ACMPCA.IssueCertificate"),
+        None,
+        "nothing issued"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rsa_1024_csr_is_refused() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let h = host(1);
+    let mut o = mixed(1);
+    o.key_algorithm = Some(KeyAlgorithm::Rsa2048);
+    enrol(&stack, &h, &o, HostSpec::default()).await;
+    tamper_openssl(&stack, &h, "rsa_keygen_bits:2048", "rsa_keygen_bits:1024");
+    stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    assert_failed_once(&mut stack, &h, "CSR refused").await;
+    assert_eq!(
+        stack.capture.calls().get("ACMPCA.IssueCertificate"),
+        None,
+        "nothing issued"
+    );
+}
