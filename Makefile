@@ -44,3 +44,9 @@ nextest: venv system-deps
 	MOTO_PYTHON=$(VENV)/bin/python $(CARGO) nextest run --workspace --locked --no-fail-fast
 
 test: venv system-deps lint check-template nextest
+
+demo: venv system-deps
+	MOTO_PYTHON=$(VENV)/bin/python $(CARGO) run --locked -q -p tests --bin demo
+
+bench: venv system-deps
+	MOTO_PYTHON=$(VENV)/bin/python $(CARGO) run --locked -q --release -p tests --bin bench

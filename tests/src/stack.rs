@@ -214,6 +214,25 @@ impl LocalStack {
         anyhow::bail!("events never settled")
     }
 
+    /// Delivers the events on the bus now (one round; retryable failures are re-queued).
+    pub async fn settle_round(&mut self, delivery: Delivery) -> anyhow::Result<()> {
+        let mut events = self.bus.drain();
+        if delivery.reverse {
+            events.reverse();
+        }
+        for event in events {
+            match self.route(&event).await {
+                Ok(Some(outcome)) => self.outcomes.push(outcome),
+                Ok(None) => {}
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    self.bus.push(event);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One event through the rule that matches it (None: no rule matches).
     async fn route(&self, event: &Value) -> Result<Option<Value>, lambda_runtime::Error> {
         let source = event["source"].as_str().unwrap_or_default();
