@@ -9,7 +9,7 @@ use std::time::Duration;
 use adapters::alerts::SnsAlerts;
 use adapters::ca::PrivateCa;
 use adapters::hosts::SsmHosts;
-use adapters::Config;
+use adapters::{AwsDeps, Config};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use state::DynamoStore;
@@ -24,10 +24,6 @@ use crate::moto::MotoServer;
 pub const GENERATE_CSR_DOCUMENT: &str = "certrotation-GenerateCsr";
 /// See [`GENERATE_CSR_DOCUMENT`].
 pub const DEPLOY_CERT_DOCUMENT: &str = "certrotation-DeployCert";
-
-type CheckDeps = cert_check::Deps<DynamoStore, SsmHosts, PrivateCa, SnsAlerts>;
-type IssueDeps = cert_issue::Deps<DynamoStore, SsmHosts, PrivateCa, SnsAlerts>;
-type DeployDeps = cert_deploy::Deps<DynamoStore, SsmHosts, PrivateCa, SnsAlerts>;
 
 /// The running local stack.
 pub struct LocalStack {
@@ -48,11 +44,11 @@ pub struct LocalStack {
     /// What the alert topic received.
     pub inbox: AlertInbox,
     /// CertCheck's dependencies.
-    pub check: Arc<CheckDeps>,
+    pub check: Arc<AwsDeps>,
     /// CertIssue's dependencies.
-    pub issue: Arc<IssueDeps>,
+    pub issue: Arc<AwsDeps>,
     /// CertDeploy's dependencies.
-    pub deploy: Arc<DeployDeps>,
+    pub deploy: Arc<AwsDeps>,
     /// Handler outcomes, in delivery order.
     pub outcomes: Vec<Value>,
 }
@@ -135,21 +131,17 @@ impl LocalStack {
             &config.template_arn,
         );
         let alerts = SnsAlerts::new(sns, &topic_arn);
-        macro_rules! deps {
-            ($t:ident) => {
-                Arc::new($t::Deps {
-                    store: store.clone(),
-                    hosts: hosts.clone(),
-                    ca: ca.clone(),
-                    alerts: alerts.clone(),
-                    config: config.clone(),
-                })
-            };
-        }
+        let deps = Arc::new(adapters::Deps {
+            store: store.clone(),
+            hosts,
+            ca,
+            alerts,
+            config: config.clone(),
+        });
         Ok(LocalStack {
-            check: deps!(cert_check),
-            issue: deps!(cert_issue),
-            deploy: deps!(cert_deploy),
+            check: deps.clone(),
+            issue: deps.clone(),
+            deploy: deps,
             moto,
             ssm,
             pca,

@@ -21,7 +21,7 @@ use adapters::ca::{CertificateAuthority, REVOCATION_REASONS};
 use adapters::failure::{fail_rotation, RotationFailure};
 use adapters::hosts::{CsrRequest, HostAgent, Reachability};
 use adapters::telemetry::Metrics;
-use adapters::{AwsError, Config};
+use adapters::AwsError;
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use state::plan::{plan_host, DueReason, Plan, PlanItem};
@@ -34,19 +34,7 @@ use tracing::Instrument;
 /// Rotations started at once (each is three small calls; SSM's SendCommand allows far more).
 const CONCURRENCY: usize = 16;
 
-/// What CertCheck needs.
-pub struct Deps<S, H, C, A> {
-    /// The state table.
-    pub store: S,
-    /// Run Command.
-    pub hosts: H,
-    /// Private CA (revocation only).
-    pub ca: C,
-    /// SNS alerts.
-    pub alerts: A,
-    /// Configuration.
-    pub config: Config,
-}
+pub use adapters::Deps;
 
 /// The manual payload (the scheduler sends `{}`).
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -21,7 +21,7 @@ use adapters::events::{
 use adapters::failure::{fail_rotation, RotationFailure};
 use adapters::hosts::{DeployRequest, HostAgent, Invocation};
 use adapters::telemetry::Metrics;
-use adapters::{AwsError, Config};
+use adapters::AwsError;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use state::ports::{DeploymentRecorder, FleetReader, StoreError};
@@ -30,19 +30,7 @@ use state::{HostId, HostRecord};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-/// What CertDeploy needs.
-pub struct Deps<S, H, C, A> {
-    /// The state table.
-    pub store: S,
-    /// Run Command.
-    pub hosts: H,
-    /// Private CA.
-    pub ca: C,
-    /// SNS alerts.
-    pub alerts: A,
-    /// Configuration.
-    pub config: Config,
-}
+pub use adapters::Deps;
 
 /// What happened to one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

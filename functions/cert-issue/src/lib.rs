@@ -13,7 +13,7 @@ use adapters::ca::CertificateAuthority;
 use adapters::events::{CommandInvocationDetail, Envelope, SSM_INVOCATION_STATUS};
 use adapters::failure::{fail_rotation, RotationFailure};
 use adapters::hosts::{HostAgent, Invocation};
-use adapters::{AwsError, Config};
+use adapters::AwsError;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use state::ports::{FleetReader, IssuanceRecorder, StoreError};
@@ -22,19 +22,7 @@ use state::HostId;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-/// What CertIssue needs.
-pub struct Deps<S, H, C, A> {
-    /// The state table.
-    pub store: S,
-    /// Run Command (to read the command output).
-    pub hosts: H,
-    /// Private CA.
-    pub ca: C,
-    /// SNS alerts.
-    pub alerts: A,
-    /// Configuration.
-    pub config: Config,
-}
+pub use adapters::Deps;
 
 /// What happened to one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

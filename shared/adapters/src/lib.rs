@@ -22,9 +22,11 @@ pub mod events;
 pub mod failure;
 pub mod hosts;
 pub mod telemetry;
+pub mod wiring;
 
 pub use config::Config;
 pub use error::AwsError;
+pub use wiring::{AwsDeps, Deps};
 
 /// The IAM actions an adapter calls, for the least-privilege check against the template.
 pub trait IamActions {

@@ -80,8 +80,8 @@ async fn main() -> anyhow::Result<()> {
 
     let fleet = stack.store.all_hosts().await?;
     println!(
-        "{:<22} {:<9} {:<50} {:<22} {:<22} {}",
-        "host", "state", "serial", "notAfter", "renewAt", "key"
+        "{:<22} {:<9} {:<50} {:<22} {:<22} key",
+        "host", "state", "serial", "notAfter", "renewAt"
     );
     let mut report_hosts = Vec::new();
     let mut failed = 0;
