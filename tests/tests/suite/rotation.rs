@@ -444,3 +444,23 @@ async fn rsa_1024_csr_is_refused() {
         "nothing issued"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_issuance_fails_the_rotation_once() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let h = host(4);
+    enrol(&stack, &h, &mixed(4), HostSpec::default()).await;
+    stack.pca.fail_next_issuance();
+    stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    assert_failed_once(&mut stack, &h, "issuance failed").await;
+    assert_eq!(
+        stack.capture.calls().get("SSM.SendCommand"),
+        Some(&1),
+        "no DeployCert sent"
+    );
+    assert!(
+        !files(&stack, &h, &mixed(4)).cert.exists(),
+        "no certificate installed"
+    );
+}
