@@ -366,7 +366,7 @@ where
             event.detail_type, d.document_name
         ));
     }
-    if !is_terminal(&d.status) {
+    if !adapters::events::is_final_status(&d.status) {
         return ignore(format!("status {} is not final", d.status));
     }
     let Ok(host) = HostId::parse(&d.instance_id) else {
@@ -479,9 +479,4 @@ where
         }),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Whether a Run Command status is final (the stack's rule forwards only these).
-fn is_terminal(status: &str) -> bool {
-    !matches!(status, "Pending" | "InProgress" | "Delayed" | "Cancelling")
 }

@@ -132,7 +132,7 @@ where
     if d.document_name != deps.config.generate_csr_document {
         return ignore(format!("document {} is not GenerateCsr", d.document_name));
     }
-    if !is_terminal(&d.status) {
+    if !adapters::events::is_final_status(&d.status) {
         return ignore(format!("status {} is not final", d.status));
     }
     let Ok(host) = HostId::parse(&d.instance_id) else {
@@ -264,10 +264,4 @@ where
 
 fn last_line(s: &str) -> Option<&str> {
     s.lines().rev().map(str::trim).find(|l| !l.is_empty())
-}
-
-/// Whether a Run Command status is final (the stack's rule forwards only these; this is the
-/// same rule in code, for events delivered some other way).
-pub fn is_terminal(status: &str) -> bool {
-    !matches!(status, "Pending" | "InProgress" | "Delayed" | "Cancelling")
 }

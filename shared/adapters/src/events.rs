@@ -76,3 +76,9 @@ pub struct ObjectRef {
     #[serde(default)]
     pub size: Option<u64>,
 }
+
+/// Whether a Run Command status is final. The stack's rules forward only final statuses; the
+/// handlers apply the same rule for events that arrive some other way.
+pub fn is_final_status(status: &str) -> bool {
+    !matches!(status, "Pending" | "InProgress" | "Delayed" | "Cancelling")
+}
