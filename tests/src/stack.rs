@@ -12,6 +12,7 @@ use adapters::hosts::SsmHosts;
 use adapters::{AwsDeps, Config};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
+use state::record::HostOverrides;
 use state::DynamoStore;
 
 use crate::emulators::pca::{self, PcaConfig, PcaHandle};
@@ -51,6 +52,20 @@ pub struct LocalStack {
     pub deploy: Arc<AwsDeps>,
     /// Handler outcomes, in delivery order.
     pub outcomes: Vec<Value>,
+    retries: HashMap<String, u32>,
+}
+
+/// A host's files, as paths in its sandbox.
+#[derive(Debug, Clone)]
+pub struct HostFiles {
+    /// The sandbox directory standing for the host's `/`.
+    pub root: std::path::PathBuf,
+    /// `{host}.crt`.
+    pub cert: std::path::PathBuf,
+    /// `{host}.key`.
+    pub key: std::path::PathBuf,
+    /// `ca_chain_certificate.crt`.
+    pub chain: std::path::PathBuf,
 }
 
 /// How the router delivers events.
@@ -151,6 +166,7 @@ impl LocalStack {
             store,
             inbox,
             outcomes: Vec::new(),
+            retries: HashMap::new(),
         })
     }
 
@@ -173,56 +189,58 @@ impl LocalStack {
     }
 
     /// Delivers events until the system is quiet, as the stack's EventBridge rules route them.
-    /// A handler error (retryable) re-queues its event, as Lambda's async retries would.
     pub async fn settle(&mut self, delivery: Delivery) -> anyhow::Result<()> {
-        let mut retries: HashMap<String, u32> = HashMap::new();
         for _round in 0..200 {
-            self.ssm.wait_idle().await;
-            let mut events = self.bus.drain();
-            if events.is_empty() {
+            if !self.settle_round(delivery).await? {
                 return Ok(());
-            }
-            if delivery.reverse {
-                events.reverse();
-            }
-            for event in events {
-                let copies = if delivery.duplicate { 2 } else { 1 };
-                for _ in 0..copies {
-                    match self.route(&event).await {
-                        Ok(Some(outcome)) => self.outcomes.push(outcome),
-                        Ok(None) => {}
-                        Err(e) => {
-                            let id = event["id"].as_str().unwrap_or_default().to_owned();
-                            let n = retries.entry(id).or_default();
-                            *n += 1;
-                            anyhow::ensure!(*n <= 5, "event retried too often: {e}");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                            self.bus.push(event.clone());
-                        }
-                    }
-                }
             }
         }
         anyhow::bail!("events never settled")
     }
 
-    /// Delivers the events on the bus now (one round; retryable failures are re-queued).
-    pub async fn settle_round(&mut self, delivery: Delivery) -> anyhow::Result<()> {
+    /// Waits for running host commands, then delivers the events on the bus once; returns
+    /// whether there were any. A handler error (retryable) re-queues its event, as Lambda's async
+    /// retries would, at most five times per event.
+    pub async fn settle_round(&mut self, delivery: Delivery) -> anyhow::Result<bool> {
+        self.ssm.wait_idle().await;
         let mut events = self.bus.drain();
+        if events.is_empty() {
+            return Ok(false);
+        }
         if delivery.reverse {
             events.reverse();
         }
+        let copies = if delivery.duplicate { 2 } else { 1 };
         for event in events {
-            match self.route(&event).await {
-                Ok(Some(outcome)) => self.outcomes.push(outcome),
-                Ok(None) => {}
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    self.bus.push(event);
+            for _ in 0..copies {
+                match self.route(&event).await {
+                    Ok(Some(outcome)) => self.outcomes.push(outcome),
+                    Ok(None) => {}
+                    Err(e) => {
+                        let id = event["id"].as_str().unwrap_or_default().to_owned();
+                        let n = self.retries.entry(id).or_default();
+                        *n += 1;
+                        anyhow::ensure!(*n <= 5, "event retried too often: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        self.bus.push(event.clone());
+                    }
                 }
             }
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// Where a host's certificate, key and chain are, in its sandbox.
+    pub fn host_files(&self, host: &str, overrides: &HostOverrides) -> HostFiles {
+        let root = self.ssm.host_root(host);
+        let s = self.config.settings_for(overrides);
+        let under = |p: &state::HostPath| root.join(p.as_str().trim_start_matches('/'));
+        HostFiles {
+            cert: under(&s.cert_path).join(format!("{host}.crt")),
+            key: under(&s.key_path).join(format!("{host}.key")),
+            chain: under(&s.cacert_path).join("ca_chain_certificate.crt"),
+            root,
+        }
     }
 
     /// One event through the rule that matches it (None: no rule matches).

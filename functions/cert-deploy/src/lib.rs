@@ -406,13 +406,9 @@ where
     };
     if d.status != "Success" {
         let why = match deps.hosts.invocation(&d.command_id, &host).await {
-            Ok(Invocation::Finished { stderr, .. }) => stderr
-                .lines()
-                .rev()
-                .map(str::trim)
-                .find(|l| !l.is_empty())
-                .unwrap_or("no error output")
-                .to_owned(),
+            Ok(Invocation::Finished { stderr, .. }) => {
+                adapters::hosts::host_error(&stderr).to_owned()
+            }
             Ok(Invocation::Pending) => "no output".into(),
             Err(e) => format!("output unavailable: {e}"),
         };

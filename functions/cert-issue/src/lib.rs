@@ -198,7 +198,7 @@ where
             stderr,
             ..
         } => {
-            let why = last_line(&stderr).unwrap_or("no error output");
+            let why = adapters::hosts::host_error(&stderr);
             return fail(RotationFailure {
                 stage: FailureStage::RequestCsr,
                 ..failure(format!("GenerateCsr {status} on the host: {why}"))
@@ -260,8 +260,4 @@ where
         Err(StoreError::Conflict(c)) => ignore(c.to_string()),
         Err(e) => Err(e.into()),
     }
-}
-
-fn last_line(s: &str) -> Option<&str> {
-    s.lines().rev().map(str::trim).find(|l| !l.is_empty())
 }

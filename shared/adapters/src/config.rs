@@ -25,23 +25,6 @@ pub struct ConfigError {
     pub problem: String,
 }
 
-/// Default directories on the hosts, used when the item has no override.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostDefaults {
-    /// `{host}.crt` directory.
-    pub cert_path: HostPath,
-    /// `{host}.key` directory.
-    pub key_path: HostPath,
-    /// `ca_chain_certificate.crt` directory.
-    pub cacert_path: HostPath,
-    /// `{host}.csr` directory.
-    pub csr_path: HostPath,
-    /// `aws_signing_helper` directory.
-    pub signing_helper_path: HostPath,
-    /// Key algorithm hosts generate.
-    pub key_algorithm: KeyAlgorithm,
-}
-
 /// Roles Anywhere settings the DeployCert document uses to test a new pair.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RolesAnywhere {
@@ -75,7 +58,7 @@ pub struct Config {
     /// `DEPLOY_CERT_DOCUMENT`.
     pub deploy_cert_document: String,
     /// `DEFAULT_*_PATH`, `HOST_KEY_ALGORITHM`.
-    pub host_defaults: HostDefaults,
+    pub host_defaults: HostSettings,
     /// `TRUST_ANCHOR_ARN`, `PROFILE_ARN`, `ROLE_ARN`, `REQUIRE_SIGNING_HELPER`.
     pub roles_anywhere: RolesAnywhere,
     /// `RELOAD_HOOK`: executable run on the host after a swap (absent: none).
@@ -165,7 +148,7 @@ impl Config {
             cert_validity_days: validity,
             generate_csr_document: req("GENERATE_CSR_DOCUMENT")?,
             deploy_cert_document: req("DEPLOY_CERT_DOCUMENT")?,
-            host_defaults: HostDefaults {
+            host_defaults: HostSettings {
                 cert_path: path("DEFAULT_CERT_PATH", "/etc/pki/rolesanywhere")?,
                 key_path: path("DEFAULT_KEY_PATH", "/etc/pki/rolesanywhere/private")?,
                 cacert_path: path("DEFAULT_CACERT_PATH", "/etc/pki/rolesanywhere")?,
@@ -262,7 +245,8 @@ mod tests {
     }
 }
 
-/// A host's effective directories and key algorithm: its overrides, else the stack's defaults.
+/// Directories on a host and its key algorithm: the stack's defaults, or a host's effective
+/// settings (its overrides, else the defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostSettings {
     /// `{host}.crt` directory.
@@ -282,8 +266,13 @@ pub struct HostSettings {
 impl Config {
     /// The effective settings for `record`.
     pub fn host_settings(&self, record: &state::HostRecord) -> HostSettings {
+        self.settings_for(&record.overrides)
+    }
+
+    /// The effective settings for a host with `overrides`.
+    pub fn settings_for(&self, overrides: &state::record::HostOverrides) -> HostSettings {
         let d = &self.host_defaults;
-        let o = &record.overrides;
+        let o = overrides;
         HostSettings {
             cert_path: o.cert_path.clone().unwrap_or_else(|| d.cert_path.clone()),
             key_path: o.key_path.clone().unwrap_or_else(|| d.key_path.clone()),

@@ -309,3 +309,32 @@ impl HostAgent for SsmHosts {
         })
     }
 }
+
+/// The line of a document's stderr that says why it failed: the last `ERROR: ` line our
+/// documents print, else the last non-empty line.
+pub fn host_error(stderr: &str) -> &str {
+    let lines = || {
+        stderr
+            .lines()
+            .rev()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+    };
+    lines()
+        .find(|l| l.starts_with("ERROR: "))
+        .or_else(|| lines().next())
+        .unwrap_or("no error output")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_error_prefers_the_error_line() {
+        assert_eq!(
+            super::host_error("noise\nERROR: openssl not found\nmore\n"),
+            "ERROR: openssl not found"
+        );
+        assert_eq!(super::host_error("a\nb\n\n"), "b");
+        assert_eq!(super::host_error(""), "no error output");
+    }
+}

@@ -56,19 +56,12 @@ async fn main() -> anyhow::Result<()> {
     );
     // Progress: deliver events in rounds and draw a bar of hosts deployed.
     let total = hosts.len();
-    loop {
-        stack.ssm.wait_idle().await;
-        if stack.bus.is_empty() {
-            break;
-        }
-        stack.settle_round(Delivery::default()).await?;
+    while stack.settle_round(Delivery::default()).await? {
         let fleet = stack.store.all_hosts().await?;
         let done = fleet
             .records
             .iter()
-            .filter(|r| {
-                r.state.kind() == StateKind::Deployed || r.state.kind() == StateKind::Failed
-            })
+            .filter(|r| matches!(r.state.kind(), StateKind::Deployed | StateKind::Failed))
             .count();
         eprint!(
             "\r[{:<24}] {done}/{total} settled",
@@ -96,13 +89,8 @@ async fn main() -> anyhow::Result<()> {
         if kind != StateKind::Deployed {
             failed += 1;
         }
-        let d = &stack.config.host_defaults;
-        let root = stack.ssm.host_root(h);
-        let under = |x: &HostPath| root.join(x.as_str().trim_start_matches('/'));
-        let cert = under(o.cert_path.as_ref().unwrap_or(&d.cert_path)).join(format!("{h}.crt"));
-        let key = under(o.key_path.as_ref().unwrap_or(&d.key_path)).join(format!("{h}.key"));
-        let chain = under(o.cacert_path.as_ref().unwrap_or(&d.cacert_path))
-            .join("ca_chain_certificate.crt");
+        let f = stack.host_files(h, o);
+        let (root, cert, key, chain) = (f.root, f.cert, f.key, f.chain);
         let dest = out.join("hosts").join(h);
         copy_tree(&root, &dest)?;
         let rel = |p: &PathBuf| {

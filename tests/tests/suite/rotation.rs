@@ -1,7 +1,7 @@
 //! Rotation end to end: CertCheck → GenerateCsr (real bash + openssl on emulated hosts) →
 //! CertIssue → Private CA → CertDeploy → DeployCert → DEPLOYED, and its failure paths.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use pki::KeyAlgorithm;
@@ -11,29 +11,10 @@ use state::ports::{Enroller, FleetReader};
 use state::record::{HostOverrides, RotationState, StateKind};
 use state::{HostId, HostPath};
 use tests::emulators::ssm::HostSpec;
-use tests::stack::{Delivery, LocalStack};
+use tests::stack::{Delivery, HostFiles, LocalStack};
 
 fn host(i: u64) -> String {
     format!("mi-{:017x}", 0xc0ffee000 + i)
-}
-
-/// Where a host's files are, in its sandbox.
-struct Files {
-    cert: PathBuf,
-    key: PathBuf,
-    chain: PathBuf,
-}
-
-fn files(stack: &LocalStack, h: &str, o: &HostOverrides) -> Files {
-    let root = stack.ssm.host_root(h);
-    let d = &stack.config.host_defaults;
-    let under = |p: &HostPath| root.join(p.as_str().trim_start_matches('/'));
-    Files {
-        cert: under(o.cert_path.as_ref().unwrap_or(&d.cert_path)).join(format!("{h}.crt")),
-        key: under(o.key_path.as_ref().unwrap_or(&d.key_path)).join(format!("{h}.key")),
-        chain: under(o.cacert_path.as_ref().unwrap_or(&d.cacert_path))
-            .join("ca_chain_certificate.crt"),
-    }
 }
 
 fn openssl(args: &[&str]) -> (bool, String) {
@@ -59,7 +40,7 @@ fn path(p: &Path) -> &str {
 fn assert_host_pair(
     stack: &LocalStack,
     h: &str,
-    f: &Files,
+    f: &HostFiles,
     algorithm: KeyAlgorithm,
 ) -> pki::CertificateFacts {
     use std::os::unix::fs::PermissionsExt;
@@ -148,7 +129,7 @@ async fn twenty_hosts_rotate_then_nothing_is_due() {
             .unwrap()
             .unwrap();
         assert_eq!(record.state, RotationState::Deployed, "{h}: {record:?}");
-        let f = files(&stack, h, o);
+        let f = stack.host_files(h, o);
         let facts = assert_host_pair(&stack, h, &f, o.key_algorithm.unwrap());
         let current = record.current.unwrap();
         assert_eq!(
@@ -193,7 +174,7 @@ async fn force_rotates_with_a_new_key_and_keeps_the_previous_pair() {
     enrol(&stack, &h, &o, HostSpec::default()).await;
     stack.cert_check(json!({})).await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();
-    let f = files(&stack, &h, &o);
+    let f = stack.host_files(&h, &o);
     let first = assert_host_pair(&stack, &h, &f, KeyAlgorithm::Rsa2048);
     let first_key = std::fs::read(&f.key).unwrap();
 
@@ -376,7 +357,7 @@ async fn offline_host_and_host_without_openssl_fail_once_with_a_reason() {
         .unwrap();
     assert_eq!(r.state.kind(), StateKind::Failed);
     assert!(
-        !files(&stack, &no_ssl, &mixed(2)).key.exists(),
+        !stack.host_files(&no_ssl, &mixed(2)).key.exists(),
         "no key appeared"
     );
     let _ = PlanPolicy::default();
@@ -460,7 +441,7 @@ async fn failed_issuance_fails_the_rotation_once() {
         "no DeployCert sent"
     );
     assert!(
-        !files(&stack, &h, &mixed(4)).cert.exists(),
+        !stack.host_files(&h, &mixed(4)).cert.exists(),
         "no certificate installed"
     );
 }
