@@ -9,6 +9,7 @@
 //! - [`error`]: one error type for AWS calls, classified retryable or not.
 //! - [`hosts`]: Run Command (GenerateCsr / DeployCert documents, host reachability).
 //! - [`ca`]: Private CA (issue, fetch, CA certificate, revoke).
+//! - [`crl`]: CRL objects in S3 and the trust anchor's CRL in Roles Anywhere.
 //! - [`alerts`]: SNS alerts with a readable subject and a JSON body.
 //! - [`events`]: the EventBridge event shapes the functions receive.
 //! - [`failure`]: recording a failed rotation and alerting once per episode.
@@ -17,6 +18,7 @@
 pub mod alerts;
 pub mod ca;
 pub mod config;
+pub mod crl;
 pub mod error;
 pub mod events;
 pub mod failure;

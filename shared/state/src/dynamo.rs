@@ -19,8 +19,8 @@ use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::host::{shown, HostId, HostPath, InvalidRow};
 use crate::ports::{
-    DeploymentRecorder, Enroller, FailOutcome, Failure, FleetReader, FleetScan, IssuanceRecorder,
-    RejectedRow, RotationFailer, RotationStarter, StoreError, TransitionConflict,
+    CrlLedger, DeploymentRecorder, Enroller, FailOutcome, Failure, FleetReader, FleetScan,
+    IssuanceRecorder, RejectedRow, RotationFailer, RotationStarter, StoreError, TransitionConflict,
 };
 use crate::record::{
     Attempts, DeployedCert, FailureStage, HostOverrides, HostRecord, RotationId, RotationState,
@@ -89,6 +89,10 @@ pub mod attr {
     pub const REVOKED_SERIAL: &str = "revokedSerial";
 }
 
+/// Keys of the service's own items in the table (not hosts): `crl#<CA id>` holds the CRL ledger.
+/// A managed-node ID never starts with it, and scans skip these items silently.
+pub const SERVICE_KEY_PREFIX: &str = "crl#";
+
 /// The table's shape, as the CloudFormation template defines it.
 pub struct TableSchema;
 
@@ -120,11 +124,6 @@ impl DynamoStore {
     /// The table name.
     pub fn table(&self) -> &str {
         &self.table
-    }
-
-    /// Reads the whole fleet, every host, valid or not (for reports and the demo's status table).
-    pub async fn all_hosts(&self) -> Result<FleetScan, StoreError> {
-        self.scan(None).await
     }
 
     async fn scan(&self, due_at: Option<OffsetDateTime>) -> Result<FleetScan, StoreError> {
@@ -186,6 +185,11 @@ impl DynamoStore {
             out.pages += 1;
             out.items_read += page.scanned_count().max(0) as u64;
             for item in page.items() {
+                if let Some(AttributeValue::S(k)) = item.get(attr::HOST_ID) {
+                    if k.starts_with(SERVICE_KEY_PREFIX) {
+                        continue;
+                    }
+                }
                 match record_from_item(item) {
                     Ok(r) => out.records.push(r),
                     Err((key, reason)) => {
@@ -372,6 +376,10 @@ const IN_FLIGHT_PENDING: [&str; 7] = [
 impl FleetReader for DynamoStore {
     async fn candidates(&self, now: OffsetDateTime) -> Result<FleetScan, StoreError> {
         self.scan(Some(now)).await
+    }
+
+    async fn all_hosts(&self) -> Result<FleetScan, StoreError> {
+        self.scan(None).await
     }
 
     async fn host(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
@@ -645,6 +653,59 @@ impl Enroller for DynamoStore {
             }
             .into()),
             Err(e) => Err(backend("PutItem", e)),
+        }
+    }
+}
+
+impl CrlLedger for DynamoStore {
+    async fn last_crl_number(&self, ca_id: &str) -> Result<Option<String>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(attr::HOST_ID, s(&format!("{SERVICE_KEY_PREFIX}{ca_id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend("GetItem", e))?;
+        Ok(out
+            .item()
+            .and_then(|i| i.get("crlNumber"))
+            .and_then(|v| v.as_s().ok())
+            .cloned())
+    }
+
+    async fn record_crl_number(
+        &self,
+        ca_id: &str,
+        previous: Option<&str>,
+        number: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(attr::HOST_ID, s(&format!("{SERVICE_KEY_PREFIX}{ca_id}")))
+            .update_expression("SET #n = :n, #at = :at")
+            .expression_attribute_names("#n", "crlNumber")
+            .expression_attribute_names("#at", "importedAt")
+            .expression_attribute_values(":n", s(number))
+            .expression_attribute_values(":at", num(now.unix_timestamp()));
+        req = match previous {
+            Some(p) => req
+                .condition_expression("#n = :prev")
+                .expression_attribute_values(":prev", s(p)),
+            None => req.condition_expression("attribute_not_exists(#n)"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(StoreError::Backend {
+                operation: "UpdateItem",
+                retryable: true,
+                source: format!("the CRL ledger of {ca_id} moved concurrently").into(),
+            }),
+            Err(e) => Err(backend("UpdateItem", e)),
         }
     }
 }

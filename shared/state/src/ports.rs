@@ -97,6 +97,9 @@ pub trait FleetReader: Send + Sync {
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<FleetScan, StoreError>> + Send;
 
+    /// Every host, valid or refused (reports, and CRLProcessor's serial lookup).
+    fn all_hosts(&self) -> impl Future<Output = Result<FleetScan, StoreError>> + Send;
+
     /// One host's record (strongly consistent).
     fn host(
         &self,
@@ -228,5 +231,24 @@ pub trait Enroller: Send + Sync {
         &self,
         host: &HostId,
         overrides: &HostOverrides,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The last CRL imported to the trust anchor, per CA (CRLProcessor only imports newer ones).
+pub trait CrlLedger: Send + Sync {
+    /// The last imported CRL number of `ca_id` (lower-case hex), if any.
+    fn last_crl_number(
+        &self,
+        ca_id: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Records `number` as imported if the ledger still holds `previous` (optimistic concurrency:
+    /// a concurrent import of another CRL makes this a conflict).
+    fn record_crl_number(
+        &self,
+        ca_id: &str,
+        previous: Option<&str>,
+        number: &str,
+        now: OffsetDateTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
