@@ -9,5 +9,6 @@ pub mod aws;
 pub mod emulators;
 pub mod inbox;
 pub mod moto;
+pub mod recorder;
 pub mod stack;
 pub mod table;

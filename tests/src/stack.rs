@@ -20,6 +20,7 @@ use crate::emulators::ssm::{self, HostSpec, SsmConfig, SsmHandle};
 use crate::emulators::{Capture, EventBus};
 use crate::inbox::AlertInbox;
 use crate::moto::MotoServer;
+use crate::recorder::CallRecorder;
 
 /// Names of the two documents in the local stack.
 pub const GENERATE_CSR_DOCUMENT: &str = "certrotation-GenerateCsr";
@@ -52,7 +53,71 @@ pub struct LocalStack {
     pub deploy: Arc<AwsDeps>,
     /// Handler outcomes, in delivery order.
     pub outcomes: Vec<Value>,
+    /// Every AWS operation each function called.
+    pub recorder: CallRecorder,
+    /// Where each service answers.
+    pub endpoints: Endpoints,
     retries: HashMap<String, u32>,
+}
+
+/// Where each service of the local stack answers.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// moto (DynamoDB, SNS, S3, SQS).
+    pub moto: String,
+    /// The Run Command emulator.
+    pub ssm: String,
+    /// The Private CA emulator.
+    pub pca: String,
+}
+
+impl Endpoints {
+    /// `function`'s production adapters, each client recording its calls. Retries are off towards
+    /// the emulators: their errors are answers, not faults.
+    pub fn deps(
+        &self,
+        config: &Config,
+        recorder: &CallRecorder,
+        function: &'static str,
+    ) -> AwsDeps {
+        let rec = recorder.for_function(function);
+        let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&crate::aws::sdk_config(&self.moto, true))
+                .interceptor(rec.clone())
+                .build(),
+        );
+        let ssm = aws_sdk_ssm::Client::from_conf(
+            aws_sdk_ssm::config::Builder::from(&crate::aws::sdk_config(&self.ssm, false))
+                .interceptor(rec.clone())
+                .build(),
+        );
+        let pca = aws_sdk_acmpca::Client::from_conf(
+            aws_sdk_acmpca::config::Builder::from(&crate::aws::sdk_config(&self.pca, false))
+                .interceptor(rec.clone())
+                .build(),
+        );
+        let sns = aws_sdk_sns::Client::from_conf(
+            aws_sdk_sns::config::Builder::from(&crate::aws::sdk_config(&self.moto, true))
+                .interceptor(rec)
+                .build(),
+        );
+        adapters::Deps {
+            store: DynamoStore::new(dynamodb, &config.table_name, config.scan_segments),
+            hosts: SsmHosts::new(
+                ssm,
+                &config.generate_csr_document,
+                &config.deploy_cert_document,
+            ),
+            ca: PrivateCa::new(
+                pca,
+                &config.ca_arn,
+                &config.signing_algorithm,
+                &config.template_arn,
+            ),
+            alerts: SnsAlerts::new(sns, &config.alert_topic_arn),
+            config: config.clone(),
+        }
+    }
 }
 
 /// A host's files, as paths in its sandbox.
@@ -131,32 +196,20 @@ impl LocalStack {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
         let config = Config::from_map(&env)?;
-        let ssm_client = aws_sdk_ssm::Client::new(&crate::aws::sdk_config(&ssm.url(), false));
-        let pca_client = aws_sdk_acmpca::Client::new(&crate::aws::sdk_config(&pca.url(), false));
+        let recorder = CallRecorder::new();
+        let endpoints = Endpoints {
+            moto: moto.url(),
+            ssm: ssm.url(),
+            pca: pca.url(),
+        };
         let store = DynamoStore::new(dynamodb, &config.table_name, config.scan_segments);
-        let hosts = SsmHosts::new(
-            ssm_client,
-            &config.generate_csr_document,
-            &config.deploy_cert_document,
-        );
-        let ca = PrivateCa::new(
-            pca_client,
-            &config.ca_arn,
-            &config.signing_algorithm,
-            &config.template_arn,
-        );
-        let alerts = SnsAlerts::new(sns, &topic_arn);
-        let deps = Arc::new(adapters::Deps {
-            store: store.clone(),
-            hosts,
-            ca,
-            alerts,
-            config: config.clone(),
-        });
+        let deps = |f| Arc::new(endpoints.deps(&config, &recorder, f));
         Ok(LocalStack {
-            check: deps.clone(),
-            issue: deps.clone(),
-            deploy: deps,
+            check: deps("CertCheck"),
+            issue: deps("CertIssue"),
+            deploy: deps("CertDeploy"),
+            recorder,
+            endpoints,
             moto,
             ssm,
             pca,
