@@ -35,6 +35,7 @@
 //! ```
 
 pub mod pca;
+pub mod rolesanywhere;
 pub mod ssm;
 pub mod wire;
 
