@@ -11,6 +11,7 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 /// Counts of `Service.Operation` per function (e.g. `"CertCheck"` → `"dynamodb.UpdateItem"` → 3).
@@ -45,6 +46,23 @@ impl CallRecorder {
         self.calls.lock().expect("recorder lock").clone()
     }
 
+    /// The IAM actions `function` exercised (`dynamodb:UpdateItem`, `acm-pca:IssueCertificate`, …).
+    pub fn iam_actions(&self, function: &str) -> std::collections::BTreeSet<String> {
+        self.snapshot()
+            .get(function)
+            .into_iter()
+            .flat_map(|ops| ops.keys())
+            .map(|op| {
+                let (service, action) = op.split_once('.').unwrap_or((op, ""));
+                let prefix = match service {
+                    "ACM PCA" => "acm-pca".to_owned(),
+                    other => other.to_ascii_lowercase(),
+                };
+                format!("{prefix}:{action}")
+            })
+            .collect()
+    }
+
     /// Total calls per `service.Operation` across functions.
     pub fn totals(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
@@ -62,9 +80,12 @@ impl Intercept for FunctionRecorder {
         "CallRecorder"
     }
 
-    fn read_before_execution(
+    // Not `read_before_execution`: client interceptors run that before the operation's metadata
+    // is in the config bag.
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(m) = cfg.load::<Metadata>() {

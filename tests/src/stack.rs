@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use adapters::alerts::SnsAlerts;
 use adapters::ca::PrivateCa;
+use adapters::crl::{RolesAnywhereCrls, S3Crls};
 use adapters::hosts::SsmHosts;
 use adapters::{AwsDeps, Config};
 use lambda_runtime::{Context, LambdaEvent};
@@ -16,6 +17,7 @@ use state::record::HostOverrides;
 use state::DynamoStore;
 
 use crate::emulators::pca::{self, PcaConfig, PcaHandle};
+use crate::emulators::rolesanywhere::{self, RolesAnywhereConfig, RolesAnywhereHandle};
 use crate::emulators::ssm::{self, HostSpec, SsmConfig, SsmHandle};
 use crate::emulators::{Capture, EventBus};
 use crate::inbox::AlertInbox;
@@ -53,6 +55,10 @@ pub struct LocalStack {
     pub deploy: Arc<AwsDeps>,
     /// Handler outcomes, in delivery order.
     pub outcomes: Vec<Value>,
+    /// CRLProcessor's dependencies.
+    pub crl: Arc<CrlDeps>,
+    /// Roles Anywhere emulator.
+    pub rolesanywhere: RolesAnywhereHandle,
     /// Every AWS operation each function called.
     pub recorder: CallRecorder,
     /// Where each service answers.
@@ -69,9 +75,46 @@ pub struct Endpoints {
     pub ssm: String,
     /// The Private CA emulator.
     pub pca: String,
+    /// The Roles Anywhere emulator.
+    pub rolesanywhere: String,
 }
 
+/// CRLProcessor's dependencies in the local stack.
+pub type CrlDeps =
+    crl_processor::Deps<DynamoStore, S3Crls, RolesAnywhereCrls, PrivateCa, SnsAlerts>;
+
+/// The bucket Private CA writes CRLs to in the local stack.
+pub const CRL_BUCKET: &str = "cert-rotation-crl";
+
 impl Endpoints {
+    /// CRLProcessor's production adapters, each client recording its calls.
+    pub fn crl_deps(&self, config: &Config, recorder: &CallRecorder) -> CrlDeps {
+        let rec = recorder.for_function("CRLProcessor");
+        let base = self.deps(config, recorder, "CRLProcessor");
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&crate::aws::sdk_config(&self.moto, true))
+                .force_path_style(true)
+                .interceptor(rec.clone())
+                .build(),
+        );
+        let ra = aws_sdk_rolesanywhere::Client::from_conf(
+            aws_sdk_rolesanywhere::config::Builder::from(&crate::aws::sdk_config(
+                &self.rolesanywhere,
+                false,
+            ))
+            .interceptor(rec)
+            .build(),
+        );
+        crl_processor::Deps {
+            store: base.store,
+            source: S3Crls::new(s3),
+            anchor: RolesAnywhereCrls::new(ra, &config.roles_anywhere.trust_anchor_arn),
+            ca: base.ca,
+            alerts: base.alerts,
+            config: base.config,
+        }
+    }
+
     /// `function`'s production adapters, each client recording its calls. Retries are off towards
     /// the emulators: their errors are answers, not faults.
     pub fn deps(
@@ -165,7 +208,13 @@ impl LocalStack {
         let pca = pca::start(PcaConfig {
             bus: bus.clone(),
             capture: capture.clone(),
+            crl: Some(pca::CrlTarget::new(moto.url(), CRL_BUCKET)),
             ..PcaConfig::default()
+        })
+        .await?;
+        let rolesanywhere = rolesanywhere::start(RolesAnywhereConfig {
+            capture: capture.clone(),
+            ..RolesAnywhereConfig::default()
         })
         .await?;
         let base = crate::aws::sdk_config(&moto.url(), true);
@@ -188,6 +237,8 @@ impl LocalStack {
             ("GENERATE_CSR_DOCUMENT", GENERATE_CSR_DOCUMENT.to_owned()),
             ("DEPLOY_CERT_DOCUMENT", DEPLOY_CERT_DOCUMENT.to_owned()),
             ("SCAN_SEGMENTS", "2".to_owned()),
+            ("TRUST_ANCHOR_ARN", rolesanywhere.trust_anchor_arn()),
+            ("CRL_BUCKET", CRL_BUCKET.to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -201,6 +252,7 @@ impl LocalStack {
             moto: moto.url(),
             ssm: ssm.url(),
             pca: pca.url(),
+            rolesanywhere: rolesanywhere.url(),
         };
         let store = DynamoStore::new(dynamodb, &config.table_name, config.scan_segments);
         let deps = |f| Arc::new(endpoints.deps(&config, &recorder, f));
@@ -208,6 +260,8 @@ impl LocalStack {
             check: deps("CertCheck"),
             issue: deps("CertIssue"),
             deploy: deps("CertDeploy"),
+            crl: Arc::new(endpoints.crl_deps(&config, &recorder)),
+            rolesanywhere,
             recorder,
             endpoints,
             moto,
@@ -327,6 +381,14 @@ impl LocalStack {
                 } else {
                     Ok(None)
                 }
+            }
+            ("aws.s3", adapters::events::S3_OBJECT_CREATED)
+                if event["detail"]["bucket"]["name"].as_str() == Some(CRL_BUCKET)
+                    && event["detail"]["object"]["key"]
+                        .as_str()
+                        .is_some_and(|k| k.starts_with(&self.config.crl_prefix)) =>
+            {
+                crl_processor::handle(&self.crl, ctx()).await.map(Some)
             }
             ("aws.acm-pca", adapters::events::PCA_ISSUANCE)
                 if event["resources"][0].as_str() == Some(self.config.ca_arn.as_str()) =>

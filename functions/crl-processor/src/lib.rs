@@ -185,6 +185,13 @@ where
     };
     let last = deps.store.last_crl_number(ca).await?;
     let last_number: Option<CrlNumber> = last.as_deref().and_then(|n| n.parse().ok());
+    if last_number.as_ref() == Some(&facts.crl_number) {
+        // A duplicated event, or an event that arrived after a newer CRL overwrote the object.
+        return ignore(format!(
+            "CRL number {} is already imported",
+            facts.crl_number
+        ));
+    }
     if !pki::crl_is_newer(&facts, last_number.as_ref()) {
         return refuse(format!(
             "CRL number {} is not newer than the last imported ({}): replayed or out of order",

@@ -4,5 +4,6 @@
 //! and S3) and the project's wire-protocol emulators. Nothing is an in-memory fake.
 
 mod common;
+mod crl;
 mod rotation;
 mod state_store;
