@@ -6,7 +6,6 @@ use std::future::Future;
 use serde::Serialize;
 
 use crate::error::AwsError;
-use crate::IamActions;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -99,10 +98,6 @@ pub trait Alerts: Send + Sync {
 pub struct SnsAlerts {
     client: aws_sdk_sns::Client,
     topic_arn: String,
-}
-
-impl IamActions for SnsAlerts {
-    const ACTIONS: &'static [&'static str] = &["sns:Publish"];
 }
 
 impl SnsAlerts {

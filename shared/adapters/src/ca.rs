@@ -9,7 +9,6 @@ use aws_sdk_acmpca::primitives::Blob;
 use aws_sdk_acmpca::types::{RevocationReason, SigningAlgorithm, Validity, ValidityPeriodType};
 
 use crate::error::AwsError;
-use crate::IamActions;
 
 /// The answer to a certificate fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,15 +55,6 @@ pub struct PrivateCa {
     ca_arn: String,
     signing_algorithm: String,
     template_arn: String,
-}
-
-impl IamActions for PrivateCa {
-    const ACTIONS: &'static [&'static str] = &[
-        "acm-pca:IssueCertificate",
-        "acm-pca:GetCertificate",
-        "acm-pca:GetCertificateAuthorityCertificate",
-        "acm-pca:RevokeCertificate",
-    ];
 }
 
 /// The revocation reasons Private CA accepts.

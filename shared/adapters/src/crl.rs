@@ -10,7 +10,6 @@ use std::future::Future;
 use aws_sdk_rolesanywhere::primitives::Blob;
 
 use crate::error::AwsError;
-use crate::IamActions;
 
 /// Largest CRL object we read (a Private CA CRL with thousands of entries is far below this).
 pub const MAX_CRL_BYTES: i64 = 4 * 1024 * 1024;
@@ -55,10 +54,6 @@ pub trait TrustAnchorCrls: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct S3Crls {
     client: aws_sdk_s3::Client,
-}
-
-impl IamActions for S3Crls {
-    const ACTIONS: &'static [&'static str] = &["s3:GetObject"];
 }
 
 impl S3Crls {
@@ -107,14 +102,6 @@ impl CrlSource for S3Crls {
 pub struct RolesAnywhereCrls {
     client: aws_sdk_rolesanywhere::Client,
     trust_anchor_arn: String,
-}
-
-impl IamActions for RolesAnywhereCrls {
-    const ACTIONS: &'static [&'static str] = &[
-        "rolesanywhere:ListCrls",
-        "rolesanywhere:UpdateCrl",
-        "rolesanywhere:ImportCrl",
-    ];
 }
 
 impl RolesAnywhereCrls {

@@ -15,7 +15,6 @@ use state::{HostId, HostPath, RotationId};
 
 use crate::config::RolesAnywhere;
 use crate::error::AwsError;
-use crate::IamActions;
 
 /// Whether a host can take a command now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,14 +119,6 @@ pub struct SsmHosts {
     client: aws_sdk_ssm::Client,
     generate_csr_document: String,
     deploy_cert_document: String,
-}
-
-impl IamActions for SsmHosts {
-    const ACTIONS: &'static [&'static str] = &[
-        "ssm:DescribeInstanceInformation",
-        "ssm:SendCommand",
-        "ssm:GetCommandInvocation",
-    ];
 }
 
 impl SsmHosts {

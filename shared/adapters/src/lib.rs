@@ -2,8 +2,8 @@
 //!
 //! Ports are small traits named after what the domain needs ("ask a host for a CSR", "issue a
 //! certificate", "raise an alert"), not after the AWS call. Each SDK-backed adapter only does I/O
-//! and maps to domain types; no SDK type crosses into the handlers. Each adapter also declares
-//! the IAM actions it calls ([`IamActions`]), so the stack's roles can be checked against code.
+//! and maps to domain types; no SDK type crosses into the handlers. What each function
+//! really calls is recorded in the end-to-end tests and compared with its IAM role.
 //!
 //! - [`config`]: the one typed `Config::from_env()` each function reads at cold start.
 //! - [`error`]: one error type for AWS calls, classified retryable or not.
@@ -29,9 +29,3 @@ pub mod wiring;
 pub use config::Config;
 pub use error::AwsError;
 pub use wiring::{AwsDeps, Deps};
-
-/// The IAM actions an adapter calls, for the least-privilege check against the template.
-pub trait IamActions {
-    /// `service:Action` strings, e.g. `ssm:SendCommand`.
-    const ACTIONS: &'static [&'static str];
-}

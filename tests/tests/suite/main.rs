@@ -5,5 +5,6 @@
 
 mod common;
 mod crl;
+mod least_privilege;
 mod rotation;
 mod state_store;

@@ -1,0 +1,146 @@
+//! Least privilege you can check: each function's IAM role in the template allows exactly the AWS
+//! actions that function's code calls — derived by running the scenarios that reach every call
+//! (rotation, offline host, failed deployment, forced rotation, revocation, CRL import) with an
+//! SDK interceptor on each function's clients — no more, no fewer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+use serde_yaml::Value;
+use state::ports::Enroller;
+use state::record::HostOverrides;
+use state::HostId;
+use tests::emulators::ssm::HostSpec;
+use tests::stack::{Delivery, LocalStack};
+
+/// The template's role actions per function, leaving out the log-writing statement (Lambda's own).
+fn template_actions() -> BTreeMap<String, BTreeSet<String>> {
+    let template = tests::table::template().unwrap();
+    let mut out = BTreeMap::new();
+    for f in ["CertCheck", "CertIssue", "CertDeploy", "CRLProcessor"] {
+        let role = &template["Resources"][format!("{f}Role").as_str()]["Properties"];
+        let mut actions = BTreeSet::new();
+        for policy in role["Policies"].as_sequence().expect("inline policies") {
+            for st in policy["PolicyDocument"]["Statement"]
+                .as_sequence()
+                .expect("statements")
+            {
+                if st["Sid"].as_str() == Some("WriteOwnLogs") {
+                    continue;
+                }
+                assert_eq!(st["Effect"].as_str(), Some("Allow"));
+                match &st["Action"] {
+                    Value::String(a) => {
+                        actions.insert(a.clone());
+                    }
+                    Value::Sequence(list) => {
+                        actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
+                    }
+                    other => panic!("{f}: unexpected Action {other:?}"),
+                }
+            }
+        }
+        out.insert(f.to_owned(), actions);
+    }
+    out
+}
+
+fn host(i: u64) -> String {
+    format!("mi-{:017x}", 0x1a3000 + i)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_role_allows_exactly_what_its_function_calls() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    // Three healthy hosts, one offline, one whose DeployCert will fail.
+    for i in 0..5 {
+        let spec = HostSpec {
+            online: i != 3,
+            has_openssl: true,
+        };
+        stack
+            .store
+            .enrol(&HostId::parse(&host(i)).unwrap(), &HostOverrides::default())
+            .await
+            .unwrap();
+        stack.add_host(&host(i), spec);
+    }
+    stack.cert_check(json!({})).await.unwrap();
+    // Round 1: GenerateCsr results reach CertIssue; then take host 4's staged key away so its
+    // DeployCert fails on the host.
+    stack.settle_round(Delivery::default()).await.unwrap();
+    let staged = stack
+        .host_files(&host(4), &HostOverrides::default())
+        .key
+        .with_extension("key.next");
+    std::fs::remove_file(&staged).unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    // A forced rotation of a named host, a revocation with immediate re-issue, and its CRL.
+    stack
+        .cert_check(json!({"hosts": [host(0)], "force": true}))
+        .await
+        .unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    stack
+        .cert_check(json!({"revoke": {"host": host(1), "reason": "SUPERSEDED", "rotate": true}}))
+        .await
+        .unwrap();
+    stack.pca.publish_crl().await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    // A second CRL: UpdateCrl rather than ImportCrl.
+    stack.pca.publish_crl().await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+
+    // Refusals alert from CertIssue and CRLProcessor: a CRL from another CA, then a host whose
+    // CSR names another host (a tampered openssl, as in the rotation tests).
+    let key = stack.pca.crl_key().unwrap();
+    stack
+        .pca
+        .put_crl_object(&key, &stack.pca.foreign_crl_der())
+        .await
+        .unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    let bin = stack
+        .host_files(&host(2), &HostOverrides::default())
+        .root
+        .join("../../bin/full/openssl");
+    let real = std::fs::canonicalize(&bin).unwrap();
+    std::fs::remove_file(&bin).unwrap();
+    std::fs::write(&bin, format!("#!/bin/bash\nargs=()\nfor a in \"$@\"; do args+=(\"${{a//CN=mi-/CN=xx-}}\"); done\nexec {} \"${{args[@]}}\"\n", real.display())).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    stack
+        .cert_check(json!({"hosts": [host(2)], "force": true}))
+        .await
+        .unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    let subjects: Vec<String> = stack
+        .inbox
+        .messages()
+        .unwrap()
+        .iter()
+        .map(|m| m.subject.clone())
+        .collect();
+    assert!(
+        subjects.iter().any(|s| s.contains("CRL refused")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s.contains(&host(2)) && s.contains("ISSUE")),
+        "{subjects:?}"
+    );
+
+    let template = template_actions();
+    let mut mismatches = Vec::new();
+    for (function, allowed) in &template {
+        let called = stack.recorder.iam_actions(function);
+        let extra: Vec<_> = allowed.difference(&called).collect();
+        let missing: Vec<_> = called.difference(allowed).collect();
+        if !extra.is_empty() || !missing.is_empty() {
+            mismatches.push(format!("{function}: allowed but never called {extra:?}; called but not allowed {missing:?}"));
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+}
