@@ -108,6 +108,13 @@ fn mixed(i: u64) -> HostOverrides {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_hosts_rotate_then_nothing_is_due() {
+    // Every log line of the handlers and the SDK, at debug level, kept to search for key material.
+    let logs = LogBuffer::default();
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(logs.clone())
+        .try_init();
     let mut stack = LocalStack::start(&[]).await.unwrap();
     let hosts: Vec<(String, HostOverrides)> = (0..20).map(|i| (host(i), mixed(i))).collect();
     for (h, o) in &hosts {
@@ -145,6 +152,23 @@ async fn twenty_hosts_rotate_then_nothing_is_due() {
         stack.capture.find("PRIVATE KEY").is_empty(),
         "no key material in any request or response"
     );
+    let logged = logs.text();
+    assert!(
+        logged.contains("certificate deployed"),
+        "the handlers' logs were captured"
+    );
+    assert!(
+        !logged.contains("PRIVATE KEY"),
+        "no key material in any log line"
+    );
+    for (h, o) in &hosts {
+        let key = std::fs::read_to_string(stack.host_files(h, o).key).unwrap();
+        let body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+        assert!(
+            !logged.contains(&body[..40]),
+            "{h}: its key's bytes are not in the logs"
+        );
+    }
     assert!(!stack
         .outcomes
         .iter()
@@ -444,4 +468,140 @@ async fn failed_issuance_fails_the_rotation_once() {
         !stack.host_files(&h, &mixed(4)).cert.exists(),
         "no certificate installed"
     );
+}
+
+/// A shared in-memory log sink for `tracing_subscriber`.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deploy_with_a_wrong_chain_leaves_the_live_pair_untouched() {
+    use adapters::ca::{CertificateAuthority, Fetched};
+    use adapters::hosts::{CsrRequest, DeployRequest, HostAgent, Invocation};
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let h = host(7);
+    let o = mixed(7);
+    enrol(&stack, &h, &o, HostSpec::default()).await;
+    stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    let f = stack.host_files(&h, &o);
+    let live = |f: &HostFiles| [&f.cert, &f.key, &f.chain].map(|p| std::fs::read(p).unwrap());
+    let before = live(&f);
+
+    // Drive the host by hand: a new staged key and CSR, a real certificate for it, and a chain
+    // from another CA.
+    let agent = &stack.check.hosts;
+    let id = HostId::parse(&h).unwrap();
+    let settings = stack.config.settings_for(&o);
+    let rotation = state::RotationId("by-hand-0001".into());
+    let cmd = agent
+        .request_csr(&CsrRequest {
+            host: &id,
+            key_path: &settings.key_path,
+            csr_path: &settings.csr_path,
+            key_algorithm: settings.key_algorithm,
+            rotation: &rotation,
+        })
+        .await
+        .unwrap();
+    stack.ssm.wait_idle().await;
+    let mut out = Invocation::Pending;
+    while out == Invocation::Pending {
+        out = agent.invocation(&cmd, &id).await.unwrap();
+    }
+    let Invocation::Finished { stdout, .. } = out else {
+        unreachable!()
+    };
+    let csr = pki::extract_csr_pem(&stdout).unwrap();
+    let ca = &stack.check.ca;
+    let arn = ca.issue(&csr, 7, "by-hand-0001").await.unwrap();
+    let mut fetched = Fetched::Pending;
+    while fetched == Fetched::Pending {
+        fetched = ca.fetch(&arn).await.unwrap();
+    }
+    let Fetched::Ready { certificate, .. } = fetched else {
+        unreachable!()
+    };
+    let other_ca = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap()
+        .pem();
+    let cmd = agent
+        .deploy(&DeployRequest {
+            host: &id,
+            cert_path: &settings.cert_path,
+            key_path: &settings.key_path,
+            cacert_path: &settings.cacert_path,
+            signing_helper_path: &settings.signing_helper_path,
+            certificate_pem: &certificate,
+            chain_pem: &other_ca,
+            roles_anywhere: &stack.config.roles_anywhere,
+            reload_hook: None,
+            rotation: &rotation,
+        })
+        .await
+        .unwrap();
+    stack.ssm.wait_idle().await;
+    let mut out = Invocation::Pending;
+    while out == Invocation::Pending {
+        out = agent.invocation(&cmd, &id).await.unwrap();
+    }
+    let Invocation::Finished {
+        success, stderr, ..
+    } = out
+    else {
+        unreachable!()
+    };
+    assert!(!success, "DeployCert refuses a chain that does not verify");
+    let why = adapters::hosts::host_error(&stderr);
+    assert!(why.starts_with("ERROR: ") && why.contains("verif"), "{why}");
+    assert_eq!(
+        live(&f),
+        before,
+        "the live certificate, key and chain are byte for byte unchanged"
+    );
+    let (ok, out) = openssl(&["verify", "-CAfile", path(&f.chain), path(&f.cert)]);
+    assert!(ok, "the live pair still verifies: {out}");
+}
+
+#[tokio::test]
+async fn the_emulator_runs_the_template_documents_byte_for_byte() {
+    let stack = LocalStack::start(&[]).await.unwrap();
+    let template = tests::table::template().unwrap();
+    for (logical, name) in [
+        ("GenerateCsrDocument", tests::stack::GENERATE_CSR_DOCUMENT),
+        ("DeployCertDocument", tests::stack::DEPLOY_CERT_DOCUMENT),
+    ] {
+        let content = &template["Resources"][logical]["Properties"]["Content"];
+        assert_eq!(content["schemaVersion"].as_str(), Some("2.2"));
+        let script = content["mainSteps"][0]["inputs"]["runCommand"][0]
+            .as_str()
+            .unwrap();
+        assert_eq!(stack.ssm.document_script(name), script, "{logical}");
+        assert!(script.len() > 1000, "{logical} is the real script");
+    }
 }
