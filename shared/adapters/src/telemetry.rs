@@ -71,13 +71,19 @@ impl Metrics {
         Value::Object(doc)
     }
 
-    /// Prints the document on stdout (nothing if no value was recorded).
+    /// Prints the document on stdout in Lambda (nothing if no value was recorded); outside
+    /// Lambda it becomes a debug log line.
     pub fn emit(&self, function: &str) {
         if self.values.is_empty() {
             return;
         }
         let ts = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
         let line = self.document(function, ts).to_string();
+        // CloudWatch reads EMF from a Lambda's stdout; elsewhere (tests, the demo) it is a log line.
+        if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
+            tracing::debug!(metrics = %line, "metrics");
+            return;
+        }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
     }

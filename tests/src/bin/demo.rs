@@ -19,7 +19,9 @@ use tests::stack::{Delivery, LocalStack};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let out = workspace_root().join("target/demo");
+    let out = std::env::var_os("DEMO_OUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/demo"));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("hosts"))?;
     eprintln!("starting the local stack (moto, Run Command and Private CA emulators)…");
@@ -70,6 +72,64 @@ async fn main() -> anyhow::Result<()> {
         std::io::stderr().flush()?;
     }
     eprintln!();
+
+    // Revocation: an operator revokes one host's certificate through CertCheck; Private CA writes
+    // its CRL to S3 (the real service does so within about 30 minutes; the emulator at once);
+    // CRLProcessor puts it on the trust anchor; the next scheduled run re-issues the host.
+    let victim = hosts[3].0.clone();
+    let victim_id = HostId::parse(&victim)?;
+    let old_serial = stack
+        .store
+        .host(&victim_id)
+        .await?
+        .and_then(|r| r.current)
+        .and_then(|c| c.serial)
+        .ok_or_else(|| anyhow::anyhow!("{victim} has no certificate to revoke"))?;
+    eprintln!("revoking {victim}'s certificate {old_serial} (KEY_COMPROMISE)…");
+    let revoked = stack
+        .cert_check(json!({"revoke": {"host": victim, "reason": "KEY_COMPROMISE"}}))
+        .await?;
+    anyhow::ensure!(
+        revoked.get("error").is_none(),
+        "revocation failed: {revoked}"
+    );
+    let crl = stack.pca.publish_crl().await?;
+    eprintln!(
+        "Private CA wrote CRL number {} to s3://{}/{}",
+        crl.number, crl.bucket, crl.key
+    );
+    stack.settle(Delivery::default()).await?;
+    let ta = stack.config.roles_anywhere.trust_anchor_arn.clone();
+    let anchor = stack.rolesanywhere.crls_for(&ta);
+    let ca_pem = stack.pca.ca_certificate_pem();
+    let mut anchor_json = Vec::new();
+    for c in &anchor {
+        let facts = pki::check_crl(&c.der, &ca_pem)?;
+        anchor_json.push(json!({
+            "crlId": c.crl_id, "name": c.name, "enabled": c.enabled,
+            "crlNumber": facts.crl_number.to_string(), "revokedSerials": facts.revoked_serials,
+        }));
+    }
+    anyhow::ensure!(
+        anchor.len() == 1
+            && anchor_json[0]["revokedSerials"]
+                .as_array()
+                .is_some_and(|a| a.contains(&json!(old_serial))),
+        "the trust anchor does not hold one CRL listing {old_serial}: {anchor_json:?}"
+    );
+    eprintln!(
+        "trust anchor: 1 CRL (number {}), listing {old_serial}",
+        anchor_json[0]["crlNumber"]
+    );
+    eprintln!("running the schedule again: the revoked host is re-issued…");
+    stack.cert_check(json!({})).await?;
+    stack.settle(Delivery::default()).await?;
+    std::fs::create_dir_all(out.join("crl"))?;
+    std::fs::write(out.join("crl/latest.crl"), &crl.der)?;
+    std::fs::write(
+        out.join("trust-anchor-crls.json"),
+        serde_json::to_string_pretty(&anchor_json)?,
+    )?;
 
     let fleet = stack.store.all_hosts().await?;
     println!(
@@ -129,7 +189,17 @@ async fn main() -> anyhow::Result<()> {
         }));
     }
     std::fs::write(out.join("ca.pem"), stack.pca.ca_certificate_pem())?;
-    let report = json!({ "hosts": report_hosts, "revokedSerials": [] });
+    let new_serial = report_hosts[3]["serial"].clone();
+    anyhow::ensure!(
+        new_serial != json!(old_serial) && report_hosts[3]["state"] == "DEPLOYED",
+        "{victim} was not re-issued after its revocation"
+    );
+    println!();
+    println!(
+        "{victim}: serial {old_serial} revoked, on the trust anchor's CRL; re-issued as {}",
+        new_serial.as_str().unwrap_or("")
+    );
+    let report = json!({ "hosts": report_hosts, "revokedSerials": [old_serial] });
     std::fs::write(
         out.join("report.json"),
         serde_json::to_string_pretty(&report)?,
@@ -138,7 +208,7 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("alerts published: {alerts}");
     println!(
-        "files: {} (report.json, ca.pem, hosts/<hostID>/…)",
+        "files: {} (report.json, ca.pem, crl/latest.crl, trust-anchor-crls.json, hosts/<hostID>/…)",
         out.display()
     );
     println!(

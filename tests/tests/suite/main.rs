@@ -5,6 +5,7 @@
 
 mod common;
 mod crl;
+mod demo;
 mod least_privilege;
 mod rotation;
 mod state_store;
