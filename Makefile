@@ -48,5 +48,25 @@ test: venv system-deps lint check-template nextest
 demo: venv system-deps
 	MOTO_PYTHON=$(VENV)/bin/python $(CARGO) run --locked -q -p tests --bin demo
 
+# Release builds: the function binaries for the cold-start figures, the bench itself.
 bench: venv system-deps
-	MOTO_PYTHON=$(VENV)/bin/python $(CARGO) run --locked -q --release -p tests --bin bench
+	$(CARGO) build --locked --release -p cert-check -p cert-issue -p cert-deploy -p crl-processor -p tests --bin bench
+	MOTO_PYTHON=$(VENV)/bin/python target/release/bench
+
+# Packaging tools (cargo-lambda, zig), kept apart from requirements-dev.txt so `make test` stays lean.
+$(VENV)/.stamp-package: requirements-package.txt
+	@test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-package.txt
+	@touch $@
+
+# The four Lambda functions for arm64 (provided.al2023), one zip each under target/lambda/<function>/.
+# zig and cargo-zigbuild cache under $XDG_CACHE_HOME: a fixed path keeps that cache across builds.
+FUNCTIONS := cert-check cert-issue cert-deploy crl-processor
+LAMBDA_DIR := target/lambda
+PACKAGE_CACHE := $(CURDIR)/target/.cache
+
+package: $(VENV)/.stamp-package
+	@rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
+	PATH="$(VENV)/bin:$$PATH" XDG_CACHE_HOME=$(PACKAGE_CACHE) $(CARGO) lambda build --locked --release --arm64 \
+	  --output-format zip --lambda-dir $(LAMBDA_DIR) $(addprefix -p ,$(FUNCTIONS))
+	$(PY) scripts/check-lambda-zips.py $(LAMBDA_DIR) $(FUNCTIONS)
