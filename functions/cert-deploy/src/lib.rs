@@ -409,7 +409,12 @@ where
             Ok(Invocation::Finished { stderr, .. }) => {
                 adapters::hosts::host_error(&stderr).to_owned()
             }
-            Ok(Invocation::Pending) => "no output".into(),
+            Ok(Invocation::Pending) => {
+                // Right after the status change the invocation may not be visible yet: retry.
+                return Err(DeployError::NotReady(
+                    "the DeployCert output is not visible yet".into(),
+                ));
+            }
             Err(e) => format!("output unavailable: {e}"),
         };
         return fail(

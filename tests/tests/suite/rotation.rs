@@ -605,3 +605,50 @@ async fn the_emulator_runs_the_template_documents_byte_for_byte() {
         assert!(script.len() > 1000, "{logical} is the real script");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failed_deployment_on_the_host_keeps_the_pair_and_alerts_once() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let h = host(8);
+    let o = mixed(8);
+    enrol(&stack, &h, &o, HostSpec::default()).await;
+    stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    let f = stack.host_files(&h, &o);
+    let before = [&f.cert, &f.key, &f.chain].map(|p| std::fs::read(p).unwrap());
+
+    // Rotate again, and lose the staged key on the host before DeployCert runs.
+    stack
+        .cert_check(json!({"hosts": [h], "force": true}))
+        .await
+        .unwrap();
+    stack.settle_round(Delivery::default()).await.unwrap();
+    std::fs::remove_file(f.key.with_extension("key.next")).unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+
+    assert_failed_once(&mut stack, &h, "staged").await;
+    let r = stack
+        .store
+        .host(&HostId::parse(&h).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            r.state,
+            RotationState::Failed {
+                stage: state::record::FailureStage::Verify,
+                ..
+            }
+        ),
+        "{:?}",
+        r.state
+    );
+    assert_eq!(
+        [&f.cert, &f.key, &f.chain].map(|p| std::fs::read(p).unwrap()),
+        before,
+        "live pair untouched"
+    );
+    let (ok, out) = openssl(&["verify", "-CAfile", path(&f.chain), path(&f.cert)]);
+    assert!(ok, "the host still has a working pair: {out}");
+}
