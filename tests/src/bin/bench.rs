@@ -357,14 +357,16 @@ fn write_report(key: &str, value: Value) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let all = which.is_empty();
+    // Cold starts first, on a quiet machine. (Run after rotate_100 in the same process, one of
+    // the functions' first DynamoDB call sometimes never got an answer: not understood yet.)
+    if all || which.iter().any(|w| w == "cold_start") {
+        write_report("cold_start", cold_start().await?)?;
+    }
     if all || which.iter().any(|w| w == "plan_10k") {
         write_report("plan_10k", plan_10k().await?)?;
     }
     if all || which.iter().any(|w| w == "rotate_100") {
         write_report("rotate_100", rotate_100().await?)?;
-    }
-    if all || which.iter().any(|w| w == "cold_start") {
-        write_report("cold_start", cold_start().await?)?;
     }
     println!(
         "report: {}",
