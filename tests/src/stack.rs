@@ -399,6 +399,45 @@ impl LocalStack {
         }
     }
 
+    /// Enrols `host` in the table (as an admin would) and registers it with Run Command.
+    pub async fn enrol_host(
+        &self,
+        host: &str,
+        overrides: &HostOverrides,
+        spec: HostSpec,
+    ) -> anyhow::Result<()> {
+        use state::ports::Enroller;
+        self.store
+            .enrol(&state::HostId::parse(host)?, overrides)
+            .await?;
+        self.add_host(host, spec);
+        Ok(())
+    }
+
+    /// Replaces the emulated hosts' `openssl` with a wrapper that rewrites `from` to `to` in its
+    /// arguments: a compromised or misconfigured host. The tool directory is shared by this
+    /// stack's hosts (`host` only locates it), and by no other stack.
+    pub fn tamper_openssl(&self, host: &str, from: &str, to: &str) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let root = self.ssm.host_root(host);
+        let base = root
+            .parent()
+            .and_then(|p| p.parent())
+            .ok_or_else(|| anyhow::anyhow!("unexpected sandbox layout"))?;
+        let bin = base.join("bin/full/openssl");
+        let real = std::fs::canonicalize(&bin)?;
+        std::fs::remove_file(&bin)?;
+        std::fs::write(
+            &bin,
+            format!(
+                "#!/bin/bash\nargs=()\nfor a in \"$@\"; do args+=(\"${{a//{from}/{to}}}\"); done\nexec {} \"${{args[@]}}\"\n",
+                real.display()
+            ),
+        )?;
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
+        Ok(())
+    }
+
     /// A host spec for an ordinary online host with openssl.
     pub fn online() -> HostSpec {
         HostSpec::default()

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use pki::KeyAlgorithm;
 use serde_json::json;
-use state::ports::{Enroller, FleetReader};
+use state::ports::FleetReader;
 use state::record::{HostOverrides, StateKind};
 use state::{HostId, HostPath};
 use tests::emulators::ssm::HostSpec;
@@ -42,8 +42,7 @@ async fn main() -> anyhow::Result<()> {
             2 => KeyAlgorithm::Rsa3072,
             _ => KeyAlgorithm::EcP384,
         });
-        stack.store.enrol(&HostId::parse(&h)?, &o).await?;
-        stack.add_host(&h, HostSpec::default());
+        stack.enrol_host(&h, &o, HostSpec::default()).await?;
         hosts.push((h, o));
     }
     eprintln!(

@@ -16,11 +16,9 @@ async fn deployed_fleet(n: u64) -> LocalStack {
     let mut stack = LocalStack::start(&[]).await.unwrap();
     for i in 0..n {
         stack
-            .store
-            .enrol(&HostId::parse(&host(i)).unwrap(), &HostOverrides::default())
+            .enrol_host(&host(i), &HostOverrides::default(), HostSpec::default())
             .await
             .unwrap();
-        stack.add_host(&host(i), HostSpec::default());
     }
     stack.cert_check(json!({})).await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();

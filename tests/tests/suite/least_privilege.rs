@@ -7,9 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 use serde_yaml::Value;
-use state::ports::Enroller;
 use state::record::HostOverrides;
-use state::HostId;
 use tests::emulators::ssm::HostSpec;
 use tests::stack::{Delivery, LocalStack};
 
@@ -59,11 +57,9 @@ async fn each_role_allows_exactly_what_its_function_calls() {
             has_openssl: true,
         };
         stack
-            .store
-            .enrol(&HostId::parse(&host(i)).unwrap(), &HostOverrides::default())
+            .enrol_host(&host(i), &HostOverrides::default(), spec)
             .await
             .unwrap();
-        stack.add_host(&host(i), spec);
     }
     stack.cert_check(json!({})).await.unwrap();
     // Round 1: GenerateCsr results reach CertIssue; then take host 4's staged key away so its
@@ -100,15 +96,7 @@ async fn each_role_allows_exactly_what_its_function_calls() {
         .await
         .unwrap();
     stack.settle(Delivery::default()).await.unwrap();
-    let bin = stack
-        .host_files(&host(2), &HostOverrides::default())
-        .root
-        .join("../../bin/full/openssl");
-    let real = std::fs::canonicalize(&bin).unwrap();
-    std::fs::remove_file(&bin).unwrap();
-    std::fs::write(&bin, format!("#!/bin/bash\nargs=()\nfor a in \"$@\"; do args+=(\"${{a//CN=mi-/CN=xx-}}\"); done\nexec {} \"${{args[@]}}\"\n", real.display())).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    stack.tamper_openssl(&host(2), "CN=mi-", "CN=xx-").unwrap();
     stack
         .cert_check(json!({"hosts": [host(2)], "force": true}))
         .await

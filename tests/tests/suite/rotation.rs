@@ -7,7 +7,7 @@ use std::process::Command;
 use pki::KeyAlgorithm;
 use serde_json::json;
 use state::plan::PlanPolicy;
-use state::ports::{Enroller, FleetReader};
+use state::ports::FleetReader;
 use state::record::{HostOverrides, RotationState, StateKind};
 use state::{HostId, HostPath};
 use tests::emulators::ssm::HostSpec;
@@ -81,15 +81,6 @@ fn assert_host_pair(
     facts
 }
 
-async fn enrol(stack: &LocalStack, h: &str, o: &HostOverrides, spec: HostSpec) {
-    stack
-        .store
-        .enrol(&HostId::parse(h).unwrap(), o)
-        .await
-        .unwrap();
-    stack.add_host(h, spec);
-}
-
 fn mixed(i: u64) -> HostOverrides {
     let p = |s: &str| Some(HostPath::parse("path", s).unwrap());
     let mut o = HostOverrides::default();
@@ -118,7 +109,7 @@ async fn twenty_hosts_rotate_then_nothing_is_due() {
     let mut stack = LocalStack::start(&[]).await.unwrap();
     let hosts: Vec<(String, HostOverrides)> = (0..20).map(|i| (host(i), mixed(i))).collect();
     for (h, o) in &hosts {
-        enrol(&stack, h, o, HostSpec::default()).await;
+        stack.enrol_host(h, o, HostSpec::default()).await.unwrap();
     }
     let summary = stack.cert_check(json!({})).await.unwrap();
     assert_eq!(
@@ -195,7 +186,7 @@ async fn force_rotates_with_a_new_key_and_keeps_the_previous_pair() {
     let mut stack = LocalStack::start(&[]).await.unwrap();
     let h = host(1);
     let o = mixed(1);
-    enrol(&stack, &h, &o, HostSpec::default()).await;
+    stack.enrol_host(&h, &o, HostSpec::default()).await.unwrap();
     stack.cert_check(json!({})).await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();
     let f = stack.host_files(&h, &o);
@@ -237,7 +228,10 @@ async fn force_rotates_with_a_new_key_and_keeps_the_previous_pair() {
 async fn duplicated_and_reordered_events_deploy_once() {
     let mut stack = LocalStack::start(&[]).await.unwrap();
     for i in 0..3 {
-        enrol(&stack, &host(i), &mixed(i), HostSpec::default()).await;
+        stack
+            .enrol_host(&host(i), &mixed(i), HostSpec::default())
+            .await
+            .unwrap();
     }
     // Three concurrent CertCheck runs start each rotation once.
     let (a, b, c) = tokio::join!(
@@ -339,26 +333,28 @@ async fn assert_failed_once(stack: &mut LocalStack, h: &str, reason_part: &str) 
 async fn offline_host_and_host_without_openssl_fail_once_with_a_reason() {
     let mut stack = LocalStack::start(&[]).await.unwrap();
     let (off, no_ssl) = (host(1), host(2));
-    enrol(
-        &stack,
-        &off,
-        &mixed(1),
-        HostSpec {
-            online: false,
-            has_openssl: true,
-        },
-    )
-    .await;
-    enrol(
-        &stack,
-        &no_ssl,
-        &mixed(2),
-        HostSpec {
-            online: true,
-            has_openssl: false,
-        },
-    )
-    .await;
+    stack
+        .enrol_host(
+            &off,
+            &mixed(1),
+            HostSpec {
+                online: false,
+                has_openssl: true,
+            },
+        )
+        .await
+        .unwrap();
+    stack
+        .enrol_host(
+            &no_ssl,
+            &mixed(2),
+            HostSpec {
+                online: true,
+                has_openssl: false,
+            },
+        )
+        .await
+        .unwrap();
     stack.cert_check(json!({})).await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();
     assert_failed_once(&mut stack, &off, "not online").await;
@@ -387,41 +383,17 @@ async fn offline_host_and_host_without_openssl_fail_once_with_a_reason() {
     let _ = PlanPolicy::default();
 }
 
-/// Replaces the emulated hosts' `openssl` with a wrapper that rewrites one argument, standing for
-/// a compromised or misconfigured host.
-fn tamper_openssl(stack: &LocalStack, h: &str, from: &str, to: &str) {
-    let base = stack
-        .ssm
-        .host_root(h)
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let bin = base.join("bin/full/openssl");
-    let real = std::fs::canonicalize(&bin).unwrap();
-    let _ = std::fs::remove_file(&bin);
-    std::fs::write(
-        &bin,
-        format!(
-            "#!/bin/bash\nargs=()\nfor a in \"$@\"; do args+=(\"${{a//{from}/{to}}}\"); done\nexec {} \"${{args[@]}}\"\n",
-            real.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn csr_for_another_host_is_refused_and_nothing_issued() {
     let mut stack = LocalStack::start(&[]).await.unwrap();
     let h = host(1);
     let mut o = mixed(1);
     o.key_algorithm = Some(KeyAlgorithm::Rsa2048);
-    enrol(&stack, &h, &o, HostSpec::default()).await;
+    stack.enrol_host(&h, &o, HostSpec::default()).await.unwrap();
     stack.ssm.host_root(&h);
-    tamper_openssl(&stack, &h, &format!("/CN={h}"), "/CN=mi-0000000000000bad0");
+    stack
+        .tamper_openssl(&h, &format!("/CN={h}"), "/CN=mi-0000000000000bad0")
+        .unwrap();
     stack.cert_check(json!({})).await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();
     assert_failed_once(&mut stack, &h, "CSR refused").await;
@@ -438,8 +410,10 @@ async fn rsa_1024_csr_is_refused() {
     let h = host(1);
     let mut o = mixed(1);
     o.key_algorithm = Some(KeyAlgorithm::Rsa2048);
-    enrol(&stack, &h, &o, HostSpec::default()).await;
-    tamper_openssl(&stack, &h, "rsa_keygen_bits:2048", "rsa_keygen_bits:1024");
+    stack.enrol_host(&h, &o, HostSpec::default()).await.unwrap();
+    stack
+        .tamper_openssl(&h, "rsa_keygen_bits:2048", "rsa_keygen_bits:1024")
+        .unwrap();
     stack.cert_check(json!({})).await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();
     assert_failed_once(&mut stack, &h, "CSR refused").await;
@@ -454,7 +428,10 @@ async fn rsa_1024_csr_is_refused() {
 async fn failed_issuance_fails_the_rotation_once() {
     let mut stack = LocalStack::start(&[]).await.unwrap();
     let h = host(4);
-    enrol(&stack, &h, &mixed(4), HostSpec::default()).await;
+    stack
+        .enrol_host(&h, &mixed(4), HostSpec::default())
+        .await
+        .unwrap();
     stack.pca.fail_next_issuance();
     stack.cert_check(json!({})).await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();
@@ -504,7 +481,7 @@ async fn deploy_with_a_wrong_chain_leaves_the_live_pair_untouched() {
     let mut stack = LocalStack::start(&[]).await.unwrap();
     let h = host(7);
     let o = mixed(7);
-    enrol(&stack, &h, &o, HostSpec::default()).await;
+    stack.enrol_host(&h, &o, HostSpec::default()).await.unwrap();
     stack.cert_check(json!({})).await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();
     let f = stack.host_files(&h, &o);
@@ -611,7 +588,7 @@ async fn failed_deployment_on_the_host_keeps_the_pair_and_alerts_once() {
     let mut stack = LocalStack::start(&[]).await.unwrap();
     let h = host(8);
     let o = mixed(8);
-    enrol(&stack, &h, &o, HostSpec::default()).await;
+    stack.enrol_host(&h, &o, HostSpec::default()).await.unwrap();
     stack.cert_check(json!({})).await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();
     let f = stack.host_files(&h, &o);
