@@ -91,7 +91,10 @@ async fn plan_10k() -> anyhow::Result<Value> {
         seed_start.elapsed().as_secs_f64()
     );
     // Parallel scan segments (BENCH_SEGMENTS to compare; CertCheck's default is 4).
-    let segments = std::env::var("BENCH_SEGMENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+    let segments = std::env::var("BENCH_SEGMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
     let store = DynamoStore::new(client, table, segments);
     let t = Instant::now();
     let scan = store.candidates(now).await?;
