@@ -24,7 +24,7 @@ use adapters::telemetry::Metrics;
 use adapters::AwsError;
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
-use state::plan::{plan_host, DueReason, Plan, PlanItem};
+use state::plan::{plan_host, DueReason, DueWindow, Plan, PlanItem};
 use state::ports::{FleetReader, RotationStarter, StoreError};
 use state::record::{FailureStage, StateKind};
 use state::{HostId, HostRecord, RotationId};
@@ -204,7 +204,10 @@ where
         if request.force {
             return Err(CheckError::BadRequest("force needs a list of hosts".into()));
         }
-        let scan = deps.store.candidates(now).await?;
+        let scan = deps
+            .store
+            .candidates(DueWindow::at(now, &deps.config.plan))
+            .await?;
         summary.items_read = scan.items_read;
         summary.rejected_rows = scan
             .rejected

@@ -5,8 +5,9 @@
 //! they are; everything this service adds has its own name. Every transition is an `UpdateItem`
 //! with a condition on the state (and rotation, command or version) it expects, so concurrent
 //! schedulers and duplicated events cannot both win. Listing the fleet scans every page, in
-//! parallel segments, with a server-side filter that drops hosts not due (fewer bytes back);
-//! the pure planner decides on what remains.
+//! parallel segments, with a server-side filter that drops hosts provably not due (deployed
+//! hosts whose `renewAt` lies ahead, original-sample rows whose `expiry` lies past the
+//! [`DueWindow`]): fewer bytes back, and the pure planner decides on what remains.
 
 use std::collections::HashMap;
 
@@ -18,6 +19,7 @@ use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::host::{shown, HostId, HostPath, InvalidRow};
+use crate::plan::DueWindow;
 use crate::ports::{
     CrlLedger, DeploymentRecorder, Enroller, FailOutcome, Failure, FleetReader, FleetScan,
     IssuanceRecorder, RejectedRow, RotationFailer, RotationStarter, StoreError, TransitionConflict,
@@ -126,7 +128,7 @@ impl DynamoStore {
         &self.table
     }
 
-    async fn scan(&self, due_at: Option<OffsetDateTime>) -> Result<FleetScan, StoreError> {
+    async fn scan(&self, due_at: Option<DueWindow>) -> Result<FleetScan, StoreError> {
         let mut tasks = tokio::task::JoinSet::new();
         for segment in 0..self.segments {
             let this = self.clone();
@@ -151,7 +153,7 @@ impl DynamoStore {
     async fn scan_segment(
         &self,
         segment: u32,
-        due_at: Option<OffsetDateTime>,
+        due_at: Option<DueWindow>,
     ) -> Result<FleetScan, StoreError> {
         let mut out = FleetScan::default();
         let mut start: Option<Item> = None;
@@ -166,20 +168,43 @@ impl DynamoStore {
                     .segment(segment as i32)
                     .total_segments(self.segments as i32);
             }
-            if let Some(now) = due_at {
+            if let Some(window) = due_at {
+                // A row is left out only when it provably needs nothing at `now`: a deployed
+                // host of ours whose renewal point lies ahead, or a hand-made / original-sample
+                // row (no renewal point, no state, no NotBefore) whose `YYYY-MM-DD HH:MM:SS`
+                // expiry lies past the window. Rows with attributes of the wrong type or shape
+                // are kept, so the planner refuses them with a reason instead of the filter
+                // hiding them. Comparisons sit behind `attribute_type` so no row compares a
+                // number with a string. Cheap tests first: most rows are deployed, not due.
                 req = req
                     .filter_expression(
-                        "attribute_not_exists(#exp) OR attribute_not_exists(#st) OR #st <> :deployed \
-                         OR attribute_not_exists(#ra) OR #ra <= :now",
+                        "(attribute_type(#ra, :typeN) AND #ra <= :now) \
+                         OR attribute_not_exists(#exp) \
+                         OR (attribute_exists(#st) AND #st <> :deployed) \
+                         OR (NOT attribute_type(#ra, :typeN) AND (attribute_exists(#st) \
+                             OR attribute_exists(#nb) OR NOT attribute_type(#exp, :typeS) \
+                             OR (attribute_type(#exp, :typeS) AND (#exp <= :dueBy \
+                                 OR contains(#exp, :rfc3339) OR NOT begins_with(#exp, :century)))))",
                     )
                     .expression_attribute_names("#exp", attr::EXPIRY)
                     .expression_attribute_names("#st", attr::STATE)
                     .expression_attribute_names("#ra", attr::RENEW_AT)
+                    .expression_attribute_names("#nb", attr::NOT_BEFORE)
                     .expression_attribute_values(
                         ":deployed",
                         AttributeValue::S(StateKind::Deployed.as_str().into()),
                     )
-                    .expression_attribute_values(":now", num(now.unix_timestamp()));
+                    .expression_attribute_values(":now", num(window.now.unix_timestamp()))
+                    .expression_attribute_values(":typeN", s("N"))
+                    .expression_attribute_values(":typeS", s("S"))
+                    .expression_attribute_values(
+                        ":dueBy",
+                        s(&legacy_time(window.unscheduled_due_by)),
+                    )
+                    // RFC 3339 times (`T` between date and time) do not compare as text with
+                    // the legacy format, nor does anything not starting like a year 2000+ date.
+                    .expression_attribute_values(":rfc3339", s("T"))
+                    .expression_attribute_values(":century", s("2"));
             }
             let page = req.send().await.map_err(|e| backend("Scan", e))?;
             out.pages += 1;
@@ -374,8 +399,8 @@ const IN_FLIGHT_PENDING: [&str; 7] = [
 ];
 
 impl FleetReader for DynamoStore {
-    async fn candidates(&self, now: OffsetDateTime) -> Result<FleetScan, StoreError> {
-        self.scan(Some(now)).await
+    async fn candidates(&self, window: DueWindow) -> Result<FleetScan, StoreError> {
+        self.scan(Some(window)).await
     }
 
     async fn all_hosts(&self) -> Result<FleetScan, StoreError> {

@@ -60,12 +60,50 @@ impl RenewalPolicy {
         if lifetime <= Duration::ZERO {
             return not_before.min(not_after);
         }
-        let left = Duration::seconds_f64(
-            (lifetime.as_seconds_f64() * self.renew_share.clamp(0.0, 1.0)).ceil(),
-        )
-        .max(Duration::SECOND);
-        let point = not_after - left - self.jitter(host, lifetime);
+        let point = not_after - self.left_at_renewal(lifetime) - self.jitter(host, lifetime);
         point.max(not_before).min(not_after - Duration::SECOND)
+    }
+
+    /// The validity left at the renewal point, before jitter.
+    fn left_at_renewal(&self, lifetime: Duration) -> Duration {
+        Duration::seconds_f64((lifetime.as_seconds_f64() * self.renew_share.clamp(0.0, 1.0)).ceil())
+            .max(Duration::SECOND)
+    }
+
+    /// The latest NotAfter a certificate with no recorded NotBefore (the original sample's items)
+    /// can have and still be due at `now`: its renewal point is at least
+    /// `left_at_renewal + jitter window` before NotAfter. Listings may leave out such items whose
+    /// NotAfter is later, without reading them into the planner.
+    pub fn latest_due_not_after(&self, now: OffsetDateTime) -> OffsetDateTime {
+        let lifetime = self.assumed_lifetime.max(Duration::ZERO);
+        let jitter_window = Duration::seconds_f64(
+            (lifetime.as_seconds_f64() * self.jitter_share.clamp(0.0, 1.0)).ceil(),
+        );
+        now + self.left_at_renewal(lifetime) + jitter_window + Duration::SECOND
+    }
+}
+
+/// What a listing of candidates must cover at one instant.
+///
+/// Items this service wrote carry their renewal point (`renewAt`), so the store can tell server
+/// side whether a deployed host is due. Items written by hand or by the original sample carry
+/// only `expiry`; those are candidates only while `expiry` is before `unscheduled_due_by`, which
+/// keeps the first run after a migration from reading every host into the planner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueWindow {
+    /// The planning instant.
+    pub now: OffsetDateTime,
+    /// Items with no renewal point and no NotBefore whose `expiry` is later than this cannot be due.
+    pub unscheduled_due_by: OffsetDateTime,
+}
+
+impl DueWindow {
+    /// The window for `now` under `policy`.
+    pub fn at(now: OffsetDateTime, policy: &PlanPolicy) -> DueWindow {
+        DueWindow {
+            now,
+            unscheduled_due_by: policy.renewal.latest_due_not_after(now),
+        }
     }
 }
 

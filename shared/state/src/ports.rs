@@ -10,6 +10,7 @@ use std::future::Future;
 use time::OffsetDateTime;
 
 use crate::host::{HostId, InvalidRow};
+use crate::plan::DueWindow;
 use crate::record::{DeployedCert, FailureStage, HostOverrides, HostRecord, RotationId, StateKind};
 
 /// A transition lost a race or arrived out of order: someone else moved this host first.
@@ -91,10 +92,11 @@ pub struct FleetScan {
 
 /// What CertCheck reads.
 pub trait FleetReader: Send + Sync {
-    /// Every host that may need work at `now`, across all pages.
+    /// Every host that may need work inside `window`, across all pages. It may return more
+    /// (the planner decides), never fewer: a host left out is a host not rotated.
     fn candidates(
         &self,
-        now: OffsetDateTime,
+        window: DueWindow,
     ) -> impl Future<Output = Result<FleetScan, StoreError>> + Send;
 
     /// Every host, valid or refused (reports, and CRLProcessor's serial lookup).

@@ -97,4 +97,24 @@ proptest! {
         // Deterministic: the same host always gets the same point.
         prop_assert_eq!(point, p.renewal_point(&host, known_start.then_some(nb), na));
     }
+
+    /// A certificate with no recorded NotBefore is never due while its NotAfter lies past the
+    /// listing window, so the store may leave such rows out.
+    #[test]
+    fn unscheduled_rows_past_the_window_are_not_due(
+        host in 0u64..1_000_000,
+        now_s in 1_600_000_000i64..2_000_000_000,
+        ahead_s in -(30 * 86_400i64)..(400 * 86_400),
+        lifetime_s in 0i64..(400 * 86_400),
+        share in 0.0f64..1.0,
+        jitter in 0.0f64..1.0,
+    ) {
+        let host = HostId::parse(&format!("mi-{host:017x}")).unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(now_s).unwrap();
+        let na = now + Duration::seconds(ahead_s);
+        let p = RenewalPolicy { renew_share: share, jitter_share: jitter, assumed_lifetime: Duration::seconds(lifetime_s) };
+        if p.renewal_point(&host, None, na) <= now {
+            prop_assert!(na <= p.latest_due_not_after(now), "due at {now} but NotAfter {na} is past the window");
+        }
+    }
 }

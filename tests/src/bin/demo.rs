@@ -217,7 +217,10 @@ async fn main() -> anyhow::Result<()> {
     );
     let _ = stack
         .store
-        .candidates(time::OffsetDateTime::now_utc())
+        .candidates(state::plan::DueWindow::at(
+            time::OffsetDateTime::now_utc(),
+            &state::plan::PlanPolicy::default(),
+        ))
         .await?;
     anyhow::ensure!(
         failed == 0,

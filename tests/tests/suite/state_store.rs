@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use state::dynamo::{attr, legacy_time};
-use state::plan::{DueReason, Plan, PlanItem, PlanPolicy};
+use state::plan::{DueReason, DueWindow, Plan, PlanItem, PlanPolicy};
 use state::ports::{Enroller, FleetReader, RotationStarter, StoreError};
 use state::record::{HostOverrides, RotationState, StateKind};
 use state::{HostId, RotationId};
@@ -142,7 +142,11 @@ async fn three_thousand_hosts_every_due_host_listed_once() {
     fx.put_raw(items).await;
 
     for segments in [1, 4] {
-        let scan = fx.store(segments).candidates(now).await.unwrap();
+        let scan = fx
+            .store(segments)
+            .candidates(DueWindow::at(now, &PlanPolicy::default()))
+            .await
+            .unwrap();
         assert!(scan.rejected.is_empty(), "{:?}", scan.rejected.first());
         assert_eq!(scan.items_read, 3000, "every item read across pages");
         assert!(
@@ -242,7 +246,10 @@ async fn original_sample_items_are_read_and_planned() {
         .send()
         .await
         .unwrap();
-    let scan = store.candidates(now).await.unwrap();
+    let scan = store
+        .candidates(DueWindow::at(now, &PlanPolicy::default()))
+        .await
+        .unwrap();
     let plan = Plan::build(scan.records, now, &policy);
     let due: BTreeSet<String> = plan.starting().map(|(r, _)| r.host.to_string()).collect();
     assert_eq!(
@@ -272,7 +279,11 @@ async fn removing_expiry_from_a_deployed_host_forces_rotation() {
     .await;
     let store = fx.store(2);
     let plan = Plan::build(
-        store.candidates(now).await.unwrap().records,
+        store
+            .candidates(DueWindow::at(now, &PlanPolicy::default()))
+            .await
+            .unwrap()
+            .records,
         now,
         &PlanPolicy::default(),
     );
@@ -290,7 +301,11 @@ async fn removing_expiry_from_a_deployed_host_forces_rotation() {
         .await
         .unwrap();
     let plan = Plan::build(
-        store.candidates(now).await.unwrap().records,
+        store
+            .candidates(DueWindow::at(now, &PlanPolicy::default()))
+            .await
+            .unwrap()
+            .records,
         now,
         &PlanPolicy::default(),
     );
@@ -431,7 +446,11 @@ async fn hostile_rows_are_refused_and_the_rest_planned() {
     }
     fx.put_raw(items).await;
 
-    let scan = fx.store(3).candidates(now).await.unwrap();
+    let scan = fx
+        .store(3)
+        .candidates(DueWindow::at(now, &PlanPolicy::default()))
+        .await
+        .unwrap();
     assert_eq!(scan.rejected.len(), 20, "{:#?}", scan.rejected);
     for (_, attribute) in &hostile {
         assert!(
@@ -449,4 +468,99 @@ async fn hostile_rows_are_refused_and_the_rest_planned() {
     let plan = Plan::build(scan.records, now, &PlanPolicy::default());
     let due: BTreeSet<String> = plan.starting().map(|(r, _)| r.host.to_string()).collect();
     assert_eq!(due, valid, "the valid rows around them are still planned");
+}
+
+/// The first run after migrating from the original sample: its rows carry only `expiry`. Rows
+/// that cannot be due are left out server-side; every row that can be, or that is malformed, is
+/// read; and a row of ours with a renewal point of the wrong type is refused, not hidden.
+#[tokio::test]
+async fn migrated_fleet_lists_rows_that_can_be_due_and_every_malformed_one() {
+    let fx = TableFixture::new().await;
+    let now = OffsetDateTime::now_utc();
+    let policy = PlanPolicy::default();
+    let legacy = |i: u64, expiry: Option<String>| {
+        let mut it = item(&[
+            (attr::HOST_ID, s(&host_id(i))),
+            ("serial", s("4c:1f:aa:00:9e")),
+            ("status", s("ISSUED")),
+        ]);
+        if let Some(e) = expiry {
+            it.insert(attr::EXPIRY.into(), s(&e));
+        }
+        it
+    };
+    let rfc = |t: OffsetDateTime| {
+        t.to_offset(time::macros::offset!(+14:00))
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    // 40 rows far from expiry (30 days of an assumed 7-day life left): provably not due.
+    let mut rows: Vec<_> = (100..140)
+        .map(|i| legacy(i, Some(legacy_time(now + Duration::days(30)))))
+        .collect();
+    rows.extend([
+        legacy(1, Some(legacy_time(now + Duration::hours(20)))), // inside the renewal window
+        legacy(2, Some(legacy_time(now - Duration::hours(1)))),  // expired
+        legacy(3, None),                                         // no expiry: rotate now
+        legacy(4, Some(rfc(now + Duration::hours(20)))),         // RFC 3339, +14:00
+    ]);
+    // A long-lived certificate with its NotBefore: 60 of 360 days left, due under a third.
+    let mut long = legacy(5, Some(legacy_time(now + Duration::days(60))));
+    long.insert(
+        attr::NOT_BEFORE.into(),
+        s(&legacy_time(now - Duration::days(300))),
+    );
+    rows.push(long);
+    // Malformed: each must reach the planner and be refused with its reason.
+    rows.push(legacy(6, Some("next tuesday".into())));
+    let mut numeric = legacy(7, None);
+    numeric.insert(attr::EXPIRY.into(), n(20_991_231));
+    rows.push(numeric);
+    let mut bad_renew_at = deployed_item(8, now - Duration::days(1), now + Duration::days(3));
+    bad_renew_at.insert(attr::RENEW_AT.into(), s("tomorrow"));
+    rows.push(bad_renew_at);
+    // A deployed row of ours, not due: left out.
+    rows.push(deployed_item(
+        9,
+        now - Duration::days(1),
+        now + Duration::days(3),
+    ));
+    fx.put_raw(rows).await;
+
+    let scan = fx
+        .store(2)
+        .candidates(DueWindow::at(now, &policy))
+        .await
+        .unwrap();
+    assert_eq!(scan.items_read, 49, "every row is read by the scan");
+    let listed: BTreeSet<String> = scan.records.iter().map(|r| r.host.to_string()).collect();
+    let expected: BTreeSet<String> = (1..=5).map(host_id).collect();
+    assert_eq!(listed, expected, "exactly the rows that can be due");
+    let refused: BTreeSet<(String, String)> = scan
+        .rejected
+        .iter()
+        .map(|r| {
+            let why = r.reason.to_string();
+            let attribute = [attr::EXPIRY, attr::RENEW_AT]
+                .into_iter()
+                .find(|a| why.contains(a))
+                .unwrap_or("?");
+            (r.key.trim_matches('"').to_owned(), attribute.to_owned())
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            (host_id(6), attr::EXPIRY.to_owned()),
+            (host_id(7), attr::EXPIRY.to_owned()),
+            (host_id(8), attr::RENEW_AT.to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+        "{:#?}",
+        scan.rejected
+    );
+    let plan = Plan::build(scan.records, now, &policy);
+    let due: BTreeSet<String> = plan.starting().map(|(r, _)| r.host.to_string()).collect();
+    assert_eq!(due, expected, "and every listed row is due");
 }
