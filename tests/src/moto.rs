@@ -24,7 +24,8 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn moto_python() -> PathBuf {
+/// The project's virtualenv Python (moto, boto3), or `MOTO_PYTHON`.
+pub fn moto_python() -> PathBuf {
     std::env::var_os("MOTO_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join(".venv/bin/python"))

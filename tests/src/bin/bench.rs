@@ -119,6 +119,22 @@ async fn original_listing(
     Ok((due, seen))
 }
 
+/// The original's listing run as the Python it is (`tests/original_listing.py`, boto3).
+fn original_python(endpoint: &str, table: &str, runs: usize) -> anyhow::Result<Value> {
+    let out = std::process::Command::new(tests::moto::moto_python())
+        .arg(workspace_root().join("tests/original_listing.py"))
+        .args([endpoint, table, &runs.to_string()])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .context("running tests/original_listing.py")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "original_listing.py failed: {}",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout).context("original_listing.py output")
+}
+
 /// Seeds 10,000 hosts (every fifth due) twice, as this service writes them and as the original
 /// sample writes them, then times on the same moto server our listing (every page, parallel
 /// segments, server-side filter, the planner) and the original's one page. Five runs each;
@@ -208,6 +224,7 @@ async fn plan_10k() -> anyhow::Result<Value> {
         .await?;
         let (o_median, o_min, (o_due, o_seen)) =
             timed(RUNS, || original_listing(&client, &table, now)).await?;
+        let py = original_python(&moto.url(), &table, RUNS)?;
         let truly_due = |hosts: &[String]| {
             hosts
                 .iter()
@@ -225,8 +242,27 @@ async fn plan_10k() -> anyhow::Result<Value> {
              {returned} returned, {pages} pages, {median:.3} s ({min:.3})"
         );
         println!(
-            "  {name:<15} original: {o_listed:>5} of {due} due listed by its 1-day rule, {o_reached} on \
-             its one page of {o_returned} items, {o_median:.3} s ({o_min:.3})"
+            "  {name:<15} original, its request from our client: {o_listed:>5} of {due} due listed \
+             by its 1-day rule, {o_reached} on its one page of {o_returned} items, {o_median:.3} s ({o_min:.3})"
+        );
+        let py_hosts = |k: &str| -> Vec<String> {
+            py[k]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (p_listed, p_reached) = (truly_due(&py_hosts("due")), truly_due(&py_hosts("seen")));
+        let (p_median, p_min) = (
+            py["median_s"].as_f64().unwrap_or(f64::NAN),
+            py["min_s"].as_f64().unwrap_or(f64::NAN),
+        );
+        println!(
+            "  {name:<15} original, its Python: {p_listed:>5} listed, {p_reached} on its page, \
+             {p_median:.3} s ({p_min:.3})"
         );
         report.insert(
             name.into(),
@@ -234,6 +270,8 @@ async fn plan_10k() -> anyhow::Result<Value> {
                 "hosts": hosts, "due": due, "segments": segments,
                 "ours": {"listed": listed, "items_read": items_read, "returned": returned,
                          "pages": pages, "median_s": median, "min_s": min},
+                "original_python": {"listed": p_listed, "due_on_page": p_reached,
+                                    "median_s": p_median, "min_s": p_min},
                 "original_one_page": {"listed": o_listed, "due_on_page": o_reached, "items": o_returned,
                                       "median_s": o_median, "min_s": o_min},
             }),
