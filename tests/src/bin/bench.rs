@@ -375,9 +375,16 @@ async fn cold_start_one(
         .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(if std::env::var_os("BENCH_RUST_LOG").is_some() {
+            std::process::Stdio::inherit()
+        } else {
+            std::process::Stdio::null()
+        })
         .kill_on_drop(true)
         .spawn()?;
     let pid = child.id().unwrap_or(0);
@@ -397,6 +404,26 @@ async fn cold_start_one(
             }
         }
         let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        // Read the whole body too: closing a socket with unread bytes resets it, and the
+        // runtime client may then see its request fail.
+        if let Some(end) = head.find("\r\n\r\n") {
+            let length: usize = head[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            let mut have = n - (end + 4);
+            while have < length {
+                let m = sock.read(&mut buf).await?;
+                if m == 0 {
+                    break;
+                }
+                have += m;
+            }
+        }
         if head.starts_with("GET /2018-06-01/runtime/invocation/next") {
             if init_ms.is_none() {
                 init_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
@@ -418,7 +445,7 @@ async fn cold_start_one(
             let body = event.to_string();
             let deadline_ms = (time::OffsetDateTime::now_utc().unix_timestamp() + 60) * 1000;
             let resp = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: bench-1\r\n\
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/json\r\nLambda-Runtime-Aws-Request-Id: bench-1\r\n\
                  Lambda-Runtime-Deadline-Ms: {deadline_ms}\r\nLambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:111122223333:function:bench\r\n\
                  Lambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
@@ -429,8 +456,12 @@ async fn cold_start_one(
             if head.contains("/init/error") {
                 anyhow::bail!("{} failed to initialise: {head}", binary.display());
             }
-            sock.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}")
-                .await?;
+            // One request per connection, said so: a client that reused this connection for
+            // its next request could race our close and lose that request.
+            sock.write_all(
+                b"HTTP/1.1 202 Accepted\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}",
+            )
+            .await?;
         }
     }
 }
@@ -522,8 +553,7 @@ fn write_report(key: &str, value: Value) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let which: Vec<String> = std::env::args().skip(1).collect();
     let all = which.is_empty();
-    // Cold starts first, on a quiet machine. (Run after rotate_100 in the same process, one of
-    // the functions' first DynamoDB call sometimes never got an answer: not understood yet.)
+    // Cold starts first, on a quiet machine.
     if all || which.iter().any(|w| w == "cold_start") {
         write_report("cold_start", cold_start().await?)?;
     }
