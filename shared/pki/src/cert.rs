@@ -9,7 +9,6 @@
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::error::X509Error;
-use x509_parser::prelude::FromDer;
 
 use crate::key::{self, KeyKind};
 use crate::pem::{self, PemError};
@@ -159,9 +158,7 @@ pub enum CertError {
 /// Parses the FIRST certificate in `pem` (text around and after it is ignored, but every
 /// CERTIFICATE block must be well-formed PEM).
 pub fn parse_certificate_pem(pem: &str) -> Result<CertificateFacts, CertError> {
-    let blocks = cert_blocks(pem)?;
-    let first = blocks.into_iter().next().ok_or(CertError::NotFound)?;
-    parse_certificate_der(&first.der)
+    parse_certificate_der(&first_der(pem)?)
 }
 
 /// Parses one DER certificate (no trailing bytes allowed).
@@ -256,11 +253,7 @@ pub fn certificate_signed_by(cert_pem: &str, issuer_pem: &str) -> Result<(), Cer
             issuer_subject: x509util::name_string(issuer.subject()),
         });
     }
-    let issuer_is_ca = issuer
-        .basic_constraints()
-        .map_err(CertError::Der)?
-        .is_some_and(|bc| bc.value.ca);
-    if !issuer_is_ca {
+    if !x509util::basic_ca(&issuer).map_err(CertError::Der)? {
         return Err(CertError::IssuerNotCa);
     }
     cert.verify_signature(Some(issuer.public_key()))
@@ -282,17 +275,7 @@ pub fn normalize_serial(serial: &str) -> Option<String> {
         .chars()
         .filter(|c| !matches!(c, ':' | ' ' | '-'))
         .collect();
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let padded = if digits.len() % 2 == 1 {
-        format!("0{digits}")
-    } else {
-        digits
-    };
-    let bytes = hex::decode(padded).ok()?;
-    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    let mut minimal = bytes[first..].to_vec();
+    let mut minimal = x509util::hex_magnitude(&digits)?;
     if minimal.first().is_none_or(|&b| b & 0x80 != 0) {
         minimal.insert(0, 0);
     }
@@ -318,11 +301,7 @@ pub(crate) fn first_der(pem: &str) -> Result<Vec<u8>, CertError> {
 }
 
 pub(crate) fn parse_x509(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
-    let (rest, cert) =
-        X509Certificate::from_der(der).map_err(|e| CertError::Der(x509util::nom_error(e)))?;
-    if !rest.is_empty() {
-        return Err(CertError::Der(x509util::trailing_data()));
-    }
+    let cert: X509Certificate<'_> = x509util::parse_exact(der).map_err(CertError::Der)?;
     // Refuse duplicate extensions outright rather than reading whichever comes first.
     cert.tbs_certificate
         .extensions_map()
@@ -332,10 +311,7 @@ pub(crate) fn parse_x509(der: &[u8]) -> Result<X509Certificate<'_>, CertError> {
 
 fn facts(cert: &X509Certificate<'_>, der: &[u8]) -> Result<CertificateFacts, CertError> {
     let validity = cert.validity();
-    let is_ca = cert
-        .basic_constraints()
-        .map_err(CertError::Der)?
-        .is_some_and(|bc| bc.value.ca);
+    let is_ca = x509util::basic_ca(cert).map_err(CertError::Der)?;
     let has_digital_signature = cert
         .key_usage()
         .map_err(CertError::Der)?
@@ -356,7 +332,7 @@ fn facts(cert: &X509Certificate<'_>, der: &[u8]) -> Result<CertificateFacts, Cer
         subject: x509util::name_string(cert.subject()),
         issuer: x509util::name_string(cert.issuer()),
         spki_sha256: key::spki_sha256(cert.public_key()),
-        key_kind: key::analyse(cert.public_key()).ok().map(|k| k.kind),
+        key_kind: key::kind(cert.public_key()).ok(),
         version: cert.version().0 + 1,
         signature_algorithm: cert.signature_algorithm.algorithm.to_id_string(),
         has_strong_signature: x509util::is_strong_signature(&cert.signature_algorithm),

@@ -14,7 +14,6 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 use x509_parser::error::X509Error;
 use x509_parser::oid_registry::OID_X509_EXT_DELTA_CRL_INDICATOR;
-use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 
 use crate::cert::{self, CertError};
@@ -99,22 +98,11 @@ impl FromStr for CrlNumber {
 
     /// Parses hex digits (either case, optional `0x`), as [`Display`](fmt::Display) writes them.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || BadCrlNumber(pem::short(s, 64));
         let digits = s.strip_prefix("0x").unwrap_or(s);
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad());
+        match x509util::hex_magnitude(digits) {
+            Some(bytes) if bytes.len() <= 20 => Ok(CrlNumber { bytes }),
+            _ => Err(BadCrlNumber(pem::short(s, 64))),
         }
-        let padded = if digits.len() % 2 == 1 {
-            format!("0{digits}")
-        } else {
-            digits.to_owned()
-        };
-        let bytes = hex::decode(padded).map_err(|_| bad())?;
-        let n = CrlNumber::from_be_bytes(&bytes);
-        if n.bytes.len() > 20 {
-            return Err(bad());
-        }
-        Ok(n)
     }
 }
 
@@ -227,11 +215,8 @@ pub fn check_crl(crl: &[u8], ca_cert_pem: &str) -> Result<CrlFacts, CrlError> {
         crl.to_vec()
     };
 
-    let (rest, parsed) = CertificateRevocationList::from_der(&der)
-        .map_err(|e| CrlError::Der(x509util::nom_error(e)))?;
-    if !rest.is_empty() {
-        return Err(CrlError::Der(x509util::trailing_data()));
-    }
+    let parsed: CertificateRevocationList<'_> =
+        x509util::parse_exact(&der).map_err(CrlError::Der)?;
     parsed
         .tbs_cert_list
         .extensions_map()
@@ -239,10 +224,8 @@ pub fn check_crl(crl: &[u8], ca_cert_pem: &str) -> Result<CrlFacts, CrlError> {
 
     let ca_der = cert::first_der(ca_cert_pem).map_err(CrlError::CaCertificate)?;
     let ca = cert::parse_x509(&ca_der).map_err(CrlError::CaCertificate)?;
-    let ca_is_ca = ca
-        .basic_constraints()
-        .map_err(|e| CrlError::CaCertificate(CertError::Der(e)))?
-        .is_some_and(|bc| bc.value.ca);
+    let ca_is_ca =
+        x509util::basic_ca(&ca).map_err(|e| CrlError::CaCertificate(CertError::Der(e)))?;
     let ku_allows_crl = ca
         .key_usage()
         .map_err(|e| CrlError::CaCertificate(CertError::Der(e)))?

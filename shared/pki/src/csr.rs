@@ -31,7 +31,6 @@ use x509_parser::oid_registry::{
     OID_PKCS9_EXTENSION_REQUEST, OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_EXTENDED_KEY_USAGE,
     OID_X509_EXT_KEY_USAGE, OID_X509_EXT_SUBJECT_ALT_NAME,
 };
-use x509_parser::prelude::FromDer;
 
 use crate::key::{self, EcCurve, KeyKind, KeyProblem, PublicKeyFacts};
 use crate::pem::{self, PemError};
@@ -218,24 +217,26 @@ pub fn extract_csr_pem(command_output: &str) -> Result<String, CsrError> {
             max: MAX_COMMAND_OUTPUT_BYTES,
         });
     }
-    let block = single_block(command_output)?;
-    Ok(block.to_pem(CSR_PEM_LABEL))
+    let (_der, canonical_pem) = single_block(command_output)?;
+    Ok(canonical_pem)
 }
 
-fn single_block(text: &str) -> Result<pem::PemBlock, CsrError> {
+/// The one distinct CSR block in `text`: its DER and its canonical PEM, which must be at most
+/// [`MAX_CSR_PEM_BYTES`].
+fn single_block(text: &str) -> Result<(Vec<u8>, String), CsrError> {
     let mut blocks = pem::distinct_blocks(text, CSR_PEM_LABEL).map_err(CsrError::Pem)?;
     match blocks.len() {
         0 => Err(CsrError::NotFound),
         1 => {
-            let block = blocks.remove(0);
-            let pem_len = pem::encode(CSR_PEM_LABEL, &block.der).len();
-            if pem_len > MAX_CSR_PEM_BYTES {
+            let der = blocks.remove(0).der;
+            let canonical_pem = pem::encode(CSR_PEM_LABEL, &der);
+            if canonical_pem.len() > MAX_CSR_PEM_BYTES {
                 return Err(CsrError::TooLarge {
-                    len: pem_len,
+                    len: canonical_pem.len(),
                     max: MAX_CSR_PEM_BYTES,
                 });
             }
-            Ok(block)
+            Ok((der, canonical_pem))
         }
         count => Err(CsrError::Ambiguous { count }),
     }
@@ -259,14 +260,10 @@ pub fn check_csr(
             max: MAX_CSR_PEM_BYTES,
         });
     }
-    let block = single_block(pem)?;
-    let der = block.der;
+    // The input may be smaller than its canonical form (long lines), so both sizes are checked.
+    let (der, canonical_pem) = single_block(pem)?;
 
-    let (rest, csr) = X509CertificationRequest::from_der(&der)
-        .map_err(|e| CsrError::Der(x509util::nom_error(e)))?;
-    if !rest.is_empty() {
-        return Err(CsrError::Der(x509util::trailing_data()));
-    }
+    let csr: X509CertificationRequest<'_> = x509util::parse_exact(&der).map_err(CsrError::Der)?;
     let info = &csr.certification_request_info;
     if info.version.0 != 0 {
         return Err(CsrError::BadVersion {
@@ -316,7 +313,7 @@ pub fn check_csr(
     check_attributes(&csr)?;
 
     Ok(AcceptedCsr {
-        pem: pem::encode(CSR_PEM_LABEL, &der),
+        pem: canonical_pem,
         der,
         subject_cn: cn,
         key,

@@ -120,8 +120,17 @@ pub(crate) fn spki_sha256(spki: &SubjectPublicKeyInfo<'_>) -> String {
 
 /// Describes the key, or says why it is not RSA / EC P-256 / EC P-384.
 pub(crate) fn analyse(spki: &SubjectPublicKeyInfo<'_>) -> Result<PublicKeyFacts, KeyProblem> {
+    Ok(PublicKeyFacts {
+        kind: kind(spki)?,
+        spki_sha256: spki_sha256(spki),
+    })
+}
+
+/// The key's type and size, or why it is not RSA / EC P-256 / EC P-384 ([`analyse`] without the
+/// fingerprint).
+pub(crate) fn kind(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyKind, KeyProblem> {
     let alg = &spki.algorithm.algorithm;
-    let kind = if *alg == OID_PKCS1_RSAENCRYPTION {
+    Ok(if *alg == OID_PKCS1_RSAENCRYPTION {
         match spki.parsed() {
             Ok(PublicKey::RSA(rsa)) => {
                 let bits = magnitude_bits(rsa.modulus);
@@ -157,10 +166,6 @@ pub(crate) fn analyse(spki: &SubjectPublicKeyInfo<'_>) -> Result<PublicKeyFacts,
         KeyKind::Ec { curve }
     } else {
         return Err(KeyProblem::UnsupportedType(alg.to_id_string()));
-    };
-    Ok(PublicKeyFacts {
-        kind,
-        spki_sha256: spki_sha256(spki),
     })
 }
 

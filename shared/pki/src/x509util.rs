@@ -1,5 +1,6 @@
 //! Small helpers over x509-parser shared by the CSR, certificate and CRL modules.
 
+use x509_parser::certificate::X509Certificate;
 use x509_parser::error::X509Error;
 use x509_parser::oid_registry::{
     OID_NIST_HASH_SHA256, OID_NIST_HASH_SHA384, OID_NIST_HASH_SHA512, OID_PKCS1_RSASSAPSS,
@@ -7,17 +8,44 @@ use x509_parser::oid_registry::{
     OID_SIG_ECDSA_WITH_SHA256, OID_SIG_ECDSA_WITH_SHA384, OID_SIG_ECDSA_WITH_SHA512,
     OID_X509_COMMON_NAME,
 };
+use x509_parser::prelude::FromDer;
 use x509_parser::signature_algorithm::RsaSsaPssParams;
 use x509_parser::x509::{AlgorithmIdentifier, X509Name};
 
-/// Flattens a nom error from x509-parser into its `X509Error`.
-pub(crate) fn nom_error(e: x509_parser::nom::Err<X509Error>) -> X509Error {
-    X509Error::from(e)
+/// Parses exactly one `T` from `der`: a parse failure becomes its flattened `X509Error`, and DER
+/// followed by extra bytes (a length that does not cover the input) is refused as
+/// `X509Error::Der(BerError::InvalidLength)`.
+pub(crate) fn parse_exact<'a, T: FromDer<'a, X509Error>>(der: &'a [u8]) -> Result<T, X509Error> {
+    let (rest, parsed) = T::from_der(der).map_err(X509Error::from)?;
+    if !rest.is_empty() {
+        return Err(X509Error::Der(
+            x509_parser::der_parser::error::BerError::InvalidLength,
+        ));
+    }
+    Ok(parsed)
 }
 
-/// The error for DER followed by extra bytes (a length that does not cover the input).
-pub(crate) fn trailing_data() -> X509Error {
-    X509Error::Der(x509_parser::der_parser::error::BerError::InvalidLength)
+/// Whether the certificate's basicConstraints says CA:true (false when the extension is absent);
+/// an error if the extension is malformed or duplicated.
+pub(crate) fn basic_ca(cert: &X509Certificate<'_>) -> Result<bool, X509Error> {
+    Ok(cert.basic_constraints()?.is_some_and(|bc| bc.value.ca))
+}
+
+/// The big-endian magnitude of a hex number without leading zero bytes (empty for zero), or
+/// `None` if `digits` is empty or not all hex digits (either case). An odd number of digits is
+/// read as if it had a leading `0`.
+pub(crate) fn hex_magnitude(digits: &str) -> Option<Vec<u8>> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let bytes = if digits.len() % 2 == 1 {
+        hex::decode(format!("0{digits}"))
+    } else {
+        hex::decode(digits)
+    }
+    .ok()?;
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    Some(bytes[first..].to_vec())
 }
 
 /// Whether a signature algorithm uses SHA-256 or stronger with RSA (PKCS#1 v1.5 or PSS) or ECDSA:
@@ -111,4 +139,21 @@ fn attr_label(oid: &x509_parser::der_parser::oid::Oid<'_>) -> String {
 /// The display form of a name, for messages and facts (`CN=…, O=…`), capped in length.
 pub(crate) fn name_string(name: &X509Name<'_>) -> String {
     crate::pem::short(&name.to_string(), 256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_magnitudes() {
+        assert_eq!(hex_magnitude("0"), Some(vec![]));
+        assert_eq!(hex_magnitude("0000"), Some(vec![]));
+        assert_eq!(hex_magnitude("A1B"), Some(vec![0x0a, 0x1b]));
+        assert_eq!(hex_magnitude("00008a01"), Some(vec![0x8a, 0x01]));
+        assert_eq!(hex_magnitude(""), None);
+        assert_eq!(hex_magnitude("12g"), None);
+        assert_eq!(hex_magnitude("0x1"), None);
+        assert_eq!(hex_magnitude("é"), None);
+    }
 }

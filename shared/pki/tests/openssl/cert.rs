@@ -6,11 +6,7 @@ use pki::{
 };
 use time::{Duration, OffsetDateTime};
 
-use crate::support::{openssl_serial, pem_to_der, Lab};
-
-const HOST: &str = "mi-0123456789abcdef0";
-const GOOD_EXT: &str =
-    "basicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth";
+use crate::support::{openssl_serial, pem_to_der, Ca, Lab, EE_EXT, HOST};
 
 /// A lab with CA `ca`, a host key `host.key` (RSA 2048) and its CSR `host.csr`.
 fn setup() -> (Lab, String) {
@@ -34,7 +30,7 @@ fn good_certificate_is_accepted_and_facts_match_openssl() {
         "host.pem",
         "host.csr",
         "ca",
-        GOOD_EXT,
+        EE_EXT,
         "8A3F0011223344556677",
         &[],
     );
@@ -87,7 +83,7 @@ fn ec_certificate_serial_without_high_bit() {
     lab.ca("ca", "/CN=Test CA");
     lab.key("host.key", "ec:P-384");
     lab.csr("host.csr", "host.key", &format!("/CN={HOST}"), &[]);
-    let pem = lab.sign("host.pem", "host.csr", "ca", GOOD_EXT, "0A1B2C", &[]);
+    let pem = lab.sign("host.pem", "host.csr", "ca", EE_EXT, "0A1B2C", &[]);
     let facts = parse_certificate_pem(&pem).unwrap();
     assert_eq!(facts.serial, "0a:1b:2c");
     assert_eq!(
@@ -108,7 +104,7 @@ fn wrong_key_is_refused() {
     let (lab, _) = setup();
     lab.key("other.key", "ec:P-256");
     let other_spki = lab.key_spki_sha256("other.key");
-    let pem = lab.sign("host.pem", "host.csr", "ca", GOOD_EXT, "01", &[]);
+    let pem = lab.sign("host.pem", "host.csr", "ca", EE_EXT, "01", &[]);
     let facts = parse_certificate_pem(&pem).unwrap();
     let err = check_issued_certificate(&facts, HOST, &other_spki, now()).unwrap_err();
     assert_eq!(
@@ -123,7 +119,7 @@ fn wrong_key_is_refused() {
 #[test]
 fn wrong_host_is_refused() {
     let (lab, spki) = setup();
-    let pem = lab.sign("host.pem", "host.csr", "ca", GOOD_EXT, "01", &[]);
+    let pem = lab.sign("host.pem", "host.csr", "ca", EE_EXT, "01", &[]);
     let facts = parse_certificate_pem(&pem).unwrap();
     let err = check_issued_certificate(&facts, "mi-other", &spki, now()).unwrap_err();
     assert_eq!(
@@ -189,7 +185,7 @@ fn missing_eku_or_ku_is_refused() {
 #[test]
 fn san_in_certificate_is_refused() {
     let (lab, spki) = setup();
-    let ext = format!("{GOOD_EXT}\nsubjectAltName = DNS:other.example");
+    let ext = format!("{EE_EXT}\nsubjectAltName = DNS:other.example");
     let pem = lab.sign("host.pem", "host.csr", "ca", &ext, "07", &[]);
     let facts = parse_certificate_pem(&pem).unwrap();
     assert_eq!(
@@ -201,7 +197,7 @@ fn san_in_certificate_is_refused() {
 #[test]
 fn sha1_certificate_is_refused() {
     let (lab, spki) = setup();
-    let pem = lab.sign("host.pem", "host.csr", "ca", GOOD_EXT, "08", &["-sha1"]);
+    let pem = lab.sign("host.pem", "host.csr", "ca", EE_EXT, "08", &["-sha1"]);
     let facts = parse_certificate_pem(&pem).unwrap();
     assert_eq!(
         check_issued_certificate(&facts, HOST, &spki, now()),
@@ -214,7 +210,7 @@ fn sha1_certificate_is_refused() {
 #[test]
 fn validity_window_is_enforced() {
     let (lab, spki) = setup();
-    let pem = lab.sign("host.pem", "host.csr", "ca", GOOD_EXT, "09", &[]);
+    let pem = lab.sign("host.pem", "host.csr", "ca", EE_EXT, "09", &[]);
     let facts = parse_certificate_pem(&pem).unwrap();
     let later = facts.not_after + Duration::seconds(1);
     assert_eq!(
@@ -238,33 +234,19 @@ fn validity_window_is_enforced() {
 #[test]
 fn really_expired_certificate_is_refused() {
     let (lab, spki) = setup();
-    // `openssl ca` can backdate; set up a throw-away CA database.
-    lab.write("index.txt", "");
-    lab.write("serial", "10\n");
-    lab.write(
-        "ca.cnf",
-        format!(
-            "[ ca ]\ndefault_ca = d\n[ d ]\ndatabase = index.txt\nnew_certs_dir = .\ncertificate = ca.pem\nprivate_key = ca.key\nserial = serial\ndefault_md = sha256\npolicy = p\nunique_subject = no\n[ p ]\ncommonName = supplied\n[ ee ]\n{GOOD_EXT}\n"
-        ),
-    );
-    lab.openssl(&[
-        "ca",
-        "-batch",
-        "-config",
-        "ca.cnf",
-        "-extensions",
-        "ee",
-        "-notext",
-        "-startdate",
-        "20200101000000Z",
-        "-enddate",
-        "20200108000000Z",
-        "-in",
+    // `openssl ca` can backdate; use a throw-away `openssl ca` setup.
+    let old_ca = Ca::new(&lab, "old-ca", "/O=Test/CN=Test Issuing CA", false);
+    let pem = old_ca.sign_csr(
         "host.csr",
-        "-out",
         "old.pem",
-    ]);
-    let facts = parse_certificate_pem(&lab.read_string("old.pem")).unwrap();
+        &[
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200108000000Z",
+        ],
+    );
+    let facts = parse_certificate_pem(&pem).unwrap();
     assert!(matches!(
         check_issued_certificate(&facts, HOST, &spki, now()),
         Err(CertError::Expired { .. })
@@ -275,7 +257,7 @@ fn really_expired_certificate_is_refused() {
 #[test]
 fn signed_by_checks_issuer_and_signature() {
     let (lab, _) = setup();
-    let pem = lab.sign("host.pem", "host.csr", "ca", GOOD_EXT, "0B", &[]);
+    let pem = lab.sign("host.pem", "host.csr", "ca", EE_EXT, "0B", &[]);
 
     // A CA with another name.
     let other = lab.ca("other", "/CN=Other CA");
@@ -294,7 +276,7 @@ fn signed_by_checks_issuer_and_signature() {
     // A leaf is not an issuer, even of a certificate naming it as issuer.
     lab.key("leaf2.key", "ec:P-256");
     lab.csr("leaf2.csr", "leaf2.key", &format!("/CN={HOST}"), &[]);
-    lab.sign("leaf2.pem", "leaf2.csr", "host", GOOD_EXT, "0C", &[]);
+    lab.sign("leaf2.pem", "leaf2.csr", "host", EE_EXT, "0C", &[]);
     assert_eq!(
         certificate_signed_by(&lab.read_string("leaf2.pem"), &pem),
         Err(CertError::IssuerNotCa)
@@ -304,7 +286,7 @@ fn signed_by_checks_issuer_and_signature() {
 #[test]
 fn chains_and_garbage() {
     let (lab, _) = setup();
-    let leaf = lab.sign("host.pem", "host.csr", "ca", GOOD_EXT, "0D", &[]);
+    let leaf = lab.sign("host.pem", "host.csr", "ca", EE_EXT, "0D", &[]);
     let ca = lab.read_string("ca.pem");
     let chain = format!("subject=...\n{leaf}\nissuer=...\n{ca}");
     let parts = split_pem_chain(&chain).unwrap();

@@ -2,9 +2,7 @@
 
 use pki::{check_csr, extract_csr_pem, CsrError, CsrPolicy, EcCurve, KeyAlgorithm, KeyKind};
 
-use crate::support::{der_to_pem, pem_to_der, Lab};
-
-const HOST: &str = "mi-0123456789abcdef0";
+use crate::support::{der_to_pem, pem_to_der, Lab, HOST};
 
 fn policy() -> CsrPolicy {
     CsrPolicy::default()

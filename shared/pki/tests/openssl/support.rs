@@ -5,6 +5,13 @@ use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 
+/// The host (managed instance id) the tests issue for.
+pub const HOST: &str = "mi-0123456789abcdef0";
+
+/// Extensions of a good end-entity certificate (what our Private CA template sets).
+pub const EE_EXT: &str =
+    "basicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\nextendedKeyUsage = clientAuth";
+
 /// A scratch directory where `openssl` runs.
 pub struct Lab {
     dir: tempfile::TempDir,
@@ -182,6 +189,109 @@ impl Lab {
         args.extend_from_slice(extra);
         self.openssl(&args);
         self.read_string(out)
+    }
+}
+
+/// An `openssl ca` setup (`{name}.cnf`, database in `{name}.d/`) with its own CA key and certificate (subject `subj`).
+pub struct Ca<'a> {
+    lab: &'a Lab,
+    name: String,
+}
+
+impl<'a> Ca<'a> {
+    pub fn new(lab: &'a Lab, name: &str, subj: &str, with_crlnumber: bool) -> Ca<'a> {
+        lab.ca(name, subj);
+        std::fs::create_dir_all(lab.path(&format!("{name}.d"))).unwrap();
+        lab.write(&format!("{name}.d/index.txt"), "");
+        // High bit set, so DER serials carry a leading 00.
+        lab.write(&format!("{name}.d/serial"), "8A01\n");
+        lab.write(&format!("{name}.d/crlnumber"), "1000\n");
+        let crlnumber = if with_crlnumber {
+            format!("crlnumber = {name}.d/crlnumber\n")
+        } else {
+            String::new()
+        };
+        lab.write(
+            &format!("{name}.cnf"),
+            format!(
+                "[ ca ]\ndefault_ca = d\n[ d ]\ndatabase = {name}.d/index.txt\nnew_certs_dir = {name}.d\n\
+                 certificate = {name}.pem\nprivate_key = {name}.key\nserial = {name}.d/serial\n{crlnumber}\
+                 default_md = sha256\ndefault_days = 7\ndefault_crl_days = 7\npolicy = p\nunique_subject = no\n\
+                 [ p ]\ncommonName = supplied\n[ ee ]\n{EE_EXT}\n[ crl_ext ]\nauthorityKeyIdentifier = keyid:always\n"
+            ),
+        );
+        Ca {
+            lab,
+            name: name.to_owned(),
+        }
+    }
+
+    fn cnf(&self) -> String {
+        format!("{}.cnf", self.name)
+    }
+
+    pub fn ca_pem(&self) -> String {
+        self.lab.read_string(&format!("{}.pem", self.name))
+    }
+
+    /// Issues a certificate for a fresh key; returns the certificate file name.
+    pub fn issue(&self, cn: &str) -> String {
+        let key = format!("{}-{cn}.key", self.name);
+        let csr = format!("{}-{cn}.csr", self.name);
+        let cert = format!("{}-{cn}.pem", self.name);
+        self.lab.key(&key, "ec:P-256");
+        self.lab.csr(&csr, &key, &format!("/CN={cn}"), &[]);
+        self.sign_csr(&csr, &cert, &[]);
+        cert
+    }
+
+    /// Signs the CSR file `csr` with `openssl ca` (extensions [`EE_EXT`]) and `extra` arguments
+    /// (e.g. `-startdate`/`-enddate`); writes `out` and returns its PEM.
+    pub fn sign_csr(&self, csr: &str, out: &str, extra: &[&str]) -> String {
+        let cnf = self.cnf();
+        let mut args = vec![
+            "ca",
+            "-batch",
+            "-config",
+            &cnf,
+            "-extensions",
+            "ee",
+            "-notext",
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["-in", csr, "-out", out]);
+        self.lab.openssl(&args);
+        self.lab.read_string(out)
+    }
+
+    pub fn revoke(&self, cert: &str) {
+        self.lab.openssl(&[
+            "ca",
+            "-config",
+            &self.cnf(),
+            "-revoke",
+            cert,
+            "-crl_reason",
+            "keyCompromise",
+        ]);
+    }
+
+    /// Generates a CRL; returns (PEM text, DER bytes).
+    pub fn gencrl(&self, out: &str) -> (String, Vec<u8>) {
+        self.lab.openssl(&[
+            "ca",
+            "-config",
+            &self.cnf(),
+            "-gencrl",
+            "-crlexts",
+            "crl_ext",
+            "-out",
+            out,
+        ]);
+        let der_file = format!("{out}.der");
+        self.lab
+            .openssl(&["crl", "-in", out, "-outform", "DER", "-out", &der_file]);
+        (self.lab.read_string(out), self.lab.read(&der_file))
     }
 }
 
