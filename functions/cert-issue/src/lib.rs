@@ -13,15 +13,14 @@ use adapters::ca::CertificateAuthority;
 use adapters::events::{CommandInvocationDetail, Envelope, SSM_INVOCATION_STATUS};
 use adapters::failure::{fail_rotation, RotationFailure};
 use adapters::hosts::{HostAgent, Invocation};
-use adapters::AwsError;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use state::ports::{FleetReader, IssuanceRecorder, StoreError};
 use state::record::{FailureStage, RotationState};
-use state::HostId;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
+pub use adapters::error::EventError as IssueError;
 pub use adapters::Deps;
 
 /// What happened to one event.
@@ -49,20 +48,6 @@ pub enum Outcome {
     },
 }
 
-/// Errors that make Lambda retry the event.
-#[derive(Debug, thiserror::Error)]
-pub enum IssueError {
-    /// The state table failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// An AWS call failed.
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-    /// The event came before the command was recorded, or before its output was visible.
-    #[error("not ready yet: {0}")]
-    NotReady(String),
-}
-
 /// The Lambda handler.
 pub async fn handle<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
@@ -85,16 +70,11 @@ where
                 .await
             {
                 Ok(o) => o,
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, "retryable; Lambda will retry the event");
+                    return Err(Box::new(e));
+                }
                 Err(e) => {
-                    let retryable = match &e {
-                        IssueError::Store(s) => s.is_retryable(),
-                        IssueError::Aws(a) => a.retryable,
-                        IssueError::NotReady(_) => true,
-                    };
-                    if retryable {
-                        tracing::warn!(error = %e, "retryable; Lambda will retry the event");
-                        return Err(Box::new(e));
-                    }
                     tracing::error!(error = %e, "event failed");
                     Outcome::Ignored {
                         reason: e.to_string(),
@@ -132,14 +112,9 @@ where
     if d.document_name != deps.config.generate_csr_document {
         return ignore(format!("document {} is not GenerateCsr", d.document_name));
     }
-    if !adapters::events::is_final_status(&d.status) {
-        return ignore(format!("status {} is not final", d.status));
-    }
-    let Ok(host) = HostId::parse(&d.instance_id) else {
-        return ignore(format!(
-            "instance {} is not a managed-node ID",
-            state::host::shown(&d.instance_id)
-        ));
+    let host = match d.finished_host() {
+        Ok(h) => h,
+        Err(why) => return ignore(why),
     };
     let Some(record) = deps.store.host(&host).await? else {
         return ignore(format!("host {host} is not enrolled"));

@@ -11,18 +11,19 @@
 
 use std::collections::HashSet;
 
-use adapters::alerts::{Alert, AlertKind, Alerts};
+use adapters::alerts::{raise_or_log, Alert, AlertKind, Alerts};
 use adapters::ca::CertificateAuthority;
 use adapters::crl::{CrlSource, Replaced, TrustAnchorCrls};
 use adapters::events::{Envelope, ObjectCreatedDetail, S3_OBJECT_CREATED};
-use adapters::{AwsError, Config};
+use adapters::Config;
 use lambda_runtime::LambdaEvent;
 use pki::CrlNumber;
 use serde::Serialize;
 use state::ports::{CrlLedger, FleetReader, RotationStarter, StoreError};
-use state::record::StateKind;
 use time::OffsetDateTime;
 use tracing::Instrument;
+
+pub use adapters::error::EventError as CrlError;
 
 /// What CRLProcessor needs.
 pub struct Deps<S, Src, Ra, C, A> {
@@ -67,26 +68,6 @@ pub enum Outcome {
     },
 }
 
-/// Errors that make Lambda retry the event.
-#[derive(Debug, thiserror::Error)]
-pub enum CrlError {
-    /// The state table failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// An AWS call failed.
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-}
-
-impl CrlError {
-    fn retryable(&self) -> bool {
-        match self {
-            CrlError::Store(e) => e.is_retryable(),
-            CrlError::Aws(e) => e.retryable,
-        }
-    }
-}
-
 /// The Lambda handler.
 pub async fn handle<S, Src, Ra, C, A>(
     deps: &Deps<S, Src, Ra, C, A>,
@@ -110,7 +91,7 @@ where
                 .await
             {
                 Ok(o) => o,
-                Err(e) if e.retryable() => {
+                Err(e) if e.is_retryable() => {
                     tracing::warn!(error = %e, "retryable; Lambda will retry the event");
                     return Err(Box::new(e));
                 }
@@ -172,9 +153,7 @@ where
     let ca = ca_id(&cfg.ca_arn);
     let refuse = |reason: String| async move {
         let alert = Alert::new(AlertKind::CrlRefused, format!("{key}: {reason}"));
-        if let Err(e) = deps.alerts.raise(&alert).await {
-            tracing::error!(error = %e, "could not publish the alert");
-        }
+        raise_or_log(&deps.alerts, &alert).await;
         Ok(Outcome::Refused { reason })
     };
     let der = deps.source.fetch(bucket, key).await?;
@@ -213,15 +192,13 @@ where
     let revoked: HashSet<&str> = facts.revoked_serials.iter().map(String::as_str).collect();
     let mut revoked_hosts = Vec::new();
     for record in deps.store.all_hosts().await?.records {
-        let Some(serial) = record.current.as_ref().and_then(|c| c.serial.clone()) else {
+        let Some(serial) = record.revocable_serial() else {
             continue;
         };
-        if !revoked.contains(serial.as_str())
-            || !matches!(record.state.kind(), StateKind::Deployed | StateKind::Idle)
-        {
+        if !revoked.contains(serial) {
             continue;
         }
-        match deps.store.revoked(&record, &serial, now).await {
+        match deps.store.revoked(&record, serial, now).await {
             Ok(_) => revoked_hosts.push(record.host.to_string()),
             Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),

@@ -9,11 +9,11 @@ use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let base = AwsDeps::cold_start().await?;
-    if base.config.roles_anywhere.trust_anchor_arn.is_empty() || base.config.crl_bucket.is_empty() {
+    let (aws, config) = adapters::wiring::load().await?;
+    if config.roles_anywhere.trust_anchor_arn.is_empty() || config.crl_bucket.is_empty() {
         return Err("CRLProcessor needs TRUST_ANCHOR_ARN and CRL_BUCKET".into());
     }
-    let aws = aws_config::load_from_env().await;
+    let base = AwsDeps::from_sdk(&aws, config);
     let deps = Arc::new(Deps {
         source: S3Crls::new(aws_sdk_s3::Client::new(&aws)),
         anchor: RolesAnywhereCrls::new(

@@ -93,6 +93,23 @@ pub trait Alerts: Send + Sync {
     fn raise(&self, alert: &Alert) -> impl Future<Output = Result<(), AwsError>> + Send;
 }
 
+/// Publishes `alert`; a failure to publish is logged (with the alert's kind and host) and never
+/// undoes what the caller already recorded. Returns whether the alert went out.
+pub async fn raise_or_log<A: Alerts>(alerts: &A, alert: &Alert) -> bool {
+    match alerts.raise(alert).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(
+                kind = ?alert.kind,
+                host = alert.host.as_deref().unwrap_or(""),
+                error = %e,
+                "could not publish the alert"
+            );
+            false
+        }
+    }
+}
+
 /// The SNS-backed [`Alerts`].
 #[derive(Debug, Clone)]
 pub struct SnsAlerts {

@@ -8,11 +8,9 @@
 use std::future::Future;
 
 use aws_sdk_rolesanywhere::primitives::Blob;
+use pki::MAX_CRL_BYTES;
 
 use crate::error::AwsError;
-
-/// Largest CRL object we read (a Private CA CRL with thousands of entries is far below this).
-pub const MAX_CRL_BYTES: i64 = 4 * 1024 * 1024;
 
 /// Reading a CRL object.
 pub trait CrlSource: Send + Sync {
@@ -73,12 +71,16 @@ impl CrlSource for S3Crls {
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("S3", "GetObject", e))?;
-        if out.content_length().unwrap_or(0) > MAX_CRL_BYTES {
-            return Err(AwsError::malformed(
+        // Refused before the body is read when S3 gives the size, and again after reading.
+        let too_big = || {
+            AwsError::malformed(
                 "S3",
                 "GetObject",
                 "object larger than 4 MiB: not a CRL we accept",
-            ));
+            )
+        };
+        if out.content_length().unwrap_or(0) > MAX_CRL_BYTES as i64 {
+            return Err(too_big());
         }
         let bytes = out
             .body
@@ -86,12 +88,8 @@ impl CrlSource for S3Crls {
             .await
             .map_err(|e| AwsError::malformed("S3", "GetObject", format!("reading the body: {e}")))?
             .into_bytes();
-        if bytes.len() as i64 > MAX_CRL_BYTES {
-            return Err(AwsError::malformed(
-                "S3",
-                "GetObject",
-                "object larger than 4 MiB: not a CRL we accept",
-            ));
+        if bytes.len() > MAX_CRL_BYTES {
+            return Err(too_big());
         }
         Ok(bytes.to_vec())
     }

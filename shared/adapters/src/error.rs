@@ -71,11 +71,6 @@ impl AwsError {
         }
     }
 
-    /// The error code, if the service gave one.
-    pub fn code(&self) -> Option<&str> {
-        self.code.as_deref()
-    }
-
     /// A response the adapter could not use.
     pub fn malformed(
         service: &'static str,
@@ -89,6 +84,32 @@ impl AwsError {
             message: message.into(),
             retryable: false,
             source: None,
+        }
+    }
+}
+
+/// Why an event handler stopped. Lambda retries the event when [`EventError::is_retryable`];
+/// otherwise the handler reports the event as ignored or refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// The state table failed.
+    #[error(transparent)]
+    Store(#[from] state::ports::StoreError),
+    /// An AWS call failed.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// Not ready yet (command not recorded, output not visible, certificate still issuing).
+    #[error("not ready yet: {0}")]
+    NotReady(String),
+}
+
+impl EventError {
+    /// Whether Lambda should retry the event.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            EventError::Store(e) => e.is_retryable(),
+            EventError::Aws(e) => e.retryable,
+            EventError::NotReady(_) => true,
         }
     }
 }

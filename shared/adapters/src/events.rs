@@ -44,6 +44,22 @@ pub struct CommandInvocationDetail {
     pub status: String,
 }
 
+impl CommandInvocationDetail {
+    /// The host of a finished invocation, or why the event is not one to act on (a status that
+    /// is not final, an instance ID that is not a managed node's).
+    pub fn finished_host(&self) -> Result<state::HostId, String> {
+        if !is_final_status(&self.status) {
+            return Err(format!("status {} is not final", self.status));
+        }
+        state::HostId::parse(&self.instance_id).map_err(|_| {
+            format!(
+                "instance {} is not a managed-node ID",
+                state::host::shown(&self.instance_id)
+            )
+        })
+    }
+}
+
 /// Detail of "ACM Private CA Certificate Issuance".
 #[derive(Debug, Clone, Deserialize)]
 pub struct IssuanceDetail {

@@ -7,7 +7,7 @@ use state::record::FailureStage;
 use state::HostRecord;
 use time::OffsetDateTime;
 
-use crate::alerts::{Alert, AlertKind, Alerts};
+use crate::alerts::{raise_or_log, Alert, AlertKind, Alerts};
 use crate::config::Config;
 
 /// A rotation failure to record.
@@ -70,25 +70,22 @@ pub async fn fail_rotation<S: RotationFailer, A: Alerts>(
     } else {
         None
     };
-    let mut alerted = false;
-    if let Some(kind) = kind {
-        let alert = Alert {
-            kind,
-            host: Some(record.host.to_string()),
-            stage: Some(stage.to_string()),
-            reason,
-            attempt: Some(outcome.attempts),
-            command_id,
-            certificate_arn,
-        };
-        match alerts.raise(&alert).await {
-            Ok(()) => alerted = true,
+    let alerted = match kind {
+        Some(kind) => {
+            let alert = Alert {
+                kind,
+                host: Some(record.host.to_string()),
+                stage: Some(stage.to_string()),
+                reason,
+                attempt: Some(outcome.attempts),
+                command_id,
+                certificate_arn,
+            };
             // The failure is recorded; a lost alert must not undo it. The log line carries it.
-            Err(e) => {
-                tracing::error!(host = %record.host, error = %e, "could not publish the alert")
-            }
+            raise_or_log(alerts, &alert).await
         }
-    }
+        None => false,
+    };
     Ok(Failed {
         attempts: outcome.attempts,
         alerted,

@@ -281,13 +281,7 @@ impl HostAgent for SsmHosts {
             .status()
             .cloned()
             .unwrap_or(CommandInvocationStatus::Pending);
-        let finished = !matches!(
-            status,
-            CommandInvocationStatus::Pending
-                | CommandInvocationStatus::InProgress
-                | CommandInvocationStatus::Delayed
-                | CommandInvocationStatus::Cancelling
-        );
+        let finished = crate::events::is_final_status(status.as_str());
         Ok(if finished {
             Invocation::Finished {
                 success: status == CommandInvocationStatus::Success,

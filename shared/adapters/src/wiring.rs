@@ -52,9 +52,15 @@ impl AwsDeps {
 
     /// Cold start: JSON logs, config from the environment, SDK clients from the environment.
     pub async fn cold_start() -> Result<AwsDeps, ConfigError> {
-        crate::telemetry::init_json_logs();
-        let config = Config::from_env()?;
-        let aws = aws_config::load_from_env().await;
+        let (aws, config) = load().await?;
         Ok(AwsDeps::from_sdk(&aws, config))
     }
+}
+
+/// Cold start's common half: JSON logs, then the config and the SDK configuration from the
+/// environment. Functions needing clients beyond [`AwsDeps`] build them from the same SDK config.
+pub async fn load() -> Result<(aws_config::SdkConfig, Config), ConfigError> {
+    crate::telemetry::init_json_logs();
+    let config = Config::from_env()?;
+    Ok((aws_config::load_from_env().await, config))
 }

@@ -190,10 +190,7 @@ impl DynamoStore {
                     .expression_attribute_names("#st", attr::STATE)
                     .expression_attribute_names("#ra", attr::RENEW_AT)
                     .expression_attribute_names("#nb", attr::NOT_BEFORE)
-                    .expression_attribute_values(
-                        ":deployed",
-                        AttributeValue::S(StateKind::Deployed.as_str().into()),
-                    )
+                    .expression_attribute_values(":deployed", s(StateKind::Deployed.as_str()))
                     .expression_attribute_values(":now", num(window.now.unix_timestamp()))
                     .expression_attribute_values(":typeN", s("N"))
                     .expression_attribute_values(":typeS", s("S"))
