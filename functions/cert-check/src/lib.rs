@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use adapters::alerts::{Alert, AlertKind, Alerts};
+use adapters::alerts::{raise_or_log, Alert, AlertKind, Alerts};
 use adapters::ca::{CertificateAuthority, REVOCATION_REASONS};
 use adapters::failure::{fail_rotation, RotationFailure};
 use adapters::hosts::{CsrRequest, HostAgent, Reachability};
@@ -257,9 +257,7 @@ where
                 "the host's certificate has expired; a new one is being requested",
             )
         };
-        if let Err(e) = deps.alerts.raise(&alert).await {
-            tracing::error!(host, error = %e, "could not publish the expiry alert");
-        }
+        raise_or_log(&deps.alerts, &alert).await;
     }
 
     // Stuck rotations: fail them (they are retried after their backoff).
@@ -317,8 +315,11 @@ where
     };
     let mut tasks = tokio::task::JoinSet::new();
     let mut queue = starting.into_iter();
+    // After an error no further host is started, but the rotations in flight run to their end
+    // (dropping them mid-way would leave hosts claimed with no command until the timeout).
+    let mut first_error = None;
     loop {
-        while tasks.len() < CONCURRENCY {
+        while first_error.is_none() && tasks.len() < CONCURRENCY {
             let Some((record, item)) = queue.next() else {
                 break;
             };
@@ -335,7 +336,15 @@ where
         let Some(done) = tasks.join_next().await else {
             break;
         };
-        match done.map_err(|e| CheckError::BadRequest(format!("task failed: {e}")))?? {
+        let started = match done.map_err(|e| CheckError::BadRequest(format!("task failed: {e}"))) {
+            Ok(Ok(started)) => started,
+            Ok(Err(e)) | Err(e) => {
+                tracing::error!(error = %e, "stopping the run after this error");
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
+        match started {
             Started::Yes { host, retry } => {
                 if retry {
                     summary.retried.push(host.clone());
@@ -345,6 +354,9 @@ where
             Started::Skipped(n) => summary.skipped.push(n),
             Started::Failed(n) => summary.failed.push(n),
         }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     summary.started.sort();
     metrics
@@ -445,7 +457,8 @@ where
     let command_id = match deps.hosts.request_csr(&request).await {
         Ok(c) => c,
         Err(e) if e.retryable => {
-            // Leave it claimed; the reconciler fails it after the timeout if no retry helps.
+            // Record the failure (retried after the backoff) and fail the run so Lambda
+            // retries it; if even the record fails, the reconciler fails it after the timeout.
             let _ = fail(format!("could not send GenerateCsr: {e}")).await;
             return Err(e.into());
         }
@@ -522,10 +535,8 @@ where
         .await?
         .ok_or_else(|| CheckError::BadRequest(format!("host {host} is not enrolled")))?;
     let serial = record
-        .current
-        .as_ref()
-        .and_then(|c| c.serial.clone())
-        .filter(|_| matches!(record.state.kind(), StateKind::Deployed | StateKind::Idle))
+        .revocable_serial()
+        .map(str::to_owned)
         .ok_or_else(|| {
             CheckError::BadRequest(format!("host {host} has no deployed certificate to revoke"))
         })?;
@@ -545,9 +556,7 @@ where
             format!("serial {serial} revoked by an operator ({})", revoke.reason),
         )
     };
-    if let Err(e) = deps.alerts.raise(&alert).await {
-        tracing::error!(error = %e, "could not publish the revocation alert");
-    }
+    raise_or_log(&deps.alerts, &alert).await;
     let item = revoke
         .rotate
         .then_some((revoked, PlanItem::Due(DueReason::Revoked)));

@@ -21,7 +21,6 @@ use adapters::events::{
 use adapters::failure::{fail_rotation, RotationFailure};
 use adapters::hosts::{DeployRequest, HostAgent, Invocation};
 use adapters::telemetry::Metrics;
-use adapters::AwsError;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use state::ports::{DeploymentRecorder, FleetReader, StoreError};
@@ -30,6 +29,7 @@ use state::{HostId, HostRecord};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
+pub use adapters::error::EventError as DeployError;
 pub use adapters::Deps;
 
 /// What happened to one event.
@@ -62,30 +62,6 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
-}
-
-/// Errors that make Lambda retry the event.
-#[derive(Debug, thiserror::Error)]
-pub enum DeployError {
-    /// The state table failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// An AWS call failed.
-    #[error(transparent)]
-    Aws(#[from] AwsError),
-    /// Not ready yet (certificate still issuing, command not recorded yet).
-    #[error("not ready yet: {0}")]
-    NotReady(String),
-}
-
-impl DeployError {
-    fn retryable(&self) -> bool {
-        match self {
-            DeployError::Store(s) => s.is_retryable(),
-            DeployError::Aws(a) => a.retryable,
-            DeployError::NotReady(_) => true,
-        }
-    }
 }
 
 /// The Lambda handler: dispatches on the event's source.
@@ -137,7 +113,7 @@ where
     };
     let outcome = match result {
         Ok(o) => o,
-        Err(e) if e.retryable() => {
+        Err(e) if e.is_retryable() => {
             tracing::warn!(error = %e, "retryable; Lambda will retry the event");
             return Err(Box::new(e));
         }
@@ -160,8 +136,9 @@ where
     Ok(serde_json::to_value(outcome)?)
 }
 
-/// How long to keep asking Private CA for a certificate that is still being issued.
-const FETCH_DELAYS_MS: [u64; 4] = [200, 500, 1000, 2000];
+/// Waits before each request to Private CA for a certificate that is still being issued (four
+/// requests over 1.7 s; then the event is retried by Lambda).
+const FETCH_DELAYS_MS: [u64; 4] = [0, 200, 500, 1000];
 
 /// Handles a Private CA issuance event.
 pub async fn on_issued<S, H, C, A>(
@@ -227,6 +204,7 @@ where
 
     let mut fetched = Fetched::Pending;
     for delay in FETCH_DELAYS_MS {
+        tokio::time::sleep(StdDuration::from_millis(delay)).await;
         fetched = match deps.ca.fetch(cert_arn).await {
             Ok(f) => f,
             Err(e) if e.retryable => Fetched::Pending,
@@ -246,7 +224,6 @@ where
         if matches!(fetched, Fetched::Ready { .. }) {
             break;
         }
-        tokio::time::sleep(StdDuration::from_millis(delay)).await;
     }
     let Fetched::Ready { certificate, chain } = fetched else {
         return Err(DeployError::NotReady(format!(
@@ -263,12 +240,9 @@ where
         serial: Some(facts.serial.clone()),
         not_before: Some(facts.not_before),
         not_after: facts.not_after,
-        renew_at: Some(deps.config.plan.renewal.renewal_point(
-            &host,
-            Some(facts.not_before),
-            facts.not_after,
-        )),
-        cert_arn: Some(cert_arn.clone()),
+        // Both are written on DEPLOYED (on_deploy_status), once the host has verified the pair.
+        renew_at: None,
+        cert_arn: None,
     };
     // Claim the deployment: a duplicated event stops here.
     let claimed = match deps
@@ -335,11 +309,8 @@ fn check_certificate(
         .map_err(|e| format!("issued certificate unreadable: {e}"))?;
     pki::check_issued_certificate(&facts, host.as_str(), fingerprint, now)
         .map_err(|e| format!("issued certificate refused: {e}"))?;
-    let issuer = pki::split_pem_chain(chain)
-        .ok()
-        .and_then(|c| c.into_iter().next())
-        .ok_or_else(|| "Private CA returned no chain".to_owned())?;
-    pki::certificate_signed_by(certificate, &issuer)
+    // The chain's first certificate is the issuing CA.
+    pki::certificate_signed_by(certificate, chain)
         .map_err(|e| format!("certificate does not chain to the CA: {e}"))?;
     Ok(facts)
 }
@@ -366,14 +337,9 @@ where
             event.detail_type, d.document_name
         ));
     }
-    if !adapters::events::is_final_status(&d.status) {
-        return ignore(format!("status {} is not final", d.status));
-    }
-    let Ok(host) = HostId::parse(&d.instance_id) else {
-        return ignore(format!(
-            "instance {} is not a managed-node ID",
-            state::host::shown(&d.instance_id)
-        ));
+    let host = match d.finished_host() {
+        Ok(h) => h,
+        Err(why) => return ignore(why),
     };
     let Some(record) = deps.store.host(&host).await? else {
         return ignore(format!("host {host} is not enrolled"));
