@@ -2,9 +2,11 @@
 //! attribute definitions and global secondary indexes, read from the template itself so the tests
 //! cannot drift from what users deploy.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, PutRequest, ScalarAttributeType, WriteRequest,
 };
 use serde_yaml::Value;
 
@@ -114,5 +116,60 @@ pub async fn create_state_table(
         );
     }
     req.send().await?;
+    Ok(())
+}
+
+/// A raw table item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// A string attribute.
+pub fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+/// A number attribute.
+pub fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// An item from name/value pairs.
+pub fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+/// Writes raw items with BatchWriteItem (25 per call, unprocessed ones retried), as a bulk
+/// enrolment by an admin would.
+pub async fn put_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    items: impl IntoIterator<Item = Item>,
+) -> anyhow::Result<()> {
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let mut pending = items
+            .by_ref()
+            .take(25)
+            .map(|i| {
+                Ok(WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(i)).build()?)
+                    .build())
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        while !pending.is_empty() {
+            let out = client
+                .batch_write_item()
+                .request_items(table, pending)
+                .send()
+                .await?;
+            pending = out
+                .unprocessed_items()
+                .and_then(|m| m.get(table))
+                .cloned()
+                .unwrap_or_default();
+        }
+    }
     Ok(())
 }
