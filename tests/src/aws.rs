@@ -27,3 +27,9 @@ pub fn sdk_config(endpoint: &str, retries: bool) -> SdkConfig {
 pub fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk_config(endpoint, true))
 }
+
+/// An S3 client config for `endpoint` (see [`sdk_config`]) with path-style addressing, as moto
+/// needs (`http://127.0.0.1:<port>/<bucket>/<key>`).
+pub fn s3_config(endpoint: &str, retries: bool) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::config::Builder::from(&sdk_config(endpoint, retries)).force_path_style(true)
+}

@@ -92,8 +92,7 @@ impl Endpoints {
         let rec = recorder.for_function("CRLProcessor");
         let base = self.deps(config, recorder, "CRLProcessor");
         let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&crate::aws::sdk_config(&self.moto, true))
-                .force_path_style(true)
+            crate::aws::s3_config(&self.moto, true)
                 .interceptor(rec.clone())
                 .build(),
         );

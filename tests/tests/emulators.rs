@@ -8,14 +8,11 @@
 //! shaped like the samples in `fixtures/events`. A last test sends the same PCA request shapes to
 //! moto (when the project's virtualenv has it) to show AWS's own model accepts them.
 
-use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_acmpca::primitives::Blob;
 use aws_sdk_acmpca::types::{SigningAlgorithm, Validity, ValidityPeriodType};
 use aws_sdk_ssm::error::ProvideErrorMetadata as _;
@@ -32,44 +29,46 @@ use x509_parser::prelude::{
     FromDer, ParsedExtension, X509Certificate, X509CertificationRequest, X509Version,
 };
 
+mod emulator_common;
+
+use emulator_common::{assert_envelope_values, fixture, keys, pem_der, sample_event};
+
 const GEN: &str = "fixture-GenerateCsr";
 const NOISY: &str = "fixture-Noisy";
 
-fn fixture(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(p)
+fn ssm_client(h: &ssm::SsmHandle) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(&tests::aws::sdk_config(&h.url(), false))
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace")
-        .to_path_buf()
+fn pca_client(h: &pca::PcaHandle) -> aws_sdk_acmpca::Client {
+    aws_sdk_acmpca::Client::new(&tests::aws::sdk_config(&h.url(), false))
 }
 
-async fn sdk(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_ssm::config::Credentials::new(
-            "AKIDEMULATORTESTS",
-            "emulator-tests-secret",
-            None,
-            None,
-            "emulator-tests",
-        ))
-        .endpoint_url(endpoint)
-        .retry_config(RetryConfig::disabled())
-        .load()
+/// The command ID SendCommand answered.
+fn command_id(out: &aws_sdk_ssm::operation::send_command::SendCommandOutput) -> String {
+    out.command().unwrap().command_id().unwrap().to_string()
+}
+
+/// GetCommandInvocation once the invocation is visible: the emulator answers
+/// `InvocationDoesNotExist` to the first call, as the service does right after SendCommand, so
+/// that call is made and its answer thrown away.
+async fn visible_invocation(
+    c: &aws_sdk_ssm::Client,
+    command_id: &str,
+    instance_id: &str,
+) -> aws_sdk_ssm::operation::get_command_invocation::GetCommandInvocationOutput {
+    let _ = c
+        .get_command_invocation()
+        .command_id(command_id)
+        .instance_id(instance_id)
+        .send()
+        .await;
+    c.get_command_invocation()
+        .command_id(command_id)
+        .instance_id(instance_id)
+        .send()
         .await
-}
-
-async fn ssm_client(h: &ssm::SsmHandle) -> aws_sdk_ssm::Client {
-    aws_sdk_ssm::Client::new(&sdk(&h.url()).await)
-}
-
-async fn pca_client(h: &pca::PcaHandle) -> aws_sdk_acmpca::Client {
-    aws_sdk_acmpca::Client::new(&sdk(&h.url()).await)
+        .unwrap()
 }
 
 async fn fixture_ssm(bus: EventBus, capture: Capture) -> ssm::SsmHandle {
@@ -113,37 +112,11 @@ fn openssl_csr(dir: &Path, cn: &str, rsa: bool) -> Vec<u8> {
     std::fs::read(csr).expect("csr written")
 }
 
-fn pem_der(pem: &str) -> Vec<u8> {
-    let b64: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .concat();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .expect("pem base64")
-}
-
-fn keys(v: &Value) -> BTreeSet<String> {
-    v.as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default()
-}
-
-fn sample_event(name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixture(&format!("events/{name}"))).unwrap())
-        .unwrap()
-}
-
 /// Same envelope and detail members as the sample, account/region/source/detail-type equal.
 fn assert_event_shape(e: &Value, sample: &Value) {
     assert_eq!(keys(e), keys(sample), "envelope of {e}");
     assert_eq!(keys(&e["detail"]), keys(&sample["detail"]), "detail of {e}");
-    for k in ["version", "detail-type", "source", "account", "region"] {
-        assert_eq!(e[k], sample[k], "{k} of {e}");
-    }
-    let time_re = regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$").unwrap();
-    assert!(time_re.is_match(e["time"].as_str().unwrap()), "{e}");
+    assert_envelope_values(e, sample);
     assert!(e["resources"]
         .as_array()
         .unwrap()
@@ -160,7 +133,7 @@ async fn send_command_validates_like_ssm() {
     let h = fixture_ssm(EventBus::new(), Capture::new()).await;
     let host = ssm::managed_instance_id(1);
     h.register_host(&host, HostSpec::default());
-    let c = ssm_client(&h).await;
+    let c = ssm_client(&h);
     let send = || {
         c.send_command()
             .document_name(GEN)
@@ -256,7 +229,7 @@ async fn generate_csr_runs_in_the_sandbox() {
     let h = fixture_ssm(bus.clone(), capture.clone()).await;
     let host = ssm::managed_instance_id(0xa1);
     let root = h.register_host(&host, HostSpec::default());
-    let c = ssm_client(&h).await;
+    let c = ssm_client(&h);
 
     let out = c
         .send_command()
@@ -406,8 +379,8 @@ async fn host_without_openssl_fails_with_the_scripts_error() {
             has_openssl: false,
         },
     );
-    let c = ssm_client(&h).await;
-    let id = c
+    let c = ssm_client(&h);
+    let out = c
         .send_command()
         .document_name(GEN)
         .instance_ids(&host)
@@ -415,26 +388,9 @@ async fn host_without_openssl_fails_with_the_scripts_error() {
         .parameters("rotationId", vec!["r".into()])
         .send()
         .await
-        .unwrap()
-        .command()
-        .unwrap()
-        .command_id()
-        .unwrap()
-        .to_string();
-    h.wait_idle().await;
-    let _ = c
-        .get_command_invocation()
-        .command_id(&id)
-        .instance_id(&host)
-        .send()
-        .await;
-    let inv = c
-        .get_command_invocation()
-        .command_id(&id)
-        .instance_id(&host)
-        .send()
-        .await
         .unwrap();
+    h.wait_idle().await;
+    let inv = visible_invocation(&c, &command_id(&out), &host).await;
     assert_eq!(inv.status(), Some(&CommandInvocationStatus::Failed));
     assert_eq!(inv.status_details(), Some("Failed"));
     assert_eq!(inv.response_code(), 3);
@@ -451,7 +407,7 @@ async fn output_is_cut_and_timeouts_end_runs() {
     let h = fixture_ssm(EventBus::new(), Capture::new()).await;
     let host = "i-0123456789abcdef0";
     h.register_host(host, HostSpec::default());
-    let c = ssm_client(&h).await;
+    let c = ssm_client(&h);
     let p = |k: &str, v: &str| (k.to_string(), vec![v.to_string()]);
     let run = |params: Vec<(String, Vec<String>)>| {
         let mut b = c.send_command().document_name(NOISY).instance_ids(host);
@@ -468,31 +424,14 @@ async fn output_is_cut_and_timeouts_end_runs() {
         .unwrap();
     h.wait_idle().await;
 
-    let get = |id: String| {
-        let c = c.clone();
-        async move {
-            let _ = c
-                .get_command_invocation()
-                .command_id(&id)
-                .instance_id(host)
-                .send()
-                .await;
-            c.get_command_invocation()
-                .command_id(&id)
-                .instance_id(host)
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    let inv = get(noisy.command().unwrap().command_id().unwrap().to_string()).await;
+    let inv = visible_invocation(&c, &command_id(&noisy), host).await;
     assert_eq!(inv.status(), Some(&CommandInvocationStatus::Failed));
     assert_eq!(inv.response_code(), 7);
     assert_eq!(inv.standard_output_content().unwrap().len(), 24_000);
     assert_eq!(inv.standard_error_content().unwrap().len(), 8_000);
     let list = c
         .list_command_invocations()
-        .command_id(noisy.command().unwrap().command_id().unwrap())
+        .command_id(command_id(&noisy))
         .details(true)
         .send()
         .await
@@ -503,7 +442,7 @@ async fn output_is_cut_and_timeouts_end_runs() {
     assert_eq!(output.len(), 2_500);
 
     let started = std::time::Instant::now();
-    let inv = get(slow.command().unwrap().command_id().unwrap().to_string()).await;
+    let inv = visible_invocation(&c, &command_id(&slow), host).await;
     assert_eq!(inv.status(), Some(&CommandInvocationStatus::TimedOut));
     assert_eq!(inv.status_details(), Some("ExecutionTimedOut"));
     assert!(started.elapsed() < Duration::from_secs(20));
@@ -521,7 +460,7 @@ async fn offline_hosts_wait_then_time_out_or_run_when_back() {
             has_openssl: true,
         },
     );
-    let c = ssm_client(&h).await;
+    let c = ssm_client(&h);
     let send = || {
         c.send_command()
             .document_name(GEN)
@@ -530,28 +469,9 @@ async fn offline_hosts_wait_then_time_out_or_run_when_back() {
             .parameters("rotationId", vec!["r".into()])
             .send()
     };
-    let first = send()
-        .await
-        .unwrap()
-        .command()
-        .unwrap()
-        .command_id()
-        .unwrap()
-        .to_string();
+    let first = command_id(&send().await.unwrap());
     h.wait_idle().await; // Offline invocations do not count.
-    let _ = c
-        .get_command_invocation()
-        .command_id(&first)
-        .instance_id(&host)
-        .send()
-        .await;
-    let inv = c
-        .get_command_invocation()
-        .command_id(&first)
-        .instance_id(&host)
-        .send()
-        .await
-        .unwrap();
+    let inv = visible_invocation(&c, &first, &host).await;
     assert_eq!(inv.status(), Some(&CommandInvocationStatus::Pending));
     assert_eq!(inv.response_code(), -1);
     assert_eq!(inv.execution_start_date_time(), Some(""));
@@ -577,14 +497,7 @@ async fn offline_hosts_wait_then_time_out_or_run_when_back() {
     assert_eq!(events[1]["detail"]["status"], "TimedOut");
 
     // A second command waits, then runs when the agent reconnects.
-    let second = send()
-        .await
-        .unwrap()
-        .command()
-        .unwrap()
-        .command_id()
-        .unwrap()
-        .to_string();
+    let second = command_id(&send().await.unwrap());
     h.set_online(&host, true);
     h.wait_idle().await;
     assert_eq!(h.invocation(&second, &host).unwrap().status, "Success");
@@ -610,7 +523,7 @@ async fn describe_instance_information_reports_ping_status() {
         );
     }
     h.register_host(&ec2, HostSpec::default());
-    let c = ssm_client(&h).await;
+    let c = ssm_client(&h);
 
     let out = c
         .describe_instance_information()
@@ -756,7 +669,7 @@ async fn pca_issues_client_auth_certificates() {
     })
     .await
     .unwrap();
-    let c = pca_client(&h).await;
+    let c = pca_client(&h);
     let dir = tempfile::tempdir().unwrap();
     let host = ssm::managed_instance_id(0xd4);
     let csr = openssl_csr(dir.path(), &host, false);
@@ -938,7 +851,7 @@ async fn pca_issues_client_auth_certificates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pca_rejects_what_the_service_rejects() {
     let h = pca::start(PcaConfig::default()).await.unwrap();
-    let c = pca_client(&h).await;
+    let c = pca_client(&h);
     let dir = tempfile::tempdir().unwrap();
     let csr = openssl_csr(dir.path(), &ssm::managed_instance_id(0xe5), false);
     let ca = h.ca_arn();
@@ -1024,7 +937,7 @@ async fn pca_rejects_what_the_service_rejects() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pca_failed_issuance() {
     let h = pca::start(PcaConfig::default()).await.unwrap();
-    let c = pca_client(&h).await;
+    let c = pca_client(&h);
     let dir = tempfile::tempdir().unwrap();
     let csr = openssl_csr(dir.path(), &ssm::managed_instance_id(0xf6), false);
     let ca = h.ca_arn();
@@ -1083,7 +996,7 @@ async fn pca_rsa_ca_with_end_date() {
     })
     .await
     .unwrap();
-    let c = pca_client(&h).await;
+    let c = pca_client(&h);
     let dir = tempfile::tempdir().unwrap();
     let host = ssm::managed_instance_id(0x17);
     let csr = openssl_csr(dir.path(), &host, true);
@@ -1153,7 +1066,7 @@ async fn pca_rsa_ca_with_end_date() {
 /// emulated host: GenerateCsr → IssueCertificate → DeployCert.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn template_documents_rotate_a_host() {
-    let template = workspace_root().join("cloudformation/template.yaml");
+    let template = tests::table::template_path();
     if !template.exists() {
         eprintln!(
             "NOTE: {} absent; skipping the real-document run",
@@ -1161,8 +1074,7 @@ async fn template_documents_rotate_a_host() {
         );
         return;
     }
-    const GEN_DOC: &str = "certrotation-GenerateCsr";
-    const DEPLOY_DOC: &str = "certrotation-DeployCert";
+    use tests::stack::{DEPLOY_CERT_DOCUMENT as DEPLOY_DOC, GENERATE_CSR_DOCUMENT as GEN_DOC};
     let docs = ssm::load_documents(
         &template,
         &[
@@ -1205,8 +1117,8 @@ async fn template_documents_rotate_a_host() {
 
     let host = ssm::managed_instance_id(0x2026);
     let root = s.register_host(&host, HostSpec::default());
-    let sc = ssm_client(&s).await;
-    let pc = pca_client(&p).await;
+    let sc = ssm_client(&s);
+    let pc = pca_client(&p);
     let run = |doc: &'static str, params: Vec<(&'static str, String)>| {
         let sc = sc.clone();
         let host = host.clone();
@@ -1216,28 +1128,9 @@ async fn template_documents_rotate_a_host() {
             for (k, v) in params {
                 b = b.parameters(k, vec![v]);
             }
-            let id = b
-                .send()
-                .await
-                .unwrap()
-                .command()
-                .unwrap()
-                .command_id()
-                .unwrap()
-                .to_string();
+            let id = command_id(&b.send().await.unwrap());
             s.wait_idle().await;
-            let _ = sc
-                .get_command_invocation()
-                .command_id(&id)
-                .instance_id(&host)
-                .send()
-                .await;
-            sc.get_command_invocation()
-                .command_id(&id)
-                .instance_id(&host)
-                .send()
-                .await
-                .unwrap()
+            visible_invocation(&sc, &id, &host).await
         }
     };
 
@@ -1360,18 +1253,16 @@ async fn template_documents_rotate_a_host() {
 /// virtualenv has no moto server yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moto_accepts_the_same_pca_request_shapes() {
-    let bin = std::env::var_os("MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv/bin/moto_server"));
-    if !bin.exists() {
+    let python = tests::moto::moto_python();
+    if !python.exists() {
         eprintln!(
-            "NOTE: no moto server at {}; skipping the moto cross-check",
-            bin.display()
+            "NOTE: no moto Python at {}; skipping the moto cross-check",
+            python.display()
         );
         return;
     }
     let moto = tests::moto::MotoServer::start().expect("moto starts");
-    let c = aws_sdk_acmpca::Client::new(&sdk(&moto.url()).await);
+    let c = aws_sdk_acmpca::Client::new(&tests::aws::sdk_config(&moto.url(), false));
     let created = c
         .create_certificate_authority()
         .certificate_authority_type(aws_sdk_acmpca::types::CertificateAuthorityType::Root)
@@ -1436,7 +1327,7 @@ async fn moto_accepts_the_same_pca_request_shapes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pca_revokes_by_serial() {
     let h = pca::start(PcaConfig::default()).await.unwrap();
-    let c = pca_client(&h).await;
+    let c = pca_client(&h);
     let dir = tempfile::tempdir().unwrap();
     let csr = openssl_csr(dir.path(), &ssm::managed_instance_id(0x4b), false);
     let ca = h.ca_arn();

@@ -21,54 +21,16 @@ use tests::emulators::{Capture, EventBus};
 use tests::moto::MotoServer;
 use x509_parser::prelude::FromDer as _;
 
+mod emulator_common;
+
+use emulator_common::{assert_envelope_values, keys, pem_der, sample_event};
+
 const BUCKET: &str = "example-stack-crl-111122223333";
 
-/// `/work/shared/events/s3-object-created-crl.json`, the shape S3 gives EventBridge.
-const S3_SAMPLE: &str = r#"{
-  "version": "0",
-  "id": "17793124-05d4-b198-2fde-7ededc63b103",
-  "detail-type": "Object Created",
-  "source": "aws.s3",
-  "account": "111122223333",
-  "time": "2026-11-21T11:02:11Z",
-  "region": "us-east-1",
-  "resources": ["arn:aws:s3:::example-stack-crl-111122223333"],
-  "detail": {
-    "version": "0",
-    "bucket": { "name": "example-stack-crl-111122223333" },
-    "object": {
-      "key": "crl/11223344-1234-1122-2233-112233445566.crl",
-      "size": 812,
-      "etag": "b1946ac92492d2347c6235b4d2611184",
-      "sequencer": "00617F08299329D189"
-    },
-    "request-id": "N4N7GDK58NMKJ12R",
-    "requester": "acm-pca.amazonaws.com",
-    "source-ip-address": "acm-pca.amazonaws.com",
-    "reason": "PutObject"
-  }
-}"#;
-
-/// `/work/shared/events/pca-crl-generation-success.json`.
-const PCA_SAMPLE: &str = r#"{
-  "version": "0",
-  "id": "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9",
-  "detail-type": "ACM Private CA CRL Generation",
-  "source": "aws.acm-pca",
-  "account": "111122223333",
-  "time": "2026-11-21T10:45:00Z",
-  "region": "us-east-1",
-  "resources": [
-    "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11223344-1234-1122-2233-112233445566"
-  ],
-  "detail": { "result": "success" }
-}"#;
-
-fn keys(v: &Value) -> BTreeSet<String> {
-    v.as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_default()
-}
+/// The shape S3 gives EventBridge for the CRL object.
+const S3_SAMPLE: &str = "s3-object-created-crl.json";
+/// The "ACM Private CA CRL Generation" sample.
+const PCA_SAMPLE: &str = "pca-crl-generation-success.json";
 
 /// Same members at every object level as the sample; fixed envelope values equal.
 fn assert_same_shape(e: &Value, sample: &Value, path: &str) {
@@ -95,11 +57,7 @@ fn assert_same_shape(e: &Value, sample: &Value, path: &str) {
 
 fn assert_envelope(e: &Value, sample: &Value) {
     assert_same_shape(e, sample, "event");
-    for k in ["version", "detail-type", "source", "account", "region"] {
-        assert_eq!(e[k], sample[k], "{k} of {e}");
-    }
-    let time_re = regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$").unwrap();
-    assert!(time_re.is_match(e["time"].as_str().unwrap()), "{e}");
+    assert_envelope_values(e, sample);
 }
 
 fn acmpca(url: &str) -> aws_sdk_acmpca::Client {
@@ -107,12 +65,7 @@ fn acmpca(url: &str) -> aws_sdk_acmpca::Client {
 }
 
 fn s3(url: &str) -> aws_sdk_s3::Client {
-    let base = tests::aws::sdk_config(url, false);
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&base)
-            .force_path_style(true)
-            .build(),
-    )
+    aws_sdk_s3::Client::from_conf(tests::aws::s3_config(url, false).build())
 }
 
 fn rolesanywhere_client(h: &RolesAnywhereHandle) -> aws_sdk_rolesanywhere::Client {
@@ -288,7 +241,7 @@ async fn pca_publishes_signed_crls_to_s3_with_events() {
         .iter()
         .find(|e| e["source"] == "aws.s3")
         .expect("S3 event");
-    assert_envelope(s3_event, &serde_json::from_str(S3_SAMPLE).unwrap());
+    assert_envelope(s3_event, &sample_event(S3_SAMPLE));
     assert_eq!(s3_event, &p1.s3_event);
     assert_eq!(s3_event["detail-type"], "Object Created");
     assert_eq!(s3_event["resources"][0], format!("arn:aws:s3:::{BUCKET}"));
@@ -302,7 +255,7 @@ async fn pca_publishes_signed_crls_to_s3_with_events() {
         .iter()
         .find(|e| e["source"] == "aws.acm-pca")
         .expect("CRL generation event");
-    assert_envelope(pca_event, &serde_json::from_str(PCA_SAMPLE).unwrap());
+    assert_envelope(pca_event, &sample_event(PCA_SAMPLE));
     assert_eq!(pca_event["resources"][0], ca.as_str());
     assert_eq!(pca_event["detail"]["result"], "success");
 
@@ -373,7 +326,7 @@ async fn forged_and_replayed_crls() {
     let same_name = h.foreign_crl_der();
     let (_, parsed) =
         x509_parser::revocation_list::CertificateRevocationList::from_der(&same_name).unwrap();
-    let ca_der = pem_to_der(&ca_pem);
+    let ca_der = pem_der(&ca_pem);
     let (_, ca_cert) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
     assert_eq!(parsed.issuer().as_raw(), ca_cert.subject().as_raw());
     assert!(matches!(
@@ -415,7 +368,7 @@ async fn forged_and_replayed_crls() {
     let e = h.put_crl_object(&key, &same_name).await.unwrap();
     assert_eq!(e["detail"]["requester"], tests::emulators::ACCOUNT);
     assert_eq!(e["detail"]["object"]["key"], key.as_str());
-    assert_envelope(&e, &serde_json::from_str(S3_SAMPLE).unwrap());
+    assert_envelope(&e, &sample_event(S3_SAMPLE));
     let events = bus.drain();
     assert_eq!(events.len(), 1);
     let body = s3(&moto.url())
@@ -439,14 +392,6 @@ async fn publish_without_a_target_fails() {
     assert!(h.publish_crl().await.is_err());
     assert_eq!(h.crl_key(), None);
     assert_eq!(h.last_crl_number(), 0);
-}
-
-fn pem_to_der(pem: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap()
 }
 
 fn der_to_pem(der: &[u8]) -> String {
@@ -572,7 +517,7 @@ async fn roles_anywhere_crl_quota_update_and_listing() {
     let e = c
         .import_crl()
         .name("garbage")
-        .crl_data(aws_sdk_rolesanywhere::primitives::Blob::new(pem_to_der(
+        .crl_data(aws_sdk_rolesanywhere::primitives::Blob::new(pem_der(
             &pca::start(PcaConfig::default())
                 .await
                 .unwrap()

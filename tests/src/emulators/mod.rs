@@ -16,7 +16,7 @@
 //! Shared pieces live here: the [`EventBus`] onto which emulators put EventBridge-shaped events
 //! (the harness routes them to the Lambda handlers), the [`Capture`] of every request and response
 //! body (so a test can prove no private key ever crossed the wire) with per-operation call
-//! counters, and the JSON 1.1 server plumbing in [`wire`].
+//! counters, and the HTTP server plumbing (AWS JSON 1.1 and restJson1) in [`wire`].
 //!
 //! Wiring a test (both emulators sharing one bus and one capture):
 //!

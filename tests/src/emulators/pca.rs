@@ -227,6 +227,11 @@ impl CrlTarget {
             prefix: DEFAULT_CRL_PREFIX.to_string(),
         }
     }
+
+    /// The key the CA with `ca_arn` writes its CRL to: `<prefix><CA id>.crl`.
+    fn key_for(&self, ca_arn: &str) -> String {
+        format!("{}{}.crl", self.prefix, ca_id_of(ca_arn))
+    }
 }
 
 /// Where Private CA puts CRLs in the bucket when the CA has no CustomPath.
@@ -437,12 +442,7 @@ pub async fn start(config: PcaConfig) -> anyhow::Result<PcaHandle> {
     )
     .await?;
     let s3 = config.crl.as_ref().map(|t| {
-        let base = crate::aws::sdk_config(&t.s3_endpoint, false);
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&base)
-                .force_path_style(true)
-                .build(),
-        )
+        aws_sdk_s3::Client::from_conf(crate::aws::s3_config(&t.s3_endpoint, false).build())
     });
     Ok(PcaHandle {
         shared,
@@ -547,7 +547,7 @@ impl PcaHandle {
     /// The key the CA writes its CRL to: `<prefix><CA id>.crl` (`None` without a CRL target).
     pub fn crl_key(&self) -> Option<String> {
         let t = self.shared.crl.as_ref()?;
-        Some(format!("{}{}.crl", t.prefix, self.ca_id()))
+        Some(t.key_for(&self.ca_arn()))
     }
 
     /// Number of the last CRL [`publish_crl`](Self::publish_crl) wrote (0: none yet).
@@ -563,10 +563,7 @@ impl PcaHandle {
     /// Fails when [`PcaConfig::crl`] is `None` or S3 refuses the write (the CRL number is then
     /// used up, as a failed write of the service would leave a gap too).
     pub async fn publish_crl(&self) -> anyhow::Result<PublishedCrl> {
-        let target =
-            self.shared.crl.clone().ok_or_else(|| {
-                anyhow::anyhow!("the emulated CA has no CRL target (PcaConfig::crl)")
-            })?;
+        let sink = self.crl_sink()?;
         let (der, number, ca_arn) = {
             let mut st = lock(&self.shared.state);
             st.crl_number += 1;
@@ -579,19 +576,14 @@ impl PcaHandle {
             let der = sign_crl(&st.ca, number, OffsetDateTime::now_utc(), entries)?;
             (der, number, st.ca.arn.clone())
         };
-        let key = format!("{}{}.crl", target.prefix, ca_id_of(&ca_arn));
+        let key = sink.0.key_for(&ca_arn);
         let (etag, s3_event) = self
-            .put_object(&target, &key, &der, "acm-pca.amazonaws.com")
+            .put_object(sink, &key, &der, "acm-pca.amazonaws.com")
             .await?;
-        let pca_event = eventbridge_event(
-            "ACM Private CA CRL Generation",
-            "aws.acm-pca",
-            vec![ca_arn],
-            json!({ "result": "success" }),
-        );
+        let pca_event = pca_event("ACM Private CA CRL Generation", vec![ca_arn], "success");
         self.shared.bus.push(pca_event.clone());
         Ok(PublishedCrl {
-            bucket: target.bucket,
+            bucket: sink.0.bucket.clone(),
             key,
             der,
             number,
@@ -606,11 +598,9 @@ impl PcaHandle {
     /// "Object Created" event (requester: the account), but no "CRL Generation" event follows.
     /// Returns the event pushed.
     pub async fn put_crl_object(&self, key: &str, body: &[u8]) -> anyhow::Result<Value> {
-        let target =
-            self.shared.crl.clone().ok_or_else(|| {
-                anyhow::anyhow!("the emulated CA has no CRL target (PcaConfig::crl)")
-            })?;
-        let (_, event) = self.put_object(&target, key, body, ACCOUNT).await?;
+        let (_, event) = self
+            .put_object(self.crl_sink()?, key, body, ACCOUNT)
+            .await?;
         Ok(event)
     }
 
@@ -623,9 +613,12 @@ impl PcaHandle {
         let entries = revoked
             .iter()
             .map(|s| {
-                let hex = s.replace(':', "").to_lowercase();
-                let norm = |x: &str| x.trim_start_matches('0').to_string();
-                match st.revoked.iter().find(|r| norm(&r.serial) == norm(&hex)) {
+                let hex = serial_hex(s);
+                match st
+                    .revoked
+                    .iter()
+                    .find(|r| serial_key(&r.serial) == serial_key(&hex))
+                {
                     Some(r) => revoked_entry(&r.serial, r.revoked_at, &r.reason),
                     None => revoked_entry(&hex, now, "UNSPECIFIED"),
                 }
@@ -663,19 +656,25 @@ impl PcaHandle {
         foreign_crl(&st, params)
     }
 
+    /// Where CRLs go and the S3 client that writes them, or the error of a CA without a
+    /// [`PcaConfig::crl`].
+    fn crl_sink(&self) -> anyhow::Result<(&CrlTarget, &aws_sdk_s3::Client)> {
+        self.shared
+            .crl
+            .as_ref()
+            .zip(self.s3.as_ref())
+            .ok_or_else(|| anyhow::anyhow!("the emulated CA has no CRL target (PcaConfig::crl)"))
+    }
+
     /// PUTs `body` at `key` (creating the bucket once if missing) and pushes the S3 "Object
     /// Created" event; returns the ETag (unquoted) and the event.
     async fn put_object(
         &self,
-        target: &CrlTarget,
+        (target, s3): (&CrlTarget, &aws_sdk_s3::Client),
         key: &str,
         body: &[u8],
         requester: &str,
     ) -> anyhow::Result<(String, Value)> {
-        let s3 = self
-            .s3
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("no S3 client (PcaConfig::crl is None)"))?;
         self.bucket_ready
             .get_or_try_init(|| async {
                 if s3
@@ -728,6 +727,27 @@ impl PcaHandle {
 /// The UUID at the end of a CA ARN.
 fn ca_id_of(ca_arn: &str) -> String {
     ca_arn.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+/// A serial as callers write it (hex, colons optional, any case): lower-case hex without
+/// separators.
+fn serial_hex(serial: &str) -> String {
+    serial.replace(':', "").to_lowercase()
+}
+
+/// What serials are compared by: [`serial_hex`] without leading zeros (they do not matter).
+fn serial_key(serial: &str) -> String {
+    serial_hex(serial).trim_start_matches('0').to_string()
+}
+
+/// An `aws.acm-pca` event with `{"result": result}` as its detail.
+fn pca_event(detail_type: &str, resources: Vec<String>, result: &str) -> Value {
+    eventbridge_event(
+        detail_type,
+        "aws.acm-pca",
+        resources,
+        json!({ "result": result }),
+    )
 }
 
 /// Random upper-case alphanumerics (S3 request IDs) or hex digits (sequencers).
@@ -879,9 +899,10 @@ fn check_arn(arn: &str) -> Result<(), ApiError> {
 
 /// Parses `Validity` / `ValidityNotBefore` into a point in time.
 fn validity_time(v: &Value, now: OffsetDateTime, member: &str) -> Result<OffsetDateTime, ApiError> {
-    let value = v.get("Value").and_then(Value::as_i64).ok_or_else(|| {
-        ApiError::validation(format!("1 validation error detected: Value null at '{member}.value' failed to satisfy constraint: Member must not be null"))
-    })?;
+    let value = v
+        .get("Value")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ApiError::not_null(&format!("{member}.value")))?;
     let kind = input::req_str(v, "Type")?;
     let bad = |m: &str| ApiError::new("InvalidArgsException", m.to_string());
     let relative = |t: OffsetDateTime| -> Result<OffsetDateTime, ApiError> {
@@ -1043,9 +1064,9 @@ impl Api {
     fn issue_certificate(&self, v: &Value) -> Result<Value, ApiError> {
         let csr_b64 = input::req_str(v, "Csr")?;
         let signing_algorithm = input::req_str(v, "SigningAlgorithm")?.to_string();
-        let validity = v.get("Validity").ok_or_else(|| {
-            ApiError::validation("1 validation error detected: Value null at 'validity' failed to satisfy constraint: Member must not be null")
-        })?;
+        let validity = v
+            .get("Validity")
+            .ok_or_else(|| ApiError::not_null("validity"))?;
         let template_arn = input::opt_str(v, "TemplateArn")
             .unwrap_or(DEFAULT_TEMPLATE)
             .to_string();
@@ -1087,8 +1108,9 @@ impl Api {
             .find("-----BEGIN CERTIFICATE REQUEST-----")
             .or_else(|| csr_text.find("-----BEGIN NEW CERTIFICATE REQUEST-----"))
             .ok_or_else(|| malformed("The CSR is not a PEM certificate request"))?;
-        let der =
-            pem_body(&csr_text[pem_start..]).ok_or_else(|| malformed("The CSR PEM is damaged"))?;
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&csr_bytes[pem_start..])
+            .map_err(|_| malformed("The CSR PEM is damaged"))?;
+        let der = pem.contents;
         let (_, csr) = x509_parser::certification_request::X509CertificationRequest::from_der(&der)
             .map_err(|_| malformed("The CSR could not be parsed"))?;
         csr.verify_signature()
@@ -1221,11 +1243,10 @@ impl Api {
     }
 
     fn issuance_event(&self, ca_arn: &str, cert_arn: &str, result: &str) {
-        self.0.bus.push(eventbridge_event(
+        self.0.bus.push(pca_event(
             "ACM Private CA Certificate Issuance",
-            "aws.acm-pca",
             vec![ca_arn.to_string(), cert_arn.to_string()],
-            json!({ "result": result }),
+            result,
         ));
     }
 
@@ -1268,19 +1289,13 @@ impl Api {
                 "1 validation error detected: Value '{reason}' at 'revocationReason' failed to satisfy constraint: Member must satisfy enum value set"
             )));
         }
-        // Hex, with or without colons, any case; leading zero bytes do not matter.
-        let serial: String = serial_in
-            .chars()
-            .filter(|c| *c != ':')
-            .collect::<String>()
-            .to_lowercase();
+        let serial = serial_hex(serial_in);
         if serial.is_empty() || !serial.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(ApiError::new(
                 "InvalidRequestException",
                 format!("The certificate serial {serial_in} is not hexadecimal"),
             ));
         }
-        let norm = |s: &str| s.trim_start_matches('0').to_string();
         let mut st = lock(&self.0.state);
         Self::ca_arn_matches(&st, v)?;
         if st.ca.status != "ACTIVE" {
@@ -1293,7 +1308,7 @@ impl Api {
             .order
             .iter()
             .filter_map(|a| st.certs.get(a).and_then(|c| c.record.as_ref()))
-            .find(|r| norm(&r.serial) == norm(&serial))
+            .find(|r| serial_key(&r.serial) == serial_key(&serial))
             .cloned()
             .ok_or_else(|| {
                 ApiError::new(
@@ -1315,11 +1330,10 @@ impl Api {
             reason: reason.to_string(),
             revoked_at: OffsetDateTime::now_utc(),
         });
-        self.0.bus.push(eventbridge_event(
+        self.0.bus.push(pca_event(
             "ACM Private CA Certificate Revocation",
-            "aws.acm-pca",
             vec![st.ca.arn.clone(), record.arn.clone()],
-            json!({ "result": "success" }),
+            "success",
         ));
         Ok(json!({}))
     }
@@ -1391,21 +1405,6 @@ fn crl_configuration(target: Option<&CrlTarget>) -> Value {
             c
         }
     }
-}
-
-/// The DER inside the first PEM block of `text`.
-fn pem_body(text: &str) -> Option<Vec<u8>> {
-    let mut lines = text.lines();
-    lines.next()?;
-    let mut b64 = String::new();
-    for l in lines {
-        let l = l.trim();
-        if l.starts_with("-----END") {
-            return base64::engine::general_purpose::STANDARD.decode(b64).ok();
-        }
-        b64.push_str(l);
-    }
-    None
 }
 
 #[cfg(test)]

@@ -49,23 +49,16 @@
 //! issuer are not checked against the trust anchor (our CRL processor must do that itself).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::http::request::Parts;
+use hyper::Method;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
-use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use x509_parser::prelude::FromDer as _;
 
-use super::wire::ApiError;
+use super::wire::{self, ApiError, HttpApi, Server};
 use super::{lock, millis_time, uuid_v4, Capture, ACCOUNT, REGION};
 
 /// CRLs one trust anchor may have (the service quota, not adjustable).
@@ -140,8 +133,7 @@ struct Shared {
 /// closes its connections.
 pub struct RolesAnywhereHandle {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
+    server: Server,
     capture: Capture,
 }
 
@@ -151,12 +143,6 @@ impl std::fmt::Debug for RolesAnywhereHandle {
             .field("url", &self.url())
             .field("trust_anchor_arn", &self.trust_anchor_arn())
             .finish()
-    }
-}
-
-impl Drop for RolesAnywhereHandle {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -178,45 +164,16 @@ pub async fn start(config: RolesAnywhereConfig) -> anyhow::Result<RolesAnywhereH
         max_per_anchor: config.max_crls_per_trust_anchor,
         default_page_size: config.default_page_size.max(1),
     });
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let task = {
-        let shared = shared.clone();
-        let capture = config.capture.clone();
-        tokio::spawn(async move {
-            // Aborting the accept loop drops the set, which aborts every connection task.
-            let mut conns = JoinSet::new();
-            loop {
-                let (stream, _) = match listener.accept().await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "rolesanywhere emulator accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                        continue;
-                    }
-                };
-                while conns.try_join_next().is_some() {}
-                let shared = shared.clone();
-                let capture = capture.clone();
-                conns.spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let shared = shared.clone();
-                        let capture = capture.clone();
-                        async move {
-                            Ok::<_, std::convert::Infallible>(handle(&shared, &capture, req).await)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        })
-    };
+    let server = wire::serve_http(
+        "RolesAnywhere",
+        "application/json",
+        Arc::new(Api(shared.clone())),
+        config.capture.clone(),
+    )
+    .await?;
     Ok(RolesAnywhereHandle {
         shared,
-        addr,
-        task,
+        server,
         capture: config.capture,
     })
 }
@@ -224,7 +181,7 @@ pub async fn start(config: RolesAnywhereConfig) -> anyhow::Result<RolesAnywhereH
 impl RolesAnywhereHandle {
     /// `http://127.0.0.1:<port>`: the value for `AWS_ENDPOINT_URL_ROLESANYWHERE`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 
     /// The trust anchor created at start
@@ -274,27 +231,8 @@ impl RolesAnywhereHandle {
     }
 }
 
-/// A restJson1 error: status, code (header and `__type`), message.
-fn error(status: u16, code: &str, message: impl Into<String>) -> ApiError {
-    ApiError {
-        status,
-        code: code.to_string(),
-        message: message.into(),
-    }
-}
-
-fn validation(message: impl Into<String>) -> ApiError {
-    error(400, "ValidationException", message)
-}
-
-fn not_null(member: &str) -> ApiError {
-    validation(format!(
-        "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
-    ))
-}
-
 fn not_found(crl_id: &str) -> ApiError {
-    error(
+    ApiError::with_status(
         404,
         "ResourceNotFoundException",
         format!("Certificate revocation list (CRL) {crl_id} not found"),
@@ -363,63 +301,36 @@ fn query_params(query: Option<&str>) -> BTreeMap<String, String> {
         .collect()
 }
 
-async fn handle(
-    shared: &Shared,
-    capture: &Capture,
-    req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = query_params(req.uri().query());
-    let body = match req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => Bytes::new(),
-    };
-    let routed = route(&method, &path);
-    let op = routed.as_ref().map(|(op, _)| *op).unwrap_or("?");
-    let result = match routed {
-        None => Err(error(
-            404,
-            "UnknownOperationException",
-            format!("the emulator does not implement {method} {path}"),
-        )),
-        Some((op, crl_id)) => parse_body(&body).and_then(|input| {
-            let mut st = lock(&shared.state);
-            call(shared, &mut st, op, crl_id.as_deref(), &query, &input)
-        }),
-    };
-    let (status, out, error_code) = match result {
-        Ok((status, v)) => (status, serde_json::to_vec(&v).unwrap_or_default(), None),
-        Err(e) => {
-            let b = json!({ "__type": e.code, "message": e.message });
-            (
-                e.status,
-                serde_json::to_vec(&b).unwrap_or_default(),
-                Some(e.code),
-            )
+struct Api(Arc<Shared>);
+
+impl HttpApi for Api {
+    fn route(&self, parts: &Parts, body: &[u8]) -> (String, Result<(u16, Value), ApiError>) {
+        let path = parts.uri.path();
+        let query = query_params(parts.uri.query());
+        match route(&parts.method, path) {
+            None => (
+                "?".to_string(),
+                Err(ApiError::with_status(
+                    404,
+                    "UnknownOperationException",
+                    format!("the emulator does not implement {} {path}", parts.method),
+                )),
+            ),
+            Some((op, crl_id)) => {
+                let result = parse_body(body).and_then(|input| {
+                    let mut st = lock(&self.0.state);
+                    call(&self.0, &mut st, op, crl_id.as_deref(), &query, &input)
+                });
+                (op.to_string(), result)
+            }
         }
-    };
-    capture.record(&format!("RolesAnywhere.{op}"), &body, status, &out);
-    let mut resp = Response::builder()
-        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
-        .header("content-type", "application/json")
-        .header("x-amzn-requestid", uuid_v4());
-    if let Some(code) = error_code {
-        resp = resp.header("x-amzn-errortype", code);
     }
-    resp.body(Full::new(Bytes::from(out)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
-    }
-    let v: Value = serde_json::from_slice(body)
-        .map_err(|e| error(400, "SerializationException", e.to_string()))?;
+    let v = wire::parse_json_body(body)?;
     if !v.is_object() {
-        return Err(error(
-            400,
+        return Err(ApiError::new(
             "SerializationException",
             "the request body must be a JSON object",
         ));
@@ -478,7 +389,7 @@ fn call(
                     return Ok((200, json!({ "crl": detail(&gone.view) })));
                 }
                 _ => {
-                    return Err(error(
+                    return Err(ApiError::with_status(
                         404,
                         "UnknownOperationException",
                         format!("unknown operation {op}"),
@@ -513,7 +424,7 @@ fn check_crl_id(id: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(validation(format!(
+        Err(ApiError::validation(format!(
             "1 validation error detected: Value '{}' at 'crlId' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-f0-9]{{8}}-([a-z0-9]{{4}}-){{3}}[a-z0-9]{{12}}",
             short(id)
         )))
@@ -521,13 +432,10 @@ fn check_crl_id(id: &str) -> Result<(), ApiError> {
 }
 
 fn check_name(input: &Value) -> Result<String, ApiError> {
-    let name = input
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| not_null("name"))?;
+    let name = wire::input::req_str(input, "name")?;
     let len = name.chars().count();
     if !(1..=255).contains(&len) {
-        return Err(validation(format!(
+        return Err(ApiError::validation(format!(
             "1 validation error detected: Value at 'name' failed to satisfy constraint: Member must have length between 1 and 255 (was {len})"
         )));
     }
@@ -535,7 +443,7 @@ fn check_name(input: &Value) -> Result<String, ApiError> {
         .chars()
         .all(|c| c == ' ' || c == '-' || c == '_' || c.is_ascii_alphanumeric())
     {
-        return Err(validation(format!(
+        return Err(ApiError::validation(format!(
             "1 validation error detected: Value '{}' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[ a-zA-Z0-9-_]*$",
             short(name)
         )));
@@ -545,25 +453,22 @@ fn check_name(input: &Value) -> Result<String, ApiError> {
 
 /// `crlData`: base64 → bytes (as sent) and the DER of the CRL they hold.
 fn crl_data(input: &Value) -> Result<(Vec<u8>, Vec<u8>), ApiError> {
-    let b64 = input
-        .get("crlData")
-        .and_then(Value::as_str)
-        .ok_or_else(|| not_null("crlData"))?;
+    let b64 = wire::input::req_str(input, "crlData")?;
     let data = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|e| {
-            error(
-                400,
+            ApiError::new(
                 "SerializationException",
                 format!("crlData is not base64: {e}"),
             )
         })?;
     if data.is_empty() || data.len() > MAX_CRL_DATA {
-        return Err(validation(format!(
+        return Err(ApiError::validation(format!(
             "1 validation error detected: Value at 'crlData' failed to satisfy constraint: Member must have length between 1 and {MAX_CRL_DATA}"
         )));
     }
-    let invalid = || validation("Invalid certificate revocation list (CRL) data: not an X.509 CRL");
+    let invalid =
+        || ApiError::validation("Invalid certificate revocation list (CRL) data: not an X.509 CRL");
     let der = if data.starts_with(b"-----BEGIN") {
         let (_, pem) = x509_parser::pem::parse_x509_pem(&data).map_err(|_| invalid())?;
         if pem.label != "X509 CRL" {
@@ -588,13 +493,10 @@ fn import_crl(
     now: OffsetDateTime,
 ) -> Result<Value, ApiError> {
     if input.get("crlData").is_none() {
-        return Err(not_null("crlData"));
+        return Err(ApiError::not_null("crlData"));
     }
     let name = check_name(input)?;
-    let anchor = input
-        .get("trustAnchorArn")
-        .and_then(Value::as_str)
-        .ok_or_else(|| not_null("trustAnchorArn"))?;
+    let anchor = wire::input::req_str(input, "trustAnchorArn")?;
     static ARN_RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let arn_ok = ARN_RE
         .get_or_init(|| {
@@ -603,7 +505,7 @@ fn import_crl(
         })
         .is_match(anchor);
     if !arn_ok || anchor.len() > 1011 {
-        return Err(validation(format!(
+        return Err(ApiError::validation(format!(
             "1 validation error detected: Value '{}' at 'trustAnchorArn' failed to satisfy constraint: Member must satisfy regular expression pattern: ^arn:aws(-[^:]+)?:rolesanywhere(:.*){{2}}(:trust-anchor.*)$",
             short(anchor)
         )));
@@ -613,13 +515,13 @@ fn import_crl(
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
     if tags > 200 {
-        return Err(validation(
+        return Err(ApiError::validation(
             "1 validation error detected: Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 200",
         ));
     }
     let (data, der) = crl_data(input)?;
     if !st.trust_anchors.iter().any(|a| a == anchor) {
-        return Err(error(
+        return Err(ApiError::with_status(
             404,
             "ResourceNotFoundException",
             format!("Trust anchor {anchor} not found"),
@@ -631,7 +533,7 @@ fn import_crl(
         .filter(|c| c.view.trust_anchor_arn == anchor)
         .count();
     if existing >= shared.max_per_anchor {
-        return Err(validation(format!(
+        return Err(ApiError::validation(format!(
             "Cannot import certificate revocation list (CRL): trust anchor {anchor} already has {existing} CRLs, the maximum allowed ({}). Update or delete an existing CRL.",
             shared.max_per_anchor
         )));
@@ -684,7 +586,7 @@ fn list_crls(
         Some(p) => match p.parse::<i64>() {
             Ok(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
             _ => {
-                return Err(validation(format!(
+                return Err(ApiError::validation(format!(
                     "1 validation error detected: Value '{}' at 'pageSize' failed to satisfy constraint: Member must have value greater than or equal to 1",
                     short(p)
                 )))
@@ -693,7 +595,9 @@ fn list_crls(
     };
     let after = match query.get("nextToken") {
         None => 0,
-        Some(t) => decode_token(t).ok_or_else(|| validation("Invalid pagination token"))?,
+        Some(t) => {
+            decode_token(t).ok_or_else(|| ApiError::validation("Invalid pagination token"))?
+        }
     };
     let rest: Vec<&CrlRecord> = st.crls.iter().filter(|c| c.seq > after).collect();
     let page = &rest[..rest.len().min(page_size)];

@@ -210,6 +210,32 @@ impl Invocation {
     fn stderr(&self) -> String {
         self.plugins.iter().map(|p| p.stderr.as_str()).collect()
     }
+    /// The run of the document step `name`: what it did, or, for a step that never ran, the
+    /// invocation's status while it may still run and `Cancelled` once it cannot. `None` when
+    /// the document has no such step.
+    fn plugin(&self, name: &str) -> Option<PluginRun> {
+        if let Some(r) = self.plugins.iter().find(|r| r.name == name) {
+            return Some(r.clone());
+        }
+        if !self.steps.iter().any(|s| s.name == name) {
+            return None;
+        }
+        let (status, status_details) = if self.terminal() {
+            ("Cancelled", "Cancelled")
+        } else {
+            (self.status, self.status_details)
+        };
+        Some(PluginRun {
+            name: name.to_string(),
+            status,
+            status_details,
+            response_code: -1,
+            start: None,
+            end: None,
+            stdout: String::new(),
+            stderr: String::new(),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -1097,43 +1123,22 @@ impl Api {
         }
         let (status, details, code, start, end, stdout, stderr, pname) = match plugin {
             Some(p) => {
-                let run = inv.plugins.iter().find(|r| r.name == p);
-                match run {
-                    Some(r) => (
-                        r.status,
-                        r.status_details,
-                        r.response_code,
-                        r.start,
-                        r.end,
-                        r.stdout.clone(),
-                        r.stderr.clone(),
-                        p.to_string(),
-                    ),
-                    None if inv.steps.iter().any(|s| s.name == p) => (
-                        if inv.terminal() {
-                            "Cancelled"
-                        } else {
-                            inv.status
-                        },
-                        if inv.terminal() {
-                            "Cancelled"
-                        } else {
-                            inv.status_details
-                        },
-                        -1,
-                        None,
-                        None,
-                        String::new(),
-                        String::new(),
-                        p.to_string(),
-                    ),
-                    None => {
-                        return Err(ApiError::new(
-                            "InvalidPluginName",
-                            format!("plugin {p} is not in document {}", inv.document_name),
-                        ))
-                    }
-                }
+                let r = inv.plugin(p).ok_or_else(|| {
+                    ApiError::new(
+                        "InvalidPluginName",
+                        format!("plugin {p} is not in document {}", inv.document_name),
+                    )
+                })?;
+                (
+                    r.status,
+                    r.status_details,
+                    r.response_code,
+                    r.start,
+                    r.end,
+                    r.stdout,
+                    r.stderr,
+                    r.name,
+                )
             }
             None => (
                 inv.status,
@@ -1416,41 +1421,18 @@ fn invocation_json(inv: &Invocation, details: bool) -> Value {
     let plugins: Vec<Value> = if details {
         inv.steps
             .iter()
-            .map(|s| {
-                let run = inv.plugins.iter().find(|r| r.name == s.name);
-                let (status, sd, code, start, end, output) = match run {
-                    Some(r) => {
-                        let mut out = r.stdout.clone();
-                        if !r.stderr.is_empty() {
-                            out.push_str("\n----------ERROR-------\n");
-                            out.push_str(&r.stderr);
-                        }
-                        (
-                            r.status,
-                            r.status_details,
-                            r.response_code,
-                            r.start,
-                            r.end,
-                            out,
-                        )
-                    }
-                    None if inv.terminal() => {
-                        ("Cancelled", "Cancelled", -1, None, None, String::new())
-                    }
-                    None => (
-                        inv.status,
-                        inv.status_details,
-                        -1,
-                        None,
-                        None,
-                        String::new(),
-                    ),
-                };
+            .filter_map(|s| inv.plugin(&s.name))
+            .map(|r| {
+                let mut output = r.stdout;
+                if !r.stderr.is_empty() {
+                    output.push_str("\n----------ERROR-------\n");
+                    output.push_str(&r.stderr);
+                }
                 let mut p = json!({
-                    "Name": s.name,
-                    "Status": status,
-                    "StatusDetails": sd,
-                    "ResponseCode": code,
+                    "Name": r.name,
+                    "Status": r.status,
+                    "StatusDetails": r.status_details,
+                    "ResponseCode": r.response_code,
                     "Output": cut(&output, PLUGIN_OUTPUT_LIMIT),
                     "StandardOutputUrl": "",
                     "StandardErrorUrl": "",
@@ -1458,10 +1440,10 @@ fn invocation_json(inv: &Invocation, details: bool) -> Value {
                     "OutputS3BucketName": "",
                     "OutputS3KeyPrefix": "",
                 });
-                if let Some(t) = start {
+                if let Some(t) = r.start {
                     p["ResponseStartDateTime"] = epoch_seconds(t);
                 }
-                if let Some(t) = end {
+                if let Some(t) = r.end {
                     p["ResponseFinishDateTime"] = epoch_seconds(t);
                 }
                 p

@@ -1,11 +1,12 @@
-//! AWS JSON 1.1 server plumbing shared by the emulators.
+//! HTTP server plumbing shared by the emulators.
 //!
-//! Why: SSM and ACM-PCA both speak AWS JSON 1.1, and the SDK is strict about the envelope: the
-//! operation comes in `X-Amz-Target: <Prefix>.<Operation>`, answers are
-//! `application/x-amz-json-1.1`, and errors are an HTTP 4xx/5xx whose body carries the error code
-//! in `__type` (the SDK's error parser reads it there, or from `x-amzn-ErrorType`). One server
-//! here does that once, records every exchange in a [`Capture`], and stops when its
-//! [`Server`] is dropped.
+//! Why: SSM and ACM-PCA speak AWS JSON 1.1 and Roles Anywhere speaks restJson1, and the SDK is
+//! strict about both envelopes: answers carry the protocol's content type, and errors are an HTTP
+//! 4xx/5xx whose body carries the error code in `__type` (the SDK's error parser reads it there,
+//! or from `x-amzn-ErrorType`). One server here does that once ([`serve_http`], for any
+//! [`HttpApi`]), records every exchange in a [`Capture`], and stops when its [`Server`] is
+//! dropped. [`serve`] adds the AWS JSON 1.1 routing (`POST /`, the operation in
+//! `X-Amz-Target: <Prefix>.<Operation>`) for a [`JsonApi`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper::http::request::Parts;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -34,13 +36,18 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// A client error (HTTP 400).
-    pub fn new(code: &str, message: impl Into<String>) -> Self {
+    /// An error with the given HTTP status and code.
+    pub fn with_status(status: u16, code: &str, message: impl Into<String>) -> Self {
         Self {
-            status: 400,
+            status,
             code: code.to_string(),
             message: message.into(),
         }
+    }
+
+    /// A client error (HTTP 400).
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self::with_status(400, code, message)
     }
 
     /// `ValidationException`: what AWS answers when a request breaks the model's constraints
@@ -49,13 +56,17 @@ impl ApiError {
         Self::new("ValidationException", message)
     }
 
+    /// The `ValidationException` for a missing required member; `member` is named as AWS names
+    /// it in the message (`instanceIds`, `validity.value`).
+    pub fn not_null(member: &str) -> Self {
+        Self::validation(format!(
+            "1 validation error detected: Value null at '{member}' failed to satisfy constraint: Member must not be null"
+        ))
+    }
+
     /// A server error (HTTP 500) with the given code.
     pub fn internal(code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status: 500,
-            code: code.to_string(),
-            message: message.into(),
-        }
+        Self::with_status(500, code, message)
     }
 }
 
@@ -67,13 +78,20 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// What an emulator implements: one call per operation, JSON in, JSON out.
+/// What an AWS JSON 1.1 emulator implements: one call per operation, JSON in, JSON out.
 pub trait JsonApi: Send + Sync + 'static {
     /// Answers one operation (`op` is the part after the dot in `X-Amz-Target`).
     fn call(&self, op: &str, input: Value) -> Result<Value, ApiError>;
 }
 
-/// A running JSON 1.1 endpoint on `127.0.0.1:<ephemeral port>`. Dropping it stops accepting and
+/// What any emulator implements: one answer per HTTP request.
+pub trait HttpApi: Send + Sync + 'static {
+    /// Answers one request: the operation it maps to (what the capture records after the label;
+    /// `"?"` when it maps to none) and the status and JSON body of the answer, or an error.
+    fn route(&self, parts: &Parts, body: &[u8]) -> (String, Result<(u16, Value), ApiError>);
+}
+
+/// A running emulator endpoint on `127.0.0.1:<ephemeral port>`. Dropping it stops accepting and
 /// closes every open connection.
 #[derive(Debug)]
 pub struct Server {
@@ -109,6 +127,18 @@ pub async fn serve(
     api: Arc<dyn JsonApi>,
     capture: Capture,
 ) -> std::io::Result<Server> {
+    let api = Arc::new(JsonRpc { target_prefix, api });
+    serve_http(label, "application/x-amz-json-1.1", api, capture).await
+}
+
+/// Serves `api` over HTTP/1.1: every answer has `content_type`, every exchange is recorded in
+/// `capture` as `<label>.<operation>`.
+pub async fn serve_http(
+    label: &'static str,
+    content_type: &'static str,
+    api: Arc<dyn HttpApi>,
+    capture: Capture,
+) -> std::io::Result<Server> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -119,7 +149,7 @@ pub async fn serve(
             let (stream, _) = match listener.accept().await {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, "emulator accept failed");
+                    tracing::warn!(error = %e, emulator = label, "emulator accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     continue;
                 }
@@ -133,7 +163,7 @@ pub async fn serve(
                     let capture = capture.clone();
                     async move {
                         Ok::<_, std::convert::Infallible>(
-                            handle(target_prefix, label, &*api, &capture, req).await,
+                            handle(label, content_type, &*api, &capture, req).await,
                         )
                     }
                 });
@@ -146,71 +176,82 @@ pub async fn serve(
     Ok(Server { addr, task })
 }
 
-fn error_response(e: &ApiError) -> (u16, Vec<u8>) {
-    let body = json!({ "__type": e.code, "message": e.message });
-    (e.status, serde_json::to_vec(&body).unwrap_or_default())
-}
-
 async fn handle(
-    target_prefix: &str,
     label: &str,
-    api: &dyn JsonApi,
+    content_type: &str,
+    api: &dyn HttpApi,
     capture: &Capture,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let target = req
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let method_ok = req.method() == hyper::Method::POST;
-    let body = match req.into_body().collect().await {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
     };
-    let op = target
-        .strip_prefix(target_prefix)
-        .and_then(|r| r.strip_prefix('.'))
-        .unwrap_or("")
-        .to_string();
-    let (status, out, error_code) = if !method_ok || op.is_empty() {
-        let e = ApiError::new(
-            "UnknownOperationException",
-            format!("unknown operation or target {target:?}"),
-        );
-        let (s, b) = error_response(&e);
-        (s, b, Some(e.code))
-    } else {
-        let input = if body.iter().all(u8::is_ascii_whitespace) {
-            Ok(json!({}))
-        } else {
-            serde_json::from_slice::<Value>(&body)
-                .map_err(|e| ApiError::new("SerializationException", e.to_string()))
-        };
-        match input.and_then(|i| api.call(&op, i)) {
-            Ok(v) => (200, serde_json::to_vec(&v).unwrap_or_default(), None),
-            Err(e) => {
-                let (s, b) = error_response(&e);
-                (s, b, Some(e.code))
-            }
+    let (op, result) = api.route(&parts, &body);
+    let (status, out, error_code) = match result {
+        Ok((status, v)) => (status, serde_json::to_vec(&v).unwrap_or_default(), None),
+        Err(e) => {
+            let b = json!({ "__type": e.code, "message": e.message });
+            (
+                e.status,
+                serde_json::to_vec(&b).unwrap_or_default(),
+                Some(e.code),
+            )
         }
     };
-    let key = if op.is_empty() {
-        format!("{label}.?")
-    } else {
-        format!("{label}.{op}")
-    };
-    capture.record(&key, &body, status, &out);
+    capture.record(&format!("{label}.{op}"), &body, status, &out);
     let mut resp = Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
-        .header("content-type", "application/x-amz-json-1.1")
+        .header("content-type", content_type)
         .header("x-amzn-requestid", super::uuid_v4());
     if let Some(code) = error_code {
         resp = resp.header("x-amzn-errortype", code);
     }
     resp.body(Full::new(Bytes::from(out)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// A JSON request body: empty (or blank) is `{}`, anything else must parse, else
+/// `SerializationException`.
+pub fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::new("SerializationException", e.to_string()))
+}
+
+/// AWS JSON 1.1 routing in front of a [`JsonApi`]: `POST`, the operation in `X-Amz-Target`,
+/// success is 200.
+struct JsonRpc {
+    target_prefix: &'static str,
+    api: Arc<dyn JsonApi>,
+}
+
+impl HttpApi for JsonRpc {
+    fn route(&self, parts: &Parts, body: &[u8]) -> (String, Result<(u16, Value), ApiError>) {
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let op = target
+            .strip_prefix(self.target_prefix)
+            .and_then(|r| r.strip_prefix('.'))
+            .unwrap_or("");
+        let result = if parts.method != hyper::Method::POST || op.is_empty() {
+            Err(ApiError::new(
+                "UnknownOperationException",
+                format!("unknown operation or target {target:?}"),
+            ))
+        } else {
+            parse_json_body(body)
+                .and_then(|i| self.api.call(op, i))
+                .map(|v| (200, v))
+        };
+        let op = if op.is_empty() { "?" } else { op };
+        (op.to_string(), result)
+    }
 }
 
 /// Helpers to read AWS JSON 1.1 inputs with the service's own validation errors.
@@ -220,12 +261,9 @@ pub mod input {
 
     /// A required string member, else `ValidationException` (as AWS's model validation answers).
     pub fn req_str<'a>(v: &'a Value, name: &str) -> Result<&'a str, ApiError> {
-        v.get(name).and_then(Value::as_str).ok_or_else(|| {
-            ApiError::validation(format!(
-                "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
-                lower_first(name)
-            ))
-        })
+        v.get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::not_null(&lower_first(name)))
     }
 
     /// An optional string member.
