@@ -25,7 +25,7 @@ use adapters::AwsError;
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 use state::plan::{plan_host, DueReason, DueWindow, Plan, PlanItem};
-use state::ports::{FleetReader, RotationStarter, StoreError};
+use state::ports::{FleetReader, RevocationRecorder, RotationStarter, StoreError};
 use state::record::{FailureStage, StateKind};
 use state::{HostId, HostRecord, RotationId};
 use time::OffsetDateTime;
@@ -466,7 +466,7 @@ where
     };
     match deps
         .store
-        .csr_requested(&record.host, &rotation, &command_id)
+        .csr_requested(&record.host, &rotation, &command_id, now)
         .await
     {
         Ok(_) => {}
@@ -517,7 +517,7 @@ async fn revoke_host<S, H, C, A>(
     now: OffsetDateTime,
 ) -> Result<(Option<(HostRecord, PlanItem)>, HostNote), CheckError>
 where
-    S: FleetReader + RotationStarter,
+    S: FleetReader + RotationStarter + RevocationRecorder,
     C: CertificateAuthority,
     A: Alerts,
 {

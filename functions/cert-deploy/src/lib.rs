@@ -284,7 +284,7 @@ where
     };
     match deps
         .store
-        .deploy_requested(&host, &rotation, &command_id)
+        .deploy_requested(&host, &rotation, &command_id, now)
         .await
     {
         Ok(_) => {}

@@ -19,7 +19,7 @@ use adapters::Config;
 use lambda_runtime::LambdaEvent;
 use pki::CrlNumber;
 use serde::Serialize;
-use state::ports::{CrlLedger, FleetReader, RotationStarter, StoreError};
+use state::ports::{CrlLedger, FleetReader, RevocationRecorder, StoreError};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
@@ -74,7 +74,7 @@ pub async fn handle<S, Src, Ra, C, A>(
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, lambda_runtime::Error>
 where
-    S: FleetReader + RotationStarter + CrlLedger,
+    S: FleetReader + RevocationRecorder + CrlLedger,
     Src: CrlSource,
     Ra: TrustAnchorCrls,
     C: CertificateAuthority,
@@ -121,7 +121,7 @@ pub async fn on_object_created<S, Src, Ra, C, A>(
     now: OffsetDateTime,
 ) -> Result<Outcome, CrlError>
 where
-    S: FleetReader + RotationStarter + CrlLedger,
+    S: FleetReader + RevocationRecorder + CrlLedger,
     Src: CrlSource,
     Ra: TrustAnchorCrls,
     C: CertificateAuthority,

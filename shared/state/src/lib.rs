@@ -6,21 +6,26 @@
 //!
 //! - [`host`]: validation of everything read from the table. The table is written by people and
 //!   by the original sample; nothing from it reaches a host's shell unchecked.
-//! - [`record`]: the domain record and the rotation state machine
-//!   (`IDLE → CSR_REQUESTED → ISSUING → DEPLOYING → DEPLOYED`, any step `→ FAILED`, `REVOKED`).
+//! - [`record`]: the domain record and the rotation states.
+//! - [`item`]: the table item as the domain sees it, and its mapping to records (no SDK types).
+//! - [`rules`]: every transition declared once (guard and effect); the DynamoDB store, the
+//!   in-memory store of the tests and the pure model all carry out these rules.
 //! - [`plan`]: pure planning: which hosts are due, which rotations are stuck, retry backoff.
-//! - [`ports`]: small traits per capability, so each function depends only on what it uses.
-//! - [`dynamo`]: the DynamoDB repository; every transition is a conditional write, so two
-//!   schedulers or a duplicated event can never start two rotations or deploy twice.
+//! - [`ports`]: the store's ports, one small trait per capability over one write port.
+//! - [`dynamo`]: the DynamoDB store; the only module that uses DynamoDB's SDK.
 
 pub mod dynamo;
 pub mod host;
+pub mod item;
 pub mod plan;
 pub mod ports;
 pub mod record;
+pub mod rules;
 
 pub use dynamo::{DynamoStore, TableSchema};
 pub use host::{HostId, HostPath, InvalidRow};
+pub use item::{Attr, Item};
 pub use plan::{Plan, PlanItem, PlanPolicy, RenewalPolicy};
 pub use ports::{StoreError, TransitionConflict};
 pub use record::{DeployedCert, FailureStage, HostRecord, RotationId, RotationState};
+pub use rules::{Change, Rule};

@@ -1,9 +1,10 @@
 //! The capabilities each function needs from the state store, one small trait each.
 //!
 //! CertCheck reads the fleet and starts rotations; CertIssue records issuance; CertDeploy finds
-//! the host an issuance event belongs to and records deployment. Each handler is generic over
-//! only the traits it uses, so a unit test's fake implements a handful of methods, and a reader
-//! cannot write what it should not.
+//! the host an issuance event belongs to and records deployment; CRLProcessor marks revoked
+//! hosts and keeps the CRL ledger. Every write goes through one port, [`Transitions`], which
+//! carries out a rule of [`crate::rules`]; the named capability traits over it are what each
+//! handler's bounds ask for, so a handler's signature says which transitions it can make.
 
 use std::future::Future;
 
@@ -11,7 +12,8 @@ use time::OffsetDateTime;
 
 use crate::host::{HostId, InvalidRow};
 use crate::plan::DueWindow;
-use crate::record::{DeployedCert, FailureStage, HostOverrides, HostRecord, RotationId, StateKind};
+use crate::record::{DeployedCert, FailureStage, HostOverrides, HostRecord, RotationId};
+use crate::rules::Change;
 
 /// A transition lost a race or arrived out of order: someone else moved this host first.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,11 +43,15 @@ pub enum StoreError {
         #[source]
         reason: InvalidRow,
     },
-    /// DynamoDB failed.
-    #[error("DynamoDB {operation} failed")]
+    /// The store's backend failed; `code` and `message` are the service's own words.
+    #[error("DynamoDB {operation} failed{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
     Backend {
         /// The operation.
         operation: &'static str,
+        /// The service's error code (`AccessDeniedException`, `ThrottlingException` …), if any.
+        code: Option<String>,
+        /// The service's message, or the transport failure.
+        message: String,
         /// Whether retrying later may succeed (throttling, network, 5xx).
         retryable: bool,
         /// The cause.
@@ -129,27 +135,51 @@ pub struct Failure {
     pub next_attempt_at: OffsetDateTime,
 }
 
-/// The expected current state for a write: the write happens only if the item still matches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected {
-    /// The state kind.
-    pub kind: StateKind,
-    /// The rotation in flight, when there is one.
-    pub rotation: Option<RotationId>,
+/// The one write port: carries out a transition under its rule ([`crate::rules`]), atomically.
+/// The DynamoDB store and the in-memory store implement it; the capability traits below are
+/// thin, named views over it, so each function's bounds say which transitions it makes.
+pub trait Transitions: Send + Sync {
+    /// Applies `change` to `host` if the rule's guard holds; a guard that does not hold is a
+    /// [`StoreError::Conflict`].
+    fn transition(
+        &self,
+        host: &HostId,
+        change: Change,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send;
 }
 
-/// Failing a rotation: every function may need it.
-pub trait RotationFailer: Send + Sync {
+/// Failing a rotation: every rotation function may need it.
+pub trait RotationFailer: Transitions {
     /// Moves an in-flight rotation to FAILED, counting the attempt.
     fn fail(
         &self,
         record: &HostRecord,
         failure: Failure,
         now: OffsetDateTime,
-    ) -> impl Future<Output = Result<FailOutcome, StoreError>> + Send;
+    ) -> impl Future<Output = Result<FailOutcome, StoreError>> + Send {
+        async move {
+            let conflict = || TransitionConflict {
+                host: record.host.clone(),
+                transition: "fail",
+            };
+            let rotation = record.state.rotation().cloned().ok_or_else(conflict)?;
+            let attempts = record.attempts.failed + 1;
+            let change = Change::Fail {
+                from: record.state.kind(),
+                rotation,
+                stage: failure.stage,
+                reason: failure.reason,
+                attempts,
+                next_attempt_at: failure.next_attempt_at,
+            };
+            let record = self.transition(&record.host, change, now).await?;
+            Ok(FailOutcome { record, attempts })
+        }
+    }
 }
 
-/// What CertCheck writes.
+/// What CertCheck writes to start rotations.
 pub trait RotationStarter: RotationFailer {
     /// Claims the host for a new rotation if it is still exactly as `record` shows (same version).
     fn start(
@@ -157,7 +187,13 @@ pub trait RotationStarter: RotationFailer {
         record: &HostRecord,
         rotation: &RotationId,
         now: OffsetDateTime,
-    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send;
+    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send {
+        let change = Change::Start {
+            expected_version: record.version,
+            rotation: rotation.clone(),
+        };
+        self.transition(&record.host, change, now)
+    }
 
     /// Records the GenerateCsr command sent for the claimed rotation.
     fn csr_requested(
@@ -165,15 +201,32 @@ pub trait RotationStarter: RotationFailer {
         host: &HostId,
         rotation: &RotationId,
         command_id: &str,
-    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send;
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send {
+        let change = Change::CsrSent {
+            rotation: rotation.clone(),
+            command_id: command_id.to_owned(),
+        };
+        self.transition(host, change, now)
+    }
+}
 
-    /// Marks the host's current certificate revoked (only if `serial` is still current).
+/// Marking a host's certificate revoked (CertCheck on an operator's request, CRLProcessor for
+/// serials on a CRL).
+pub trait RevocationRecorder: Transitions {
+    /// Marks the host's current certificate revoked (only if `serial` is still current and the
+    /// host is at rest).
     fn revoked(
         &self,
         record: &HostRecord,
         serial: &str,
         now: OffsetDateTime,
-    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send;
+    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send {
+        let change = Change::Revoke {
+            serial: serial.to_owned(),
+        };
+        self.transition(&record.host, change, now)
+    }
 }
 
 /// What CertIssue writes.
@@ -187,17 +240,28 @@ pub trait IssuanceRecorder: RotationFailer {
         cert_arn: &str,
         key_fingerprint: &str,
         now: OffsetDateTime,
-    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send;
+    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send {
+        let change = Change::Issuing {
+            rotation: rotation.clone(),
+            command_id: command_id.to_owned(),
+            cert_arn: cert_arn.to_owned(),
+            key_fingerprint: key_fingerprint.to_owned(),
+        };
+        self.transition(host, change, now)
+    }
 }
 
-/// What CertDeploy reads and writes.
-pub trait DeploymentRecorder: RotationFailer {
+/// Finding the host a certificate was requested for (an eventually consistent index).
+pub trait PendingCertificates: Send + Sync {
     /// The host whose pending rotation waits for `cert_arn`, if any.
     fn host_waiting_for(
         &self,
         cert_arn: &str,
     ) -> impl Future<Output = Result<Option<HostId>, StoreError>> + Send;
+}
 
+/// What CertDeploy reads and writes.
+pub trait DeploymentRecorder: RotationFailer + PendingCertificates {
     /// Claims the deployment of `cert_arn` (ISSUING → DEPLOYING) with the new certificate's facts.
     fn deploying(
         &self,
@@ -206,7 +270,14 @@ pub trait DeploymentRecorder: RotationFailer {
         cert_arn: &str,
         pending: &DeployedCert,
         now: OffsetDateTime,
-    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send;
+    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send {
+        let change = Change::BeginDeploy {
+            rotation: rotation.clone(),
+            cert_arn: cert_arn.to_owned(),
+            pending: pending.clone(),
+        };
+        self.transition(host, change, now)
+    }
 
     /// Records the DeployCert command sent.
     fn deploy_requested(
@@ -214,7 +285,14 @@ pub trait DeploymentRecorder: RotationFailer {
         host: &HostId,
         rotation: &RotationId,
         command_id: &str,
-    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send;
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send {
+        let change = Change::DeploySent {
+            rotation: rotation.clone(),
+            command_id: command_id.to_owned(),
+        };
+        self.transition(host, change, now)
+    }
 
     /// The host verified and swapped the pair: DEPLOYED with the new certificate.
     fn deployed(
@@ -223,8 +301,20 @@ pub trait DeploymentRecorder: RotationFailer {
         command_id: &str,
         cert: &DeployedCert,
         now: OffsetDateTime,
-    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send;
+    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send {
+        let change = Change::Deployed {
+            command_id: command_id.to_owned(),
+            cert: cert.clone(),
+        };
+        self.transition(host, change, now)
+    }
 }
+
+impl<T: Transitions> RotationFailer for T {}
+impl<T: Transitions> RotationStarter for T {}
+impl<T: Transitions> RevocationRecorder for T {}
+impl<T: Transitions> IssuanceRecorder for T {}
+impl<T: Transitions + PendingCertificates> DeploymentRecorder for T {}
 
 /// Enrolment (the demo, tests, and admin tooling; production admins usually `put-item`).
 pub trait Enroller: Send + Sync {

@@ -1,16 +1,6 @@
 //! The per-host record and the rotation state machine.
 //!
-//! ```text
-//! IDLE / DEPLOYED / FAILED / REVOKED ──start──► CSR_REQUESTED(rotation, command?)
-//!   CSR_REQUESTED ──CSR accepted, certificate requested──► ISSUING(certificate ARN, key fingerprint)
-//!   ISSUING ──certificate fetched and checked──► DEPLOYING(command?, serial, validity)
-//!   DEPLOYING ──host verified and swapped──► DEPLOYED(serial, NotBefore, NotAfter, renewAt)
-//!   any in-flight state ──► FAILED(stage, reason, attempts)
-//!   DEPLOYED ──revoked──► REVOKED
-//! ```
-//!
-//! The pure transition function [`RotationState::apply`] is what the DynamoDB repository's
-//! conditional writes enforce; it is property-tested on its own.
+//! The transitions themselves (guards and effects) are declared once, in [`crate::rules`].
 
 use std::fmt;
 
@@ -229,65 +219,6 @@ impl fmt::Display for StateKind {
     }
 }
 
-/// A step of the state machine.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transition {
-    /// Start a rotation (claim the host).
-    Start(RotationId),
-    /// Record the GenerateCsr command ID.
-    CsrSent(String),
-    /// The CSR was accepted and a certificate requested.
-    Issued {
-        /// The GenerateCsr command whose output held the CSR.
-        command_id: String,
-        /// The certificate ARN.
-        cert_arn: String,
-        /// The CSR key's fingerprint.
-        key_fingerprint: String,
-    },
-    /// The issued certificate was fetched and checked; deployment begins.
-    BeginDeploy {
-        /// The certificate ARN the issuance event named.
-        cert_arn: String,
-        /// The new certificate's facts.
-        pending: DeployedCert,
-    },
-    /// Record the DeployCert command ID.
-    DeploySent(String),
-    /// The host confirmed the DeployCert command.
-    Deployed(String),
-    /// The rotation failed.
-    Fail(FailureStage, String),
-    /// The current certificate was revoked.
-    Revoke(String),
-}
-
-/// A transition that the current state does not allow: someone else moved this host, or the
-/// event is stale, duplicated or foreign.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{transition} is not allowed in state {from}")]
-pub struct NotAllowed {
-    /// The state the host was in.
-    pub from: StateKind,
-    /// What was attempted.
-    pub transition: &'static str,
-}
-
-impl Transition {
-    fn name(&self) -> &'static str {
-        match self {
-            Transition::Start(_) => "start",
-            Transition::CsrSent(_) => "record GenerateCsr command",
-            Transition::Issued { .. } => "record issuance",
-            Transition::BeginDeploy { .. } => "begin deployment",
-            Transition::DeploySent(_) => "record DeployCert command",
-            Transition::Deployed(_) => "complete deployment",
-            Transition::Fail(..) => "fail",
-            Transition::Revoke(_) => "revoke",
-        }
-    }
-}
-
 impl RotationState {
     /// The kind of this state.
     pub fn kind(&self) -> StateKind {
@@ -311,100 +242,6 @@ impl RotationState {
             RotationState::Failed { rotation, .. } => rotation.as_ref(),
             _ => None,
         }
-    }
-
-    /// The next state, or why the transition is refused. This is the whole state machine; the
-    /// repository's condition expressions encode the same rules for concurrent writers.
-    pub fn apply(&self, t: Transition) -> Result<RotationState, NotAllowed> {
-        use RotationState as S;
-        let refuse = |t: &Transition| NotAllowed {
-            from: self.kind(),
-            transition: t.name(),
-        };
-        let next = match (self, &t) {
-            (
-                S::Idle | S::Deployed | S::Failed { .. } | S::Revoked { .. },
-                Transition::Start(r),
-            ) => S::CsrRequested {
-                rotation: r.clone(),
-                command_id: None,
-            },
-            (
-                S::CsrRequested {
-                    rotation,
-                    command_id: None,
-                },
-                Transition::CsrSent(c),
-            ) => S::CsrRequested {
-                rotation: rotation.clone(),
-                command_id: Some(c.clone()),
-            },
-            (
-                S::CsrRequested {
-                    rotation,
-                    command_id: Some(sent),
-                },
-                Transition::Issued {
-                    command_id,
-                    cert_arn,
-                    key_fingerprint,
-                },
-            ) if sent == command_id => S::Issuing {
-                rotation: rotation.clone(),
-                cert_arn: cert_arn.clone(),
-                key_fingerprint: key_fingerprint.clone(),
-            },
-            (
-                S::Issuing {
-                    rotation, cert_arn, ..
-                },
-                Transition::BeginDeploy {
-                    cert_arn: named,
-                    pending,
-                },
-            ) if cert_arn == named => S::Deploying {
-                rotation: rotation.clone(),
-                cert_arn: cert_arn.clone(),
-                command_id: None,
-                pending: pending.clone(),
-            },
-            (
-                S::Deploying {
-                    rotation,
-                    cert_arn,
-                    command_id: None,
-                    pending,
-                },
-                Transition::DeploySent(c),
-            ) => S::Deploying {
-                rotation: rotation.clone(),
-                cert_arn: cert_arn.clone(),
-                command_id: Some(c.clone()),
-                pending: pending.clone(),
-            },
-            (
-                S::Deploying {
-                    command_id: Some(sent),
-                    ..
-                },
-                Transition::Deployed(c),
-            ) if sent == c => S::Deployed,
-            (
-                S::CsrRequested { rotation, .. }
-                | S::Issuing { rotation, .. }
-                | S::Deploying { rotation, .. },
-                Transition::Fail(stage, reason),
-            ) => S::Failed {
-                rotation: Some(rotation.clone()),
-                stage: *stage,
-                reason: reason.clone(),
-            },
-            (S::Deployed, Transition::Revoke(serial)) => S::Revoked {
-                serial: serial.clone(),
-            },
-            _ => return Err(refuse(&t)),
-        };
-        Ok(next)
     }
 }
 

@@ -1,22 +1,39 @@
 //! Property tests of the state machine and the renewal point.
 
 use proptest::prelude::*;
+use state::item::{enrolment_item, record_from_item};
 use state::plan::RenewalPolicy;
-use state::record::{DeployedCert, FailureStage, RotationState, Transition};
+use state::record::{DeployedCert, FailureStage, HostRecord, RotationState, StateKind};
+use state::rules::{apply_to_record, Change};
 use state::{HostId, RotationId};
 use time::{Duration, OffsetDateTime};
 
-fn transition() -> impl Strategy<Value = Transition> {
+/// A step an actor takes. `Start` and `Fail` are filled in from the record the actor holds (as
+/// a handler fills them in from the record it read); the others carry random IDs.
+#[derive(Debug, Clone)]
+enum Step {
+    Start(String),
+    Fail,
+    Change(Change),
+}
+
+fn step() -> impl Strategy<Value = Step> {
     let id = "[a-c]";
+    let r = |s: String| RotationId(s);
     prop_oneof![
-        id.prop_map(|r| Transition::Start(RotationId(r))),
-        id.prop_map(Transition::CsrSent),
-        (id, id).prop_map(|(c, a)| Transition::Issued {
+        id.prop_map(Step::Start),
+        (id, id).prop_map(move |(ro, c)| Step::Change(Change::CsrSent {
+            rotation: r(ro),
+            command_id: c
+        })),
+        (id, id, id).prop_map(move |(ro, c, a)| Step::Change(Change::Issuing {
+            rotation: r(ro),
             command_id: c,
             cert_arn: a,
             key_fingerprint: "f".into()
-        }),
-        id.prop_map(|a| Transition::BeginDeploy {
+        })),
+        (id, id).prop_map(move |(ro, a)| Step::Change(Change::BeginDeploy {
+            rotation: r(ro),
             cert_arn: a,
             pending: DeployedCert {
                 serial: Some("01".into()),
@@ -25,12 +42,58 @@ fn transition() -> impl Strategy<Value = Transition> {
                 renew_at: None,
                 cert_arn: None
             }
-        }),
-        id.prop_map(Transition::DeploySent),
-        id.prop_map(Transition::Deployed),
-        Just(Transition::Fail(FailureStage::Deploy, "x".into())),
-        id.prop_map(Transition::Revoke),
+        })),
+        (id, id).prop_map(move |(ro, c)| Step::Change(Change::DeploySent {
+            rotation: r(ro),
+            command_id: c
+        })),
+        id.prop_map(|c| Step::Change(Change::Deployed {
+            command_id: c,
+            cert: DeployedCert {
+                serial: Some("01".into()),
+                not_before: None,
+                not_after: OffsetDateTime::UNIX_EPOCH,
+                renew_at: None,
+                cert_arn: None
+            }
+        })),
+        Just(Step::Fail),
+        "0[0-2]".prop_map(|serial| Step::Change(Change::Revoke { serial })),
     ]
+}
+
+fn change_for(step: &Step, record: &HostRecord) -> Change {
+    match step {
+        Step::Start(id) => Change::Start {
+            expected_version: record.version,
+            rotation: RotationId(id.clone()),
+        },
+        Step::Fail => Change::Fail {
+            from: record.state.kind(),
+            rotation: record
+                .state
+                .rotation()
+                .cloned()
+                .unwrap_or(RotationId("none".into())),
+            stage: FailureStage::Deploy,
+            reason: "x".into(),
+            attempts: record.attempts.failed + 1,
+            next_attempt_at: OffsetDateTime::UNIX_EPOCH,
+        },
+        Step::Change(c) => c.clone(),
+    }
+}
+
+fn enrolled() -> HostRecord {
+    let host = HostId::parse("mi-0123456789abcdef0").unwrap();
+    record_from_item(&enrolment_item(&host, &Default::default())).unwrap()
+}
+
+fn apply(record: &HostRecord, step: &Step) -> Option<(Change, HostRecord)> {
+    let change = change_for(step, record);
+    apply_to_record(record, &change, OffsetDateTime::UNIX_EPOCH)
+        .ok()
+        .map(|next| (change, next))
 }
 
 proptest! {
@@ -38,18 +101,18 @@ proptest! {
     /// another: a rotation ID changes only by a start from a state with nothing in flight, and
     /// every successful step of an in-flight rotation keeps its ID.
     #[test]
-    fn never_two_rotations_in_flight(steps in proptest::collection::vec(transition(), 0..60)) {
-        let mut state = RotationState::Idle;
+    fn never_two_rotations_in_flight(steps in proptest::collection::vec(step(), 0..60)) {
+        let mut record = enrolled();
         for t in steps {
-            let before = state.clone();
-            if let Ok(next) = state.apply(t.clone()) {
-                if before.kind().in_flight() && next.kind().in_flight() {
-                    prop_assert_eq!(before.rotation(), next.rotation(), "{:?} on {:?}", t, before);
+            let before = record.clone();
+            if let Some((change, next)) = apply(&record, &t) {
+                if before.state.kind().in_flight() && next.state.kind().in_flight() {
+                    prop_assert_eq!(before.state.rotation(), next.state.rotation(), "{:?} on {:?}", change, before);
                 }
-                if matches!(t, Transition::Start(_)) {
-                    prop_assert!(!before.kind().in_flight(), "start accepted while in flight: {:?}", before);
+                if matches!(change, Change::Start { .. }) {
+                    prop_assert!(!before.state.kind().in_flight(), "start accepted while in flight: {:?}", before);
                 }
-                state = next;
+                record = next;
             }
         }
     }
@@ -57,18 +120,34 @@ proptest! {
     /// Deployment only completes for the command that was recorded, and only after the
     /// certificate the rotation waited for was claimed.
     #[test]
-    fn deployed_only_through_the_whole_chain(steps in proptest::collection::vec(transition(), 0..60)) {
-        let mut state = RotationState::Idle;
+    fn deployed_only_through_the_whole_chain(steps in proptest::collection::vec(step(), 0..60)) {
+        let mut record = enrolled();
         let mut seen_issuing = false;
         for t in steps {
-            if let Ok(next) = state.apply(t) {
-                if matches!(next, RotationState::Issuing { .. }) { seen_issuing = true; }
-                if matches!(next, RotationState::Deployed) {
+            if let Some((_, next)) = apply(&record, &t) {
+                if matches!(next.state, RotationState::Issuing { .. }) { seen_issuing = true; }
+                if matches!(next.state, RotationState::Deployed) {
                     prop_assert!(seen_issuing);
                     seen_issuing = false;
                 }
-                if matches!(next, RotationState::CsrRequested { command_id: None, .. }) { seen_issuing = false; }
-                state = next;
+                if matches!(next.state, RotationState::CsrRequested { command_id: None, .. }) { seen_issuing = false; }
+                record = next;
+            }
+        }
+    }
+
+    /// A failure is recorded only for the rotation in flight, and counts every attempt.
+    #[test]
+    fn failures_count_and_belong_to_their_rotation(steps in proptest::collection::vec(step(), 0..60)) {
+        let mut record = enrolled();
+        for t in steps {
+            if let Some((change, next)) = apply(&record, &t) {
+                if next.state.kind() == StateKind::Failed && record.state.kind() != StateKind::Failed {
+                    prop_assert!(record.state.kind().in_flight(), "{:?} failed from {:?}", change, record.state);
+                    prop_assert_eq!(next.state.rotation(), record.state.rotation());
+                    prop_assert_eq!(next.attempts.failed, record.attempts.failed + 1);
+                }
+                record = next;
             }
         }
     }

@@ -1,0 +1,576 @@
+//! The rotation rules, declared once: every transition's guard and effect.
+//!
+//! A transition ([`Change`]) is turned into a [`Rule`]: a guard (conditions on the item as it is
+//! now: state, rotation ID, command ID, certificate ARN, version, serial) and an effect (the
+//! attributes it sets and removes). Nothing else decides whether a write may happen:
+//! - the DynamoDB store renders a rule as one `UpdateItem` (condition expression plus update
+//!   expression), so the check and the write are one atomic step on the server;
+//! - the in-memory store of the tests and the simulator, and the pure model ([`apply`]),
+//!   evaluate the same rule on an [`Item`] directly.
+//!
+//! The property tests play sequences of changes against both and compare outcomes, so a guard
+//! rendered wrongly for DynamoDB is caught.
+//!
+//! ```text
+//! IDLE / DEPLOYED / FAILED / REVOKED ──start──► CSR_REQUESTED(rotation, command?)
+//!   CSR_REQUESTED ──CSR accepted, certificate requested──► ISSUING(certificate ARN, key fingerprint)
+//!   ISSUING ──certificate fetched and checked──► DEPLOYING(command?, serial, validity)
+//!   DEPLOYING ──host verified and swapped──► DEPLOYED(serial, NotBefore, NotAfter, renewAt)
+//!   any in-flight state ──► FAILED(stage, reason, attempts)
+//!   DEPLOYED / IDLE with a serial ──revoked──► REVOKED
+//! ```
+
+use time::OffsetDateTime;
+
+use crate::host::HostId;
+use crate::item::{attr, legacy_time, record_from_item, rfc3339, Attr, Item};
+use crate::ports::TransitionConflict;
+use crate::record::{DeployedCert, FailureStage, HostRecord, RotationId, StateKind};
+
+/// A step of the state machine, with what it expects to find.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Claim the host for a new rotation, if it is still at `expected_version` (`None`: never
+    /// written by this service) and nothing is in flight.
+    Start {
+        /// The version the caller read.
+        expected_version: Option<u64>,
+        /// The new rotation.
+        rotation: RotationId,
+    },
+    /// Record the GenerateCsr command of the claimed rotation (once).
+    CsrSent {
+        /// The rotation.
+        rotation: RotationId,
+        /// The command.
+        command_id: String,
+    },
+    /// The CSR from `command_id` was accepted and a certificate requested.
+    Issuing {
+        /// The rotation.
+        rotation: RotationId,
+        /// The GenerateCsr command whose output held the CSR.
+        command_id: String,
+        /// The certificate being issued.
+        cert_arn: String,
+        /// SHA-256 of the CSR's SubjectPublicKeyInfo.
+        key_fingerprint: String,
+    },
+    /// The certificate the rotation waits for was fetched and checked; deployment begins.
+    BeginDeploy {
+        /// The rotation.
+        rotation: RotationId,
+        /// The certificate, as the rotation recorded it.
+        cert_arn: String,
+        /// The new certificate's facts.
+        pending: DeployedCert,
+    },
+    /// Record the DeployCert command (once).
+    DeploySent {
+        /// The rotation.
+        rotation: RotationId,
+        /// The command.
+        command_id: String,
+    },
+    /// The host verified and swapped the pair sent by `command_id`.
+    Deployed {
+        /// The DeployCert command.
+        command_id: String,
+        /// The certificate now in place (with its renewal point).
+        cert: DeployedCert,
+    },
+    /// The in-flight rotation failed.
+    Fail {
+        /// The state the caller saw.
+        from: StateKind,
+        /// The rotation that failed.
+        rotation: RotationId,
+        /// The step that failed.
+        stage: FailureStage,
+        /// An operator-readable reason (cut to 1,000 bytes).
+        reason: String,
+        /// Failed attempts in this episode, including this one.
+        attempts: u32,
+        /// When CertCheck may retry.
+        next_attempt_at: OffsetDateTime,
+    },
+    /// The certificate `serial`, in place on a host at rest, was revoked.
+    Revoke {
+        /// The revoked serial.
+        serial: String,
+    },
+}
+
+impl Change {
+    /// What the change does, for conflicts and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Change::Start { .. } => "start a rotation",
+            Change::CsrSent { .. } => "record the GenerateCsr command",
+            Change::Issuing { .. } => "record issuance",
+            Change::BeginDeploy { .. } => "begin deployment",
+            Change::DeploySent { .. } => "record the DeployCert command",
+            Change::Deployed { .. } => "complete deployment",
+            Change::Fail { .. } => "fail",
+            Change::Revoke { .. } => "mark revoked",
+        }
+    }
+}
+
+/// One condition of a guard, on the item as it is before the write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cond {
+    /// The rotation state is one of these (`Idle` also matches an item without a state).
+    StateIn(Vec<StateKind>),
+    /// The attribute holds this value.
+    Equals(&'static str, Attr),
+    /// The attribute is absent.
+    Absent(&'static str),
+}
+
+/// One part of an effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Write the attribute.
+    Set(&'static str, Attr),
+    /// Remove the attribute.
+    Remove(&'static str),
+    /// `version = version + 1` (1 for items never written by this service).
+    BumpVersion,
+}
+
+/// A transition as the store carries it out: only if every condition holds (and the item
+/// exists), apply every effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// What the rule does.
+    pub name: &'static str,
+    /// All must hold.
+    pub guard: Vec<Cond>,
+    /// Applied in order.
+    pub effect: Vec<Effect>,
+}
+
+/// Pending attributes of an in-flight rotation, all cleared when it ends.
+const IN_FLIGHT: [&str; 7] = [
+    attr::COMMAND_ID,
+    attr::PENDING_CERT_ARN,
+    attr::KEY_FINGERPRINT,
+    attr::PENDING_SERIAL,
+    attr::PENDING_NOT_BEFORE,
+    attr::PENDING_NOT_AFTER,
+    attr::ROTATION_ID,
+];
+
+/// The longest failure reason stored.
+pub const MAX_REASON_BYTES: usize = 1000;
+
+struct Builder {
+    rule: Rule,
+}
+
+impl Builder {
+    fn new(name: &'static str) -> Self {
+        Builder {
+            rule: Rule {
+                name,
+                guard: Vec::new(),
+                effect: Vec::new(),
+            },
+        }
+    }
+    fn state(mut self, kinds: &[StateKind]) -> Self {
+        self.rule.guard.push(Cond::StateIn(kinds.to_vec()));
+        self
+    }
+    fn equals(mut self, a: &'static str, v: Attr) -> Self {
+        self.rule.guard.push(Cond::Equals(a, v));
+        self
+    }
+    fn absent(mut self, a: &'static str) -> Self {
+        self.rule.guard.push(Cond::Absent(a));
+        self
+    }
+    /// Enters `kind` at `now`: version bumped, state and its start time written.
+    fn enter(mut self, kind: StateKind, now: OffsetDateTime) -> Self {
+        self.rule.effect.push(Effect::BumpVersion);
+        self.set(attr::STATE, Attr::s(kind.as_str()))
+            .set(attr::STATE_SINCE, Attr::n(now.unix_timestamp()))
+    }
+    fn set(mut self, a: &'static str, v: Attr) -> Self {
+        self.rule.effect.push(Effect::Set(a, v));
+        self
+    }
+    fn set_opt(self, a: &'static str, v: Option<Attr>) -> Self {
+        match v {
+            Some(v) => self.set(a, v),
+            None => self.remove(&[a]),
+        }
+    }
+    fn remove(mut self, attrs: &[&'static str]) -> Self {
+        self.rule
+            .effect
+            .extend(attrs.iter().map(|a| Effect::Remove(a)));
+        self
+    }
+}
+
+impl Rule {
+    /// The rule that carries out `change` at `now`.
+    pub fn for_change(change: &Change, now: OffsetDateTime) -> Rule {
+        use StateKind::*;
+        let b = Builder::new(change.name());
+        let b = match change {
+            Change::Start {
+                expected_version,
+                rotation,
+            } => {
+                let b = match expected_version {
+                    Some(v) => b.equals(attr::VERSION, Attr::n(*v as i64)),
+                    None => b.absent(attr::VERSION),
+                };
+                b.state(&[Idle, Deployed, Failed, Revoked])
+                    .enter(CsrRequested, now)
+                    .set(attr::ROTATION_ID, Attr::s(rotation.as_str()))
+                    .remove(&IN_FLIGHT[..6])
+            }
+            Change::CsrSent {
+                rotation,
+                command_id,
+            } => b
+                .state(&[CsrRequested])
+                .equals(attr::ROTATION_ID, Attr::s(rotation.as_str()))
+                .absent(attr::COMMAND_ID)
+                .set(attr::COMMAND_ID, Attr::s(command_id)),
+            Change::Issuing {
+                rotation,
+                command_id,
+                cert_arn,
+                key_fingerprint,
+            } => b
+                .state(&[CsrRequested])
+                .equals(attr::ROTATION_ID, Attr::s(rotation.as_str()))
+                .equals(attr::COMMAND_ID, Attr::s(command_id))
+                .enter(Issuing, now)
+                .set(attr::PENDING_CERT_ARN, Attr::s(cert_arn))
+                .set(attr::KEY_FINGERPRINT, Attr::s(key_fingerprint))
+                .remove(&[attr::COMMAND_ID]),
+            Change::BeginDeploy {
+                rotation,
+                cert_arn,
+                pending,
+            } => b
+                .state(&[Issuing])
+                .equals(attr::ROTATION_ID, Attr::s(rotation.as_str()))
+                .equals(attr::PENDING_CERT_ARN, Attr::s(cert_arn))
+                .enter(Deploying, now)
+                .set_opt(attr::PENDING_SERIAL, pending.serial.as_deref().map(Attr::s))
+                .set_opt(
+                    attr::PENDING_NOT_BEFORE,
+                    pending.not_before.map(|t| Attr::s(rfc3339(t))),
+                )
+                .set(attr::PENDING_NOT_AFTER, Attr::s(rfc3339(pending.not_after)))
+                .remove(&[attr::COMMAND_ID]),
+            Change::DeploySent {
+                rotation,
+                command_id,
+            } => b
+                .state(&[Deploying])
+                .equals(attr::ROTATION_ID, Attr::s(rotation.as_str()))
+                .absent(attr::COMMAND_ID)
+                .set(attr::COMMAND_ID, Attr::s(command_id)),
+            Change::Deployed { command_id, cert } => {
+                let renew_at = cert.renew_at.unwrap_or(cert.not_after);
+                b.state(&[Deploying])
+                    .equals(attr::COMMAND_ID, Attr::s(command_id))
+                    .enter(Deployed, now)
+                    .set_opt(attr::SERIAL, cert.serial.as_deref().map(Attr::s))
+                    .set_opt(
+                        attr::NOT_BEFORE,
+                        cert.not_before.map(|t| Attr::s(rfc3339(t))),
+                    )
+                    .set(attr::NOT_AFTER, Attr::s(rfc3339(cert.not_after)))
+                    .set(attr::EXPIRY, Attr::s(legacy_time(cert.not_after)))
+                    .set(attr::RENEW_AT, Attr::n(renew_at.unix_timestamp()))
+                    .set(attr::RENEWAL_DATE, Attr::s(legacy_time(renew_at)))
+                    .set_opt(attr::CERT_ARN, cert.cert_arn.as_deref().map(Attr::s))
+                    .remove(&IN_FLIGHT)
+                    .remove(&[
+                        attr::ATTEMPTS,
+                        attr::FAILED_STAGE,
+                        attr::FAILURE_REASON,
+                        attr::NEXT_ATTEMPT_AT,
+                        attr::REVOKED_SERIAL,
+                    ])
+            }
+            Change::Fail {
+                from,
+                rotation,
+                stage,
+                reason,
+                attempts,
+                next_attempt_at,
+            } => {
+                // Only an in-flight rotation can fail; anything else is a stale or duplicated
+                // event, and an empty state set is a guard that never holds.
+                let from: &[StateKind] = if from.in_flight() {
+                    std::slice::from_ref(from)
+                } else {
+                    &[]
+                };
+                b.state(from)
+                    .equals(attr::ROTATION_ID, Attr::s(rotation.as_str()))
+                    .enter(Failed, now)
+                    .set(attr::ATTEMPTS, Attr::n(*attempts as i64))
+                    .set(attr::FAILED_STAGE, Attr::s(stage.as_str()))
+                    .set(
+                        attr::FAILURE_REASON,
+                        Attr::s(truncate(reason, MAX_REASON_BYTES)),
+                    )
+                    .set(
+                        attr::NEXT_ATTEMPT_AT,
+                        Attr::n(next_attempt_at.unix_timestamp()),
+                    )
+                    .remove(&[
+                        attr::COMMAND_ID,
+                        attr::PENDING_CERT_ARN,
+                        attr::PENDING_SERIAL,
+                        attr::PENDING_NOT_BEFORE,
+                        attr::PENDING_NOT_AFTER,
+                    ])
+            }
+            Change::Revoke { serial } => b
+                .equals(attr::SERIAL, Attr::s(serial))
+                .state(&[Deployed, Idle])
+                .enter(Revoked, now)
+                .set(attr::REVOKED_SERIAL, Attr::s(serial)),
+        };
+        b.rule
+    }
+
+    /// Whether no item can satisfy the guard (the store need not ask).
+    pub fn never_holds(&self) -> bool {
+        self.guard
+            .iter()
+            .any(|c| matches!(c, Cond::StateIn(k) if k.is_empty()))
+    }
+
+    /// Whether the guard holds on `item` (an absent item never satisfies a rule).
+    pub fn holds(&self, item: Option<&Item>) -> bool {
+        let Some(item) = item else { return false };
+        self.guard.iter().all(|c| match c {
+            Cond::StateIn(kinds) => kinds.iter().any(|k| match item.get(attr::STATE) {
+                None => *k == StateKind::Idle,
+                Some(v) => v.same_as(&Attr::s(k.as_str())),
+            }),
+            Cond::Equals(a, v) => item.get(*a).is_some_and(|x| x.same_as(v)),
+            Cond::Absent(a) => !item.contains_key(*a),
+        })
+    }
+
+    /// The item after the effect (the guard is not checked here).
+    pub fn effect_on(&self, item: &Item) -> Item {
+        let mut out = item.clone();
+        for e in &self.effect {
+            match e {
+                Effect::Set(a, v) => {
+                    out.insert((*a).to_owned(), v.clone());
+                }
+                Effect::Remove(a) => {
+                    out.remove(*a);
+                }
+                Effect::BumpVersion => {
+                    let v = match out.get(attr::VERSION) {
+                        Some(Attr::N(n)) => n.parse::<i64>().unwrap_or(0),
+                        _ => 0,
+                    };
+                    out.insert(attr::VERSION.to_owned(), Attr::n(v + 1));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The pure model: `change` applied to `item` at `now`, or the conflict a store would answer.
+pub fn apply(
+    host: &HostId,
+    item: Option<&Item>,
+    change: &Change,
+    now: OffsetDateTime,
+) -> Result<Item, TransitionConflict> {
+    let rule = Rule::for_change(change, now);
+    if rule.holds(item) {
+        Ok(rule.effect_on(item.unwrap_or(&Item::new())))
+    } else {
+        Err(TransitionConflict {
+            host: host.clone(),
+            transition: rule.name,
+        })
+    }
+}
+
+/// The pure model on records: what a store would return for `change` on `record`.
+pub fn apply_to_record(
+    record: &HostRecord,
+    change: &Change,
+    now: OffsetDateTime,
+) -> Result<HostRecord, TransitionConflict> {
+    let item = crate::item::item_from_record(record);
+    let next = apply(&record.host, Some(&item), change, now)?;
+    Ok(record_from_item(&next).expect("the rules only write items the mapping reads"))
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RotationState;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-12-01 12:00:00 UTC);
+
+    fn enrolled() -> HostRecord {
+        let item = crate::item::enrolment_item(
+            &HostId::parse("mi-0123456789abcdef0").unwrap(),
+            &Default::default(),
+        );
+        record_from_item(&item).unwrap()
+    }
+
+    fn r(id: &str) -> RotationId {
+        RotationId(id.into())
+    }
+
+    fn pending() -> DeployedCert {
+        DeployedCert {
+            serial: Some("0a".into()),
+            not_before: Some(NOW),
+            not_after: NOW + time::Duration::days(7),
+            renew_at: None,
+            cert_arn: None,
+        }
+    }
+
+    fn fail(from: StateKind, rotation: &str) -> Change {
+        Change::Fail {
+            from,
+            rotation: r(rotation),
+            stage: FailureStage::Deploy,
+            reason: "x".repeat(2000),
+            attempts: 1,
+            next_attempt_at: NOW,
+        }
+    }
+
+    /// The whole happy path, each step accepted once and refused when repeated.
+    #[test]
+    fn a_rotation_walks_the_chain_once() {
+        let steps = [
+            Change::Start {
+                expected_version: None,
+                rotation: r("a"),
+            },
+            Change::CsrSent {
+                rotation: r("a"),
+                command_id: "c1".into(),
+            },
+            Change::Issuing {
+                rotation: r("a"),
+                command_id: "c1".into(),
+                cert_arn: "arn1".into(),
+                key_fingerprint: "fp".into(),
+            },
+            Change::BeginDeploy {
+                rotation: r("a"),
+                cert_arn: "arn1".into(),
+                pending: pending(),
+            },
+            Change::DeploySent {
+                rotation: r("a"),
+                command_id: "c2".into(),
+            },
+            Change::Deployed {
+                command_id: "c2".into(),
+                cert: pending(),
+            },
+        ];
+        let mut rec = enrolled();
+        for step in &steps {
+            rec = apply_to_record(&rec, step, NOW).unwrap();
+            assert!(apply_to_record(&rec, step, NOW).is_err(), "{step:?} twice");
+        }
+        assert_eq!(rec.state, RotationState::Deployed);
+        assert_eq!(
+            rec.version,
+            Some(4),
+            "start, issuing, deploying and deployed each bump it"
+        );
+        assert_eq!(rec.current.unwrap().serial.as_deref(), Some("0a"));
+    }
+
+    #[test]
+    fn guards_refuse_foreign_values() {
+        let started = apply_to_record(
+            &enrolled(),
+            &Change::Start {
+                expected_version: None,
+                rotation: r("a"),
+            },
+            NOW,
+        )
+        .unwrap();
+        let refused = [
+            Change::Start {
+                expected_version: started.version,
+                rotation: r("b"),
+            },
+            Change::CsrSent {
+                rotation: r("b"),
+                command_id: "c".into(),
+            },
+            Change::Issuing {
+                rotation: r("a"),
+                command_id: "c".into(),
+                cert_arn: "arn".into(),
+                key_fingerprint: "f".into(),
+            },
+            fail(StateKind::CsrRequested, "b"),
+            fail(StateKind::Issuing, "a"),
+            Change::Revoke {
+                serial: "0a".into(),
+            },
+        ];
+        for c in refused {
+            assert!(apply_to_record(&started, &c, NOW).is_err(), "{c:?}");
+        }
+        let failed = apply_to_record(&started, &fail(StateKind::CsrRequested, "a"), NOW).unwrap();
+        let RotationState::Failed { reason, .. } = &failed.state else {
+            panic!("{failed:?}")
+        };
+        assert!(reason.len() <= MAX_REASON_BYTES + "…".len());
+        assert_eq!(failed.attempts.failed, 1);
+    }
+
+    #[test]
+    fn a_stale_version_cannot_start_and_a_state_that_is_not_in_flight_cannot_fail() {
+        let rec = enrolled();
+        let stale = Change::Start {
+            expected_version: Some(7),
+            rotation: r("a"),
+        };
+        assert!(apply_to_record(&rec, &stale, NOW).is_err());
+        let rule = Rule::for_change(&fail(StateKind::Deployed, "a"), NOW);
+        assert!(rule.never_holds());
+    }
+}
