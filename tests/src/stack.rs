@@ -6,12 +6,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::alerts::SnsAlerts;
-use adapters::ca::PrivateCa;
-use adapters::crl::{RolesAnywhereCrls, S3Crls};
-use adapters::hosts::SsmHosts;
-use adapters::{AwsDeps, Config};
+use adapters::wiring::{AwsCrlDeps, Clients};
+use adapters::AwsDeps;
 use lambda_runtime::{Context, LambdaEvent};
+use rotation::Config;
 use serde_json::Value;
 use state::record::HostOverrides;
 use state::DynamoStore;
@@ -80,48 +78,15 @@ pub struct Endpoints {
 }
 
 /// CRLProcessor's dependencies in the local stack.
-pub type CrlDeps =
-    crl_processor::Deps<DynamoStore, S3Crls, RolesAnywhereCrls, PrivateCa, SnsAlerts>;
+pub type CrlDeps = AwsCrlDeps;
 
 /// The bucket Private CA writes CRLs to in the local stack.
 pub const CRL_BUCKET: &str = "cert-rotation-crl";
 
 impl Endpoints {
-    /// CRLProcessor's production adapters, each client recording its calls.
-    pub fn crl_deps(&self, config: &Config, recorder: &CallRecorder) -> CrlDeps {
-        let rec = recorder.for_function("CRLProcessor");
-        let base = self.deps(config, recorder, "CRLProcessor");
-        let s3 = aws_sdk_s3::Client::from_conf(
-            crate::aws::s3_config(&self.moto, true)
-                .interceptor(rec.clone())
-                .build(),
-        );
-        let ra = aws_sdk_rolesanywhere::Client::from_conf(
-            aws_sdk_rolesanywhere::config::Builder::from(&crate::aws::sdk_config(
-                &self.rolesanywhere,
-                false,
-            ))
-            .interceptor(rec)
-            .build(),
-        );
-        crl_processor::Deps {
-            store: base.store,
-            source: S3Crls::new(s3),
-            anchor: RolesAnywhereCrls::new(ra, &config.roles_anywhere.trust_anchor_arn),
-            ca: base.ca,
-            alerts: base.alerts,
-            config: base.config,
-        }
-    }
-
-    /// `function`'s production adapters, each client recording its calls. Retries are off towards
-    /// the emulators: their errors are answers, not faults.
-    pub fn deps(
-        &self,
-        config: &Config,
-        recorder: &CallRecorder,
-        function: &'static str,
-    ) -> AwsDeps {
+    /// `function`'s SDK clients towards the local stack, each recording its calls. Retries are
+    /// off towards the emulators: their errors are answers, not faults.
+    pub fn clients(&self, recorder: &CallRecorder, function: &'static str) -> Clients {
         let rec = recorder.for_function(function);
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(
             aws_sdk_dynamodb::config::Builder::from(&crate::aws::sdk_config(&self.moto, true))
@@ -140,25 +105,45 @@ impl Endpoints {
         );
         let sns = aws_sdk_sns::Client::from_conf(
             aws_sdk_sns::config::Builder::from(&crate::aws::sdk_config(&self.moto, true))
-                .interceptor(rec)
+                .interceptor(rec.clone())
                 .build(),
         );
-        adapters::Deps {
-            store: DynamoStore::new(dynamodb, &config.table_name, config.scan_segments),
-            hosts: SsmHosts::new(
-                ssm,
-                &config.generate_csr_document,
-                &config.deploy_cert_document,
-            ),
-            ca: PrivateCa::new(
-                pca,
-                &config.ca_arn,
-                &config.signing_algorithm,
-                &config.template_arn,
-            ),
-            alerts: SnsAlerts::new(sns, &config.alert_topic_arn),
-            config: config.clone(),
+        let s3 = aws_sdk_s3::Client::from_conf(
+            crate::aws::s3_config(&self.moto, true)
+                .interceptor(rec.clone())
+                .build(),
+        );
+        let rolesanywhere = aws_sdk_rolesanywhere::Client::from_conf(
+            aws_sdk_rolesanywhere::config::Builder::from(&crate::aws::sdk_config(
+                &self.rolesanywhere,
+                false,
+            ))
+            .interceptor(rec)
+            .build(),
+        );
+        Clients {
+            dynamodb,
+            ssm,
+            pca,
+            sns,
+            s3,
+            rolesanywhere,
         }
+    }
+
+    /// CRLProcessor's production wiring over recording clients.
+    pub fn crl_deps(&self, config: &Config, recorder: &CallRecorder) -> CrlDeps {
+        adapters::wiring::crl_deps(&self.clients(recorder, "CRLProcessor"), config.clone())
+    }
+
+    /// `function`'s production wiring over recording clients.
+    pub fn deps(
+        &self,
+        config: &Config,
+        recorder: &CallRecorder,
+        function: &'static str,
+    ) -> AwsDeps {
+        adapters::wiring::rotation_deps(&self.clients(recorder, function), config.clone())
     }
 }
 
@@ -372,7 +357,7 @@ impl LocalStack {
             "ExecutionTimedOut",
         ];
         match (source, detail_type) {
-            ("aws.ssm", adapters::events::SSM_INVOCATION_STATUS) if terminal.contains(&status) => {
+            ("aws.ssm", rotation::events::SSM_INVOCATION_STATUS) if terminal.contains(&status) => {
                 if document == self.config.generate_csr_document {
                     cert_issue::handle(&self.issue, ctx()).await.map(Some)
                 } else if document == self.config.deploy_cert_document {
@@ -381,7 +366,7 @@ impl LocalStack {
                     Ok(None)
                 }
             }
-            ("aws.s3", adapters::events::S3_OBJECT_CREATED)
+            ("aws.s3", rotation::events::S3_OBJECT_CREATED)
                 if event["detail"]["bucket"]["name"].as_str() == Some(CRL_BUCKET)
                     && event["detail"]["object"]["key"]
                         .as_str()
@@ -389,7 +374,7 @@ impl LocalStack {
             {
                 crl_processor::handle(&self.crl, ctx()).await.map(Some)
             }
-            ("aws.acm-pca", adapters::events::PCA_ISSUANCE)
+            ("aws.acm-pca", rotation::events::PCA_ISSUANCE)
                 if event["resources"][0].as_str() == Some(self.config.ca_arn.as_str()) =>
             {
                 cert_deploy::handle(&self.deploy, ctx()).await.map(Some)

@@ -16,13 +16,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use adapters::alerts::{raise_or_log, Alert, AlertKind, Alerts};
-use adapters::ca::{CertificateAuthority, REVOCATION_REASONS};
-use adapters::failure::{fail_rotation, RotationFailure};
-use adapters::hosts::{CsrRequest, HostAgent, Reachability};
-use adapters::telemetry::Metrics;
-use adapters::AwsError;
 use lambda_runtime::LambdaEvent;
+use rotation::alerts::{raise_or_log, Alert, AlertKind, Alerts};
+use rotation::ca::{CertificateAuthority, REVOCATION_REASONS};
+use rotation::failure::{fail_rotation, RotationFailure};
+use rotation::hosts::{CsrRequest, HostAgent, Reachability};
+use rotation::telemetry::Metrics;
+use rotation::AwsError;
 use serde::{Deserialize, Serialize};
 use state::plan::{plan_host, DueReason, DueWindow, Plan, PlanItem};
 use state::ports::{FleetReader, RevocationRecorder, RotationStarter, StoreError};
@@ -34,7 +34,7 @@ use tracing::Instrument;
 /// Rotations started at once (each is three small calls; SSM's SendCommand allows far more).
 const CONCURRENCY: usize = 16;
 
-pub use adapters::Deps;
+pub use rotation::Deps;
 
 /// The manual payload (the scheduler sends `{}`).
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -13,15 +13,15 @@
 
 use std::time::Duration as StdDuration;
 
-use adapters::alerts::Alerts;
-use adapters::ca::{CertificateAuthority, Fetched};
-use adapters::events::{
+use lambda_runtime::LambdaEvent;
+use rotation::alerts::Alerts;
+use rotation::ca::{CertificateAuthority, Fetched};
+use rotation::events::{
     CommandInvocationDetail, Envelope, IssuanceDetail, PCA_ISSUANCE, SSM_INVOCATION_STATUS,
 };
-use adapters::failure::{fail_rotation, RotationFailure};
-use adapters::hosts::{DeployRequest, HostAgent, Invocation};
-use adapters::telemetry::Metrics;
-use lambda_runtime::LambdaEvent;
+use rotation::failure::{fail_rotation, RotationFailure};
+use rotation::hosts::{DeployRequest, HostAgent, Invocation};
+use rotation::telemetry::Metrics;
 use serde::Serialize;
 use state::ports::{DeploymentRecorder, FleetReader, StoreError};
 use state::record::{DeployedCert, FailureStage, RotationState};
@@ -29,8 +29,8 @@ use state::{HostId, HostRecord};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-pub use adapters::error::EventError as DeployError;
-pub use adapters::Deps;
+pub use rotation::error::EventError as DeployError;
+pub use rotation::Deps;
 
 /// What happened to one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -373,7 +373,7 @@ where
     if d.status != "Success" {
         let why = match deps.hosts.invocation(&d.command_id, &host).await {
             Ok(Invocation::Finished { stderr, .. }) => {
-                adapters::hosts::host_error(&stderr).to_owned()
+                rotation::hosts::host_error(&stderr).to_owned()
             }
             Ok(Invocation::Pending) => {
                 // Right after the status change the invocation may not be visible yet: retry.

@@ -8,20 +8,20 @@
 //! an idempotency token derived from the rotation and records the certificate ARN and the CSR
 //! key's fingerprint. CertDeploy continues from Private CA's issuance event.
 
-use adapters::alerts::Alerts;
-use adapters::ca::CertificateAuthority;
-use adapters::events::{CommandInvocationDetail, Envelope, SSM_INVOCATION_STATUS};
-use adapters::failure::{fail_rotation, RotationFailure};
-use adapters::hosts::{HostAgent, Invocation};
 use lambda_runtime::LambdaEvent;
+use rotation::alerts::Alerts;
+use rotation::ca::CertificateAuthority;
+use rotation::events::{CommandInvocationDetail, Envelope, SSM_INVOCATION_STATUS};
+use rotation::failure::{fail_rotation, RotationFailure};
+use rotation::hosts::{HostAgent, Invocation};
 use serde::Serialize;
 use state::ports::{FleetReader, IssuanceRecorder, StoreError};
 use state::record::{FailureStage, RotationState};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-pub use adapters::error::EventError as IssueError;
-pub use adapters::Deps;
+pub use rotation::error::EventError as IssueError;
+pub use rotation::Deps;
 
 /// What happened to one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -173,7 +173,7 @@ where
             stderr,
             ..
         } => {
-            let why = adapters::hosts::host_error(&stderr);
+            let why = rotation::hosts::host_error(&stderr);
             return fail(RotationFailure {
                 stage: FailureStage::RequestCsr,
                 ..failure(format!("GenerateCsr {status} on the host: {why}"))

@@ -11,35 +11,20 @@
 
 use std::collections::HashSet;
 
-use adapters::alerts::{raise_or_log, Alert, AlertKind, Alerts};
-use adapters::ca::CertificateAuthority;
-use adapters::crl::{CrlSource, Replaced, TrustAnchorCrls};
-use adapters::events::{Envelope, ObjectCreatedDetail, S3_OBJECT_CREATED};
-use adapters::Config;
 use lambda_runtime::LambdaEvent;
 use pki::CrlNumber;
+use rotation::alerts::{raise_or_log, Alert, AlertKind, Alerts};
+use rotation::ca::CertificateAuthority;
+use rotation::crl::{CrlSource, Replaced, TrustAnchorCrls};
+use rotation::events::{Envelope, ObjectCreatedDetail, S3_OBJECT_CREATED};
 use serde::Serialize;
 use state::ports::{CrlLedger, FleetReader, RevocationRecorder, StoreError};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-pub use adapters::error::EventError as CrlError;
+pub use rotation::error::EventError as CrlError;
 
-/// What CRLProcessor needs.
-pub struct Deps<S, Src, Ra, C, A> {
-    /// The state table (hosts and the CRL ledger).
-    pub store: S,
-    /// Where CRL objects are read.
-    pub source: Src,
-    /// The trust anchor's CRLs.
-    pub anchor: Ra,
-    /// Private CA (its certificate verifies the CRL).
-    pub ca: C,
-    /// SNS alerts.
-    pub alerts: A,
-    /// Configuration.
-    pub config: Config,
-}
+pub use rotation::CrlDeps as Deps;
 
 /// What happened to one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

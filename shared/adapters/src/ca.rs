@@ -1,52 +1,11 @@
-//! AWS Private CA: issue a certificate for an accepted CSR, fetch it, revoke it.
-//!
-//! Issuance carries an idempotency token derived from the rotation, so a retried CertIssue
-//! (Lambda retries, duplicated events) gets the same certificate back instead of a second one.
-
-use std::future::Future;
+//! Private CA as the [`CertificateAuthority`].
 
 use aws_sdk_acmpca::primitives::Blob;
 use aws_sdk_acmpca::types::{RevocationReason, SigningAlgorithm, Validity, ValidityPeriodType};
+use rotation::ca::{CertificateAuthority, Fetched};
+use rotation::error::AwsError;
 
-use crate::error::AwsError;
-
-/// The answer to a certificate fetch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fetched {
-    /// Still being issued (`RequestInProgressException`).
-    Pending,
-    /// Ready.
-    Ready {
-        /// The certificate, PEM.
-        certificate: String,
-        /// The chain up to the root, PEM.
-        chain: String,
-    },
-}
-
-/// What the functions need from the certificate authority.
-pub trait CertificateAuthority: Send + Sync {
-    /// Requests a certificate for `csr_pem`, valid `validity_days`; returns its ARN.
-    fn issue(
-        &self,
-        csr_pem: &str,
-        validity_days: i64,
-        idempotency_token: &str,
-    ) -> impl Future<Output = Result<String, AwsError>> + Send;
-
-    /// Fetches an issued certificate and its chain.
-    fn fetch(&self, cert_arn: &str) -> impl Future<Output = Result<Fetched, AwsError>> + Send;
-
-    /// The CA's own certificate, PEM.
-    fn ca_certificate(&self) -> impl Future<Output = Result<String, AwsError>> + Send;
-
-    /// Revokes a certificate by serial (hex, `:`-separated as in the table).
-    fn revoke(
-        &self,
-        serial: &str,
-        reason: &str,
-    ) -> impl Future<Output = Result<(), AwsError>> + Send;
-}
+use crate::error::aws_error;
 
 /// The Private-CA-backed [`CertificateAuthority`].
 #[derive(Debug, Clone)]
@@ -56,18 +15,6 @@ pub struct PrivateCa {
     signing_algorithm: String,
     template_arn: String,
 }
-
-/// The revocation reasons Private CA accepts.
-pub const REVOCATION_REASONS: &[&str] = &[
-    "UNSPECIFIED",
-    "KEY_COMPROMISE",
-    "CERTIFICATE_AUTHORITY_COMPROMISE",
-    "AFFILIATION_CHANGED",
-    "SUPERSEDED",
-    "CESSATION_OF_OPERATION",
-    "PRIVILEGE_WITHDRAWN",
-    "A_A_COMPROMISE",
-];
 
 impl PrivateCa {
     /// A CA client for `ca_arn`.
@@ -109,7 +56,7 @@ impl CertificateAuthority for PrivateCa {
             .idempotency_token(idempotency_token)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ACMPCA", "IssueCertificate", e))?;
+            .map_err(|e| aws_error("ACMPCA", "IssueCertificate", e))?;
         out.certificate_arn()
             .map(str::to_owned)
             .ok_or_else(|| AwsError::malformed("ACMPCA", "IssueCertificate", "no certificate ARN"))
@@ -134,7 +81,7 @@ impl CertificateAuthority for PrivateCa {
             {
                 Ok(Fetched::Pending)
             }
-            Err(e) => Err(AwsError::from_sdk("ACMPCA", "GetCertificate", e)),
+            Err(e) => Err(aws_error("ACMPCA", "GetCertificate", e)),
         }
     }
 
@@ -145,7 +92,7 @@ impl CertificateAuthority for PrivateCa {
             .certificate_authority_arn(&self.ca_arn)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ACMPCA", "GetCertificateAuthorityCertificate", e))?;
+            .map_err(|e| aws_error("ACMPCA", "GetCertificateAuthorityCertificate", e))?;
         out.certificate().map(str::to_owned).ok_or_else(|| {
             AwsError::malformed(
                 "ACMPCA",
@@ -163,7 +110,7 @@ impl CertificateAuthority for PrivateCa {
             .revocation_reason(RevocationReason::from(reason))
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("ACMPCA", "RevokeCertificate", e))?;
+            .map_err(|e| aws_error("ACMPCA", "RevokeCertificate", e))?;
         Ok(())
     }
 }

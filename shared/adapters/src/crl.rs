@@ -1,52 +1,11 @@
-//! Where CRLs come from (the Private CA's S3 bucket) and where they go (the Roles Anywhere trust
-//! anchor).
-//!
-//! Roles Anywhere keeps at most two CRLs per trust anchor and that limit cannot be raised: the
-//! original sample imported every CRL and failed at the third. [`TrustAnchorCrls::replace`]
-//! updates the trust anchor's existing CRL in place and imports only when it has none.
-
-use std::future::Future;
+//! S3 as the [`CrlSource`] and Roles Anywhere as the [`TrustAnchorCrls`].
 
 use aws_sdk_rolesanywhere::primitives::Blob;
 use pki::MAX_CRL_BYTES;
+use rotation::crl::{CrlSource, Replaced, TrustAnchorCrls};
+use rotation::error::AwsError;
 
-use crate::error::AwsError;
-
-/// Reading a CRL object.
-pub trait CrlSource: Send + Sync {
-    /// The object's bytes, refusing anything over [`MAX_CRL_BYTES`].
-    fn fetch(
-        &self,
-        bucket: &str,
-        key: &str,
-    ) -> impl Future<Output = Result<Vec<u8>, AwsError>> + Send;
-}
-
-/// What `replace` did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Replaced {
-    /// The trust anchor's CRL `crl_id` now holds the new data.
-    Updated {
-        /// The CRL's ID.
-        crl_id: String,
-    },
-    /// The trust anchor had no CRL; one was imported (enabled).
-    Imported {
-        /// The new CRL's ID.
-        crl_id: String,
-    },
-}
-
-/// The trust anchor's CRLs.
-pub trait TrustAnchorCrls: Send + Sync {
-    /// Makes `der` the trust anchor's CRL: update its existing CRL (the most recently updated one
-    /// if there are several), import only if it has none.
-    fn replace(
-        &self,
-        name: &str,
-        der: &[u8],
-    ) -> impl Future<Output = Result<Replaced, AwsError>> + Send;
-}
+use crate::error::aws_error;
 
 /// The S3-backed [`CrlSource`].
 #[derive(Debug, Clone)]
@@ -70,7 +29,7 @@ impl CrlSource for S3Crls {
             .key(key)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("S3", "GetObject", e))?;
+            .map_err(|e| aws_error("S3", "GetObject", e))?;
         // Refused before the body is read when S3 gives the size, and again after reading.
         let too_big = || {
             AwsError::malformed(
@@ -124,7 +83,7 @@ impl TrustAnchorCrls for RolesAnywhereCrls {
                 .set_next_token(token.take())
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("RolesAnywhere", "ListCrls", e))?;
+                .map_err(|e| aws_error("RolesAnywhere", "ListCrls", e))?;
             for crl in page.crls() {
                 if crl.trust_anchor_arn() == Some(self.trust_anchor_arn.as_str()) {
                     if let Some(id) = crl.crl_id() {
@@ -149,7 +108,7 @@ impl TrustAnchorCrls for RolesAnywhereCrls {
                 .crl_data(Blob::new(der))
                 .send()
                 .await
-                .map_err(|e| AwsError::from_sdk("RolesAnywhere", "UpdateCrl", e))?;
+                .map_err(|e| aws_error("RolesAnywhere", "UpdateCrl", e))?;
             return Ok(Replaced::Updated { crl_id });
         }
         let out = self
@@ -161,7 +120,7 @@ impl TrustAnchorCrls for RolesAnywhereCrls {
             .enabled(true)
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("RolesAnywhere", "ImportCrl", e))?;
+            .map_err(|e| aws_error("RolesAnywhere", "ImportCrl", e))?;
         let crl_id = out
             .crl()
             .and_then(|c| c.crl_id())

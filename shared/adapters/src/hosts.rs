@@ -1,117 +1,16 @@
-//! Reaching hosts through Systems Manager Run Command.
-//!
-//! Only our two documents are ever sent, with every value passed as a document parameter that
+//! Run Command as the [`HostAgent`]: our two documents, every value a document parameter that
 //! the document constrains with `allowedPattern`; nothing is spliced into a shell command here.
-//! The certificate and chain travel base64-encoded on one line so the pattern can stay strict.
 
 use std::collections::HashMap;
-use std::future::Future;
 
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{CommandInvocationStatus, InstanceInformationStringFilter, PingStatus};
 use base64::Engine;
-use pki::KeyAlgorithm;
-use state::{HostId, HostPath, RotationId};
+use rotation::error::AwsError;
+use rotation::hosts::{CsrRequest, DeployRequest, HostAgent, Invocation, Reachability};
+use state::HostId;
 
-use crate::config::RolesAnywhere;
-use crate::error::AwsError;
-
-/// Whether a host can take a command now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reachability {
-    /// The agent pings Systems Manager.
-    Online,
-    /// Registered, but not online (`ConnectionLost`, `Inactive`).
-    Offline(String),
-    /// Not registered with Systems Manager at all.
-    Unknown,
-}
-
-/// Ask a host for a fresh key and CSR (GenerateCsr document).
-#[derive(Debug, Clone)]
-pub struct CsrRequest<'a> {
-    /// The host.
-    pub host: &'a HostId,
-    /// Directory of the key (the new key is staged beside the live one).
-    pub key_path: &'a HostPath,
-    /// Directory of the CSR file.
-    pub csr_path: &'a HostPath,
-    /// Key algorithm.
-    pub key_algorithm: KeyAlgorithm,
-    /// The rotation (echoed in the output).
-    pub rotation: &'a RotationId,
-}
-
-/// Hand a host its new certificate (DeployCert document).
-#[derive(Debug, Clone)]
-pub struct DeployRequest<'a> {
-    /// The host.
-    pub host: &'a HostId,
-    /// Directory of `{host}.crt`.
-    pub cert_path: &'a HostPath,
-    /// Directory of `{host}.key` (and of the staged key).
-    pub key_path: &'a HostPath,
-    /// Directory of `ca_chain_certificate.crt`.
-    pub cacert_path: &'a HostPath,
-    /// Directory of `aws_signing_helper`.
-    pub signing_helper_path: &'a HostPath,
-    /// The certificate, PEM.
-    pub certificate_pem: &'a str,
-    /// The chain, PEM.
-    pub chain_pem: &'a str,
-    /// Roles Anywhere test settings.
-    pub roles_anywhere: &'a RolesAnywhere,
-    /// Optional reload hook.
-    pub reload_hook: Option<&'a HostPath>,
-    /// The rotation.
-    pub rotation: &'a RotationId,
-}
-
-/// Where a command invocation stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Invocation {
-    /// Not finished (or not visible yet: `InvocationDoesNotExist` right after SendCommand).
-    Pending,
-    /// Finished.
-    Finished {
-        /// Whether the document succeeded.
-        success: bool,
-        /// The final status (`Success`, `Failed`, `TimedOut`, …).
-        status: String,
-        /// Standard output (cut by SSM at 24,000 characters).
-        stdout: String,
-        /// Standard error (cut by SSM at 8,000 characters).
-        stderr: String,
-    },
-}
-
-/// What the functions need from Run Command.
-pub trait HostAgent: Send + Sync {
-    /// Reachability of each host.
-    fn reachability(
-        &self,
-        hosts: &[HostId],
-    ) -> impl Future<Output = Result<HashMap<HostId, Reachability>, AwsError>> + Send;
-
-    /// Sends GenerateCsr; returns the command ID.
-    fn request_csr(
-        &self,
-        req: &CsrRequest<'_>,
-    ) -> impl Future<Output = Result<String, AwsError>> + Send;
-
-    /// Sends DeployCert; returns the command ID.
-    fn deploy(
-        &self,
-        req: &DeployRequest<'_>,
-    ) -> impl Future<Output = Result<String, AwsError>> + Send;
-
-    /// One host's invocation of a command.
-    fn invocation(
-        &self,
-        command_id: &str,
-        host: &HostId,
-    ) -> impl Future<Output = Result<Invocation, AwsError>> + Send;
-}
+use crate::error::aws_error;
 
 /// The SSM-backed [`HostAgent`].
 #[derive(Debug, Clone)]
@@ -155,7 +54,7 @@ impl SsmHosts {
         let out = req
             .send()
             .await
-            .map_err(|e| AwsError::from_sdk("SSM", "SendCommand", e))?;
+            .map_err(|e| aws_error("SSM", "SendCommand", e))?;
         out.command()
             .and_then(|c| c.command_id())
             .map(str::to_owned)
@@ -190,7 +89,7 @@ impl HostAgent for SsmHosts {
                     .set_next_token(token.take())
                     .send()
                     .await
-                    .map_err(|e| AwsError::from_sdk("SSM", "DescribeInstanceInformation", e))?;
+                    .map_err(|e| aws_error("SSM", "DescribeInstanceInformation", e))?;
                 for info in page.instance_information_list() {
                     let Some(id) = info.instance_id().and_then(|i| HostId::parse(i).ok()) else {
                         continue;
@@ -275,13 +174,13 @@ impl HostAgent for SsmHosts {
             {
                 return Ok(Invocation::Pending)
             }
-            Err(e) => return Err(AwsError::from_sdk("SSM", "GetCommandInvocation", e)),
+            Err(e) => return Err(aws_error("SSM", "GetCommandInvocation", e)),
         };
         let status = out
             .status()
             .cloned()
             .unwrap_or(CommandInvocationStatus::Pending);
-        let finished = crate::events::is_final_status(status.as_str());
+        let finished = rotation::events::is_final_status(status.as_str());
         Ok(if finished {
             Invocation::Finished {
                 success: status == CommandInvocationStatus::Success,
@@ -292,34 +191,5 @@ impl HostAgent for SsmHosts {
         } else {
             Invocation::Pending
         })
-    }
-}
-
-/// The line of a document's stderr that says why it failed: the last `ERROR: ` line our
-/// documents print, else the last non-empty line.
-pub fn host_error(stderr: &str) -> &str {
-    let lines = || {
-        stderr
-            .lines()
-            .rev()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-    };
-    lines()
-        .find(|l| l.starts_with("ERROR: "))
-        .or_else(|| lines().next())
-        .unwrap_or("no error output")
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn host_error_prefers_the_error_line() {
-        assert_eq!(
-            super::host_error("noise\nERROR: openssl not found\nmore\n"),
-            "ERROR: openssl not found"
-        );
-        assert_eq!(super::host_error("a\nb\n\n"), "b");
-        assert_eq!(super::host_error(""), "no error output");
     }
 }

@@ -1,66 +1,98 @@
-//! What every rotation function holds: the state store, Run Command, Private CA, alerts and the
-//! config, built once at cold start from the environment (`AWS_ENDPOINT_URL_*` honoured).
+//! SDK clients to the functions' dependencies, in one place. Each `main.rs` calls
+//! [`Clients::from_sdk`] and then [`rotation_deps`] or [`crl_deps`]; the local stack builds its
+//! [`Clients`] with recording interceptors and endpoints of its own and calls the same
+//! functions, so the least-privilege test checks exactly this wiring.
 
+use rotation::config::ConfigError;
+use rotation::{Config, CrlDeps, Deps};
 use state::DynamoStore;
 
 use crate::alerts::SnsAlerts;
 use crate::ca::PrivateCa;
-use crate::config::{Config, ConfigError};
+use crate::crl::{RolesAnywhereCrls, S3Crls};
 use crate::hosts::SsmHosts;
 
-/// A function's dependencies, generic so tests can substitute any port.
-pub struct Deps<S, H, C, A> {
-    /// The state table.
-    pub store: S,
-    /// Run Command.
-    pub hosts: H,
-    /// Private CA.
-    pub ca: C,
-    /// SNS alerts.
-    pub alerts: A,
-    /// Configuration.
-    pub config: Config,
-}
-
-/// The production dependencies.
+/// The production dependencies of CertCheck, CertIssue and CertDeploy.
 pub type AwsDeps = Deps<DynamoStore, SsmHosts, PrivateCa, SnsAlerts>;
 
-impl AwsDeps {
-    /// Builds the SDK-backed adapters over `aws` with `config`.
-    pub fn from_sdk(aws: &aws_config::SdkConfig, config: Config) -> AwsDeps {
-        Deps {
-            store: DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                &config.table_name,
-                config.scan_segments,
-            ),
-            hosts: SsmHosts::new(
-                aws_sdk_ssm::Client::new(aws),
-                &config.generate_csr_document,
-                &config.deploy_cert_document,
-            ),
-            ca: PrivateCa::new(
-                aws_sdk_acmpca::Client::new(aws),
-                &config.ca_arn,
-                &config.signing_algorithm,
-                &config.template_arn,
-            ),
-            alerts: SnsAlerts::new(aws_sdk_sns::Client::new(aws), &config.alert_topic_arn),
-            config,
-        }
-    }
+/// The production dependencies of CRLProcessor.
+pub type AwsCrlDeps = CrlDeps<DynamoStore, S3Crls, RolesAnywhereCrls, PrivateCa, SnsAlerts>;
 
-    /// Cold start: JSON logs, config from the environment, SDK clients from the environment.
-    pub async fn cold_start() -> Result<AwsDeps, ConfigError> {
-        let (aws, config) = load().await?;
-        Ok(AwsDeps::from_sdk(&aws, config))
+/// One SDK client per service a function may call.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// The state table.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Run Command.
+    pub ssm: aws_sdk_ssm::Client,
+    /// Private CA.
+    pub pca: aws_sdk_acmpca::Client,
+    /// Alerts.
+    pub sns: aws_sdk_sns::Client,
+    /// CRL objects.
+    pub s3: aws_sdk_s3::Client,
+    /// The trust anchor.
+    pub rolesanywhere: aws_sdk_rolesanywhere::Client,
+}
+
+impl Clients {
+    /// Every client from one SDK configuration (`AWS_ENDPOINT_URL_*` honoured).
+    pub fn from_sdk(aws: &aws_config::SdkConfig) -> Clients {
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(aws),
+            ssm: aws_sdk_ssm::Client::new(aws),
+            pca: aws_sdk_acmpca::Client::new(aws),
+            sns: aws_sdk_sns::Client::new(aws),
+            s3: aws_sdk_s3::Client::new(aws),
+            rolesanywhere: aws_sdk_rolesanywhere::Client::new(aws),
+        }
     }
 }
 
-/// Cold start's common half: JSON logs, then the config and the SDK configuration from the
-/// environment. Functions needing clients beyond [`AwsDeps`] build them from the same SDK config.
-pub async fn load() -> Result<(aws_config::SdkConfig, Config), ConfigError> {
+/// CertCheck's, CertIssue's and CertDeploy's dependencies over `clients`.
+pub fn rotation_deps(clients: &Clients, config: Config) -> AwsDeps {
+    Deps {
+        store: DynamoStore::new(
+            clients.dynamodb.clone(),
+            &config.table_name,
+            config.scan_segments,
+        ),
+        hosts: SsmHosts::new(
+            clients.ssm.clone(),
+            &config.generate_csr_document,
+            &config.deploy_cert_document,
+        ),
+        ca: PrivateCa::new(
+            clients.pca.clone(),
+            &config.ca_arn,
+            &config.signing_algorithm,
+            &config.template_arn,
+        ),
+        alerts: SnsAlerts::new(clients.sns.clone(), &config.alert_topic_arn),
+        config,
+    }
+}
+
+/// CRLProcessor's dependencies over `clients`.
+pub fn crl_deps(clients: &Clients, config: Config) -> AwsCrlDeps {
+    let base = rotation_deps(clients, config);
+    CrlDeps {
+        source: S3Crls::new(clients.s3.clone()),
+        anchor: RolesAnywhereCrls::new(
+            clients.rolesanywhere.clone(),
+            &base.config.roles_anywhere.trust_anchor_arn,
+        ),
+        store: base.store,
+        ca: base.ca,
+        alerts: base.alerts,
+        config: base.config,
+    }
+}
+
+/// Cold start: JSON logs, the config and the SDK clients from the environment.
+pub async fn cold_start() -> Result<(Clients, Config), ConfigError> {
     crate::telemetry::init_json_logs();
     let config = Config::from_env()?;
-    Ok((aws_config::load_from_env().await, config))
+    let aws = aws_config::load_from_env().await;
+    Ok((Clients::from_sdk(&aws), config))
 }

@@ -476,8 +476,8 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deploy_with_a_wrong_chain_leaves_the_live_pair_untouched() {
-    use adapters::ca::{CertificateAuthority, Fetched};
-    use adapters::hosts::{CsrRequest, DeployRequest, HostAgent, Invocation};
+    use rotation::ca::{CertificateAuthority, Fetched};
+    use rotation::hosts::{CsrRequest, DeployRequest, HostAgent, Invocation};
     let mut stack = LocalStack::start(&[]).await.unwrap();
     let h = host(7);
     let o = mixed(7);
@@ -554,7 +554,7 @@ async fn deploy_with_a_wrong_chain_leaves_the_live_pair_untouched() {
         unreachable!()
     };
     assert!(!success, "DeployCert refuses a chain that does not verify");
-    let why = adapters::hosts::host_error(&stderr);
+    let why = rotation::hosts::host_error(&stderr);
     assert!(why.starts_with("ERROR: ") && why.contains("verif"), "{why}");
     assert_eq!(
         live(&f),
