@@ -1,6 +1,6 @@
 //! The Private CA emulator's CRLs, driven through the real AWS SDK clients (retries off).
 //!
-//! Why: the CRL processor's end-to-end tests (DESIGN invariant 4) trust that the Private CA
+//! Why: the CRL processor's end-to-end tests (security invariant 4 in docs/design.md) trust that the Private CA
 //! emulator writes CRLs the way the service does (a DER CRL signed by the CA in the S3 bucket,
 //! announced by S3's "Object Created" event and the "CRL Generation" event), and that the CRLs a
 //! forger or a replay would write look as they would. These tests pin that behaviour with moto's

@@ -1,7 +1,7 @@
 //! The Roles Anywhere emulator's CRL operations, driven through the real AWS SDK client
 //! (retries off).
 //!
-//! Why: the CRL processor's end-to-end tests (DESIGN invariant 4) trust that the emulator
+//! Why: the CRL processor's end-to-end tests (security invariant 4 in docs/design.md) trust that the emulator
 //! enforces what the service enforces: 2 CRLs per trust anchor, UpdateCrl replaces the data,
 //! ListCrls pages, garbage refused. These tests pin that behaviour with CRLs from the Private
 //! CA emulator.

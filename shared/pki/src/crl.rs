@@ -1,4 +1,4 @@
-//! CRL checks (DESIGN invariant 4): a CRL is imported into Roles Anywhere only if it is signed by
+//! CRL checks (security invariant 4 in docs/design.md): a CRL is imported into Roles Anywhere only if it is signed by
 //! our CA and is newer (by CRL number) than the last one imported.
 //!
 //! Why: the CRL arrives as an S3 object, and anyone who can write to that bucket prefix could

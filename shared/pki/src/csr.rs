@@ -1,4 +1,4 @@
-//! CSR policy (DESIGN invariant 2): a CSR is accepted only if its signature verifies, its subject
+//! CSR policy (security invariant 2 in docs/design.md): a CSR is accepted only if its signature verifies, its subject
 //! is exactly `CN=<the host the command was sent to>`, it asks for no other names, and its key
 //! type and size meet the stack's policy.
 //!
@@ -242,7 +242,7 @@ fn single_block(text: &str) -> Result<(Vec<u8>, String), CsrError> {
     }
 }
 
-/// Checks a CSR against DESIGN invariant 2 and the key policy; see the module documentation for
+/// Checks a CSR against security invariant 2 (docs/design.md) and the key policy; see the module documentation for
 /// the exact rules. `pem` must hold exactly one CSR block (at most [`MAX_CSR_PEM_BYTES`]).
 ///
 /// The checks run in this order, so the error names the first problem: size, PEM, DER, version,

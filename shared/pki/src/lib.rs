@@ -4,12 +4,12 @@
 //! Everything here is pure: bytes in, facts or a typed refusal out. No AWS calls, no I/O, so the
 //! functions can be unit-tested on real material made by `openssl` and reused by every Lambda.
 //!
-//! - [`extract_csr_pem`] and [`check_csr`] enforce DESIGN invariant 2 (the CSR names only the
+//! - [`extract_csr_pem`] and [`check_csr`] enforce security invariant 2 (docs/design.md) (the CSR names only the
 //!   host it was asked of, its signature verifies, its key meets [`CsrPolicy`]).
 //! - [`parse_certificate_pem`], [`check_issued_certificate`] and [`certificate_signed_by`] decide
 //!   whether an issued certificate may be deployed (right host, right key, Roles Anywhere
 //!   end-entity rules, our CA).
-//! - [`check_crl`] and [`crl_is_newer`] enforce DESIGN invariant 4 (CRL signed by our CA, newer
+//! - [`check_crl`] and [`crl_is_newer`] enforce security invariant 4 (docs/design.md) (CRL signed by our CA, newer
 //!   by CRL number).
 //!
 //! Error messages stay short and never echo whole inputs; untrusted strings in them are

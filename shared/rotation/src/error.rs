@@ -80,3 +80,124 @@ impl EventError {
         }
     }
 }
+
+/// How an invocation failed, as Lambda and CloudWatch should see it. The kind becomes the
+/// error type Lambda records (`errorType`), so a dashboard or a failure destination can tell a
+/// caller's mistake from an outage from something that will clear by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The request or event cannot be acted on as sent; retrying it changes nothing.
+    BadRequest,
+    /// Something the step needs is not there yet (output not visible, certificate still
+    /// issuing, command not recorded); a retry will find it.
+    NotReady,
+    /// A dependency failed in a way a retry may cure (throttling, 5xx, network, a lost task).
+    Retryable,
+    /// A dependency refused in a way a retry will not cure (access denied, validation).
+    Permanent,
+}
+
+impl FailureKind {
+    /// The `errorType` Lambda records.
+    pub fn error_type(self) -> &'static str {
+        match self {
+            FailureKind::BadRequest => "BadRequest",
+            FailureKind::NotReady => "NotReady",
+            FailureKind::Retryable => "Retryable",
+            FailureKind::Permanent => "Permanent",
+        }
+    }
+}
+
+/// An invocation's failure: its kind and the whole causal chain as the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind:?}: {message}")]
+pub struct FunctionError {
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// The error and its causes, outermost first.
+    pub message: String,
+}
+
+impl FunctionError {
+    /// A failure of `kind` described by `error` and its sources.
+    pub fn new(kind: FailureKind, error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut message = error.to_string();
+        let mut cause = error.source();
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            cause = c.source();
+        }
+        FunctionError { kind, message }
+    }
+
+    /// A failure of `kind` with a plain message.
+    pub fn msg(kind: FailureKind, message: impl Into<String>) -> Self {
+        FunctionError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// A task that panicked or was cancelled: retryable, never the caller's fault.
+    pub fn lost_task(what: impl std::fmt::Display) -> Self {
+        FunctionError::msg(FailureKind::Retryable, format!("task failed: {what}"))
+    }
+}
+
+impl From<FunctionError> for lambda_runtime::Diagnostic {
+    fn from(e: FunctionError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.kind.error_type().to_owned(),
+            error_message: e.message,
+        }
+    }
+}
+
+impl From<&EventError> for FailureKind {
+    fn from(e: &EventError) -> Self {
+        match e {
+            EventError::NotReady(_) => FailureKind::NotReady,
+            e if e.is_retryable() => FailureKind::Retryable,
+            _ => FailureKind::Permanent,
+        }
+    }
+}
+
+impl From<EventError> for FunctionError {
+    fn from(e: EventError) -> Self {
+        FunctionError::new(FailureKind::from(&e), &e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kind_becomes_the_error_type_and_causes_stay_in_the_message() {
+        let aws = AwsError {
+            service: "SSM",
+            operation: "SendCommand",
+            code: Some("ThrottlingException".into()),
+            message: "Rate exceeded".into(),
+            retryable: true,
+            source: None,
+        };
+        let e = FunctionError::from(EventError::Aws(aws));
+        assert_eq!(e.kind, FailureKind::Retryable);
+        assert!(e.message.contains("ThrottlingException"), "{}", e.message);
+        let d: lambda_runtime::Diagnostic = e.into();
+        assert_eq!(d.error_type, "Retryable");
+        let not_ready = FunctionError::from(EventError::NotReady("output".into()));
+        assert_eq!(not_ready.kind, FailureKind::NotReady);
+        assert_eq!(
+            FunctionError::lost_task("panic").kind,
+            FailureKind::Retryable
+        );
+    }
+}

@@ -47,7 +47,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-/// The account every emulator pretends to run in (the one in `/work/shared/events`).
+/// The account every emulator pretends to run in (the one in the sample events under `tests/tests/fixtures/events`).
 pub const ACCOUNT: &str = "111122223333";
 /// The region every emulator pretends to run in.
 pub const REGION: &str = "us-east-1";
@@ -101,7 +101,7 @@ pub fn epoch_seconds(t: OffsetDateTime) -> Value {
 }
 
 /// Builds one EventBridge event with the envelope AWS puts around service events (the shape of
-/// the files in `/work/shared/events`).
+/// the samples under `tests/tests/fixtures/events`).
 pub fn eventbridge_event(
     detail_type: &str,
     source: &str,

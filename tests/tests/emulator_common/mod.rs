@@ -24,7 +24,7 @@ pub fn fixture(p: &str) -> PathBuf {
         .join(p)
 }
 
-/// A sample EventBridge event from `tests/fixtures/events` (copies of `/work/shared/events`).
+/// A sample EventBridge event from `tests/fixtures/events` (written from the shapes AWS documents).
 pub fn sample_event(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture(&format!("events/{name}"))).unwrap())
         .unwrap()

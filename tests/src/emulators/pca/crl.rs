@@ -260,7 +260,7 @@ fn random_text(len: usize, alphabet: &[u8]) -> String {
 }
 
 /// The EventBridge "Object Created" event S3 sends for a PUT (the shape of
-/// `/work/shared/events/s3-object-created-crl.json`).
+/// `tests/tests/fixtures/events/s3-object-created-crl.json`).
 fn s3_object_created(bucket: &str, key: &str, size: usize, etag: &str, requester: &str) -> Value {
     let request_id = random_text(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
     let sequencer = random_text(18, b"0123456789ABCDEF");
