@@ -8,15 +8,18 @@
 //! trust anchor's existing CRL is replaced (`UpdateCrl`); `ImportCrl` runs only when it has none,
 //! because Roles Anywhere holds at most two CRLs per trust anchor. Hosts whose current serial the
 //! CRL lists are marked REVOKED, so CertCheck re-issues them.
+//!
+//! The decisions are pure functions in [`step`]; this module fetches, calls them and carries
+//! out what they say.
 
-use std::collections::HashSet;
+pub mod step;
 
 use lambda_runtime::LambdaEvent;
-use pki::CrlNumber;
 use rotation::alerts::{raise_or_log, Alert, AlertKind, Alerts};
 use rotation::ca::CertificateAuthority;
 use rotation::crl::{CrlSource, Replaced, TrustAnchorCrls};
-use rotation::events::{Envelope, ObjectCreatedDetail, S3_OBJECT_CREATED};
+use rotation::error::FunctionError;
+use rotation::events::{Envelope, ObjectCreatedDetail};
 use serde::Serialize;
 use state::ports::{CrlLedger, FleetReader, RevocationRecorder, StoreError};
 use time::OffsetDateTime;
@@ -53,11 +56,12 @@ pub enum Outcome {
     },
 }
 
-/// The Lambda handler.
+/// The Lambda handler: a retryable or not-ready error fails the invocation (Lambda retries the
+/// event); a refused CRL is answered (and alerted), since a retry cannot change it.
 pub async fn handle<S, Src, Ra, C, A>(
     deps: &Deps<S, Src, Ra, C, A>,
     event: LambdaEvent<serde_json::Value>,
-) -> Result<serde_json::Value, lambda_runtime::Error>
+) -> Result<serde_json::Value, FunctionError>
 where
     S: FleetReader + RevocationRecorder + CrlLedger,
     Src: CrlSource,
@@ -78,11 +82,15 @@ where
                 Ok(o) => o,
                 Err(e) if e.is_retryable() => {
                     tracing::warn!(error = %e, "retryable; Lambda will retry the event");
-                    return Err(Box::new(e));
+                    return Err(e.into());
                 }
-                Err(e) => Outcome::Refused {
-                    reason: e.to_string(),
-                },
+                Err(e) => {
+                    let reason = e.to_string();
+                    let alert =
+                        Alert::new(AlertKind::CrlRefused, format!("CRL not imported: {reason}"));
+                    raise_or_log(&deps.alerts, &alert).await;
+                    Outcome::Refused { reason }
+                }
             }
         }
     };
@@ -91,13 +99,11 @@ where
         Outcome::Refused { reason } => tracing::warn!(reason, "CRL refused"),
         Outcome::Imported { crl_number, .. } => tracing::info!(crl_number, "CRL imported"),
     }
-    Ok(serde_json::to_value(outcome)?)
+    serde_json::to_value(outcome)
+        .map_err(|e| FunctionError::new(rotation::error::FailureKind::Permanent, &e))
 }
 
-/// The CA's ID: the UUID at the end of its ARN (Private CA names its CRL `<prefix><id>.crl`).
-pub fn ca_id(ca_arn: &str) -> &str {
-    ca_arn.rsplit('/').next().unwrap_or(ca_arn)
-}
+pub use step::ca_id;
 
 /// Handles one S3 "Object Created" event at `now`.
 pub async fn on_object_created<S, Src, Ra, C, A>(
@@ -112,60 +118,32 @@ where
     C: CertificateAuthority,
     A: Alerts,
 {
-    let ignore = |reason: String| Ok(Outcome::Ignored { reason });
-    let cfg = &deps.config;
-    let (bucket, key) = (&event.detail.bucket.name, &event.detail.object.key);
-    if event.source != "aws.s3" || event.detail_type != S3_OBJECT_CREATED {
-        return ignore(format!(
-            "{} / {} is not an S3 object creation",
-            event.source, event.detail_type
-        ));
-    }
-    if *bucket != cfg.crl_bucket {
-        return ignore(format!("bucket {bucket} is not the CRL bucket"));
-    }
-    if !key.starts_with(&cfg.crl_prefix) {
-        return ignore(format!(
-            "object {key} is outside the CRL prefix {}",
-            cfg.crl_prefix
-        ));
-    }
-    if !key.ends_with(".crl") {
-        return ignore(format!(
-            "object {key} is not a CRL (Private CA writes <prefix><CA id>.crl)"
-        ));
-    }
-    let ca = ca_id(&cfg.ca_arn);
-    let refuse = |reason: String| async move {
-        let alert = Alert::new(AlertKind::CrlRefused, format!("{key}: {reason}"));
-        raise_or_log(&deps.alerts, &alert).await;
-        Ok(Outcome::Refused { reason })
+    let (bucket, key) = match step::crl_object(event, &deps.config) {
+        Ok(object) => object,
+        Err(reason) => return Ok(Outcome::Ignored { reason }),
     };
+    let ca = step::ca_id(&deps.config.ca_arn);
     let der = deps.source.fetch(bucket, key).await?;
     let ca_pem = deps.ca.ca_certificate().await?;
-    let facts = match pki::check_crl(&der, &ca_pem) {
-        Ok(f) => f,
-        Err(e) => return refuse(format!("CRL refused: {e}")).await,
-    };
     let last = deps.store.last_crl_number(ca).await?;
-    let last_number: Option<CrlNumber> = last.as_deref().and_then(|n| n.parse().ok());
-    if last_number.as_ref() == Some(&facts.crl_number) {
-        // A duplicated event, or an event that arrived after a newer CRL overwrote the object.
-        return ignore(format!(
-            "CRL number {} is already imported",
-            facts.crl_number
-        ));
-    }
-    if !pki::crl_is_newer(&facts, last_number.as_ref()) {
-        return refuse(format!(
-            "CRL number {} is not newer than the last imported ({}): replayed or out of order",
-            facts.crl_number,
-            last.as_deref().unwrap_or("none")
-        ))
-        .await;
-    }
-    let name = format!("cert-rotation-{ca}");
-    let (action, crl_id) = match deps.anchor.replace(&name, &facts.der).await? {
+    let facts = match step::judge(pki::check_crl(&der, &ca_pem), last.as_deref()) {
+        step::Verdict::Import(facts) => facts,
+        step::Verdict::AlreadyImported(number) => {
+            return Ok(Outcome::Ignored {
+                reason: format!("CRL number {number} is already imported"),
+            })
+        }
+        step::Verdict::Refuse(reason) => {
+            let alert = Alert::new(AlertKind::CrlRefused, format!("{key}: {reason}"));
+            raise_or_log(&deps.alerts, &alert).await;
+            return Ok(Outcome::Refused { reason });
+        }
+    };
+    let (action, crl_id) = match deps
+        .anchor
+        .replace(&step::anchor_crl_name(ca), &facts.der)
+        .await?
+    {
         Replaced::Updated { crl_id } => ("updated", crl_id),
         Replaced::Imported { crl_id } => ("imported", crl_id),
     };
@@ -174,16 +152,10 @@ where
         .record_crl_number(ca, last.as_deref(), &number, now)
         .await?;
 
-    let revoked: HashSet<&str> = facts.revoked_serials.iter().map(String::as_str).collect();
+    let records = deps.store.all_hosts().await?.records;
     let mut revoked_hosts = Vec::new();
-    for record in deps.store.all_hosts().await?.records {
-        let Some(serial) = record.revocable_serial() else {
-            continue;
-        };
-        if !revoked.contains(serial) {
-            continue;
-        }
-        match deps.store.revoked(&record, serial, now).await {
+    for (record, serial) in step::hosts_to_revoke(&records, &facts.revoked_serials) {
+        match deps.store.revoked(record, serial, now).await {
             Ok(_) => revoked_hosts.push(record.host.to_string()),
             Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),

@@ -1,0 +1,247 @@
+//! CRLProcessor's decisions, as pure functions: which objects are ours, whether a checked CRL
+//! may replace the trust anchor's, and which hosts its serials revoke. The shell in `lib.rs`
+//! fetches, calls these, and carries out what they say.
+
+use std::collections::HashSet;
+
+use pki::{CrlError, CrlFacts, CrlNumber};
+use rotation::events::{Envelope, ObjectCreatedDetail, S3_OBJECT_CREATED};
+use rotation::Config;
+use state::HostRecord;
+
+/// The CA's ID: the UUID at the end of its ARN (Private CA names its CRL `<prefix><id>.crl`).
+pub fn ca_id(ca_arn: &str) -> &str {
+    ca_arn.rsplit('/').next().unwrap_or(ca_arn)
+}
+
+/// The S3 object an event names, if it is a CRL of ours; otherwise why it is ignored (no call
+/// is made for an ignored object).
+pub fn crl_object<'e>(
+    event: &'e Envelope<ObjectCreatedDetail>,
+    config: &Config,
+) -> Result<(&'e str, &'e str), String> {
+    let (bucket, key) = (&event.detail.bucket.name, &event.detail.object.key);
+    if event.source != "aws.s3" || event.detail_type != S3_OBJECT_CREATED {
+        return Err(format!(
+            "{} / {} is not an S3 object creation",
+            event.source, event.detail_type
+        ));
+    }
+    if *bucket != config.crl_bucket {
+        return Err(format!("bucket {bucket} is not the CRL bucket"));
+    }
+    if !key.starts_with(&config.crl_prefix) {
+        return Err(format!(
+            "object {key} is outside the CRL prefix {}",
+            config.crl_prefix
+        ));
+    }
+    if !key.ends_with(".crl") {
+        return Err(format!(
+            "object {key} is not a CRL (Private CA writes <prefix><CA id>.crl)"
+        ));
+    }
+    Ok((bucket, key))
+}
+
+/// What to do with a CRL object after its checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Import it: it is ours and newer than the last one imported.
+    Import(Box<CrlFacts>),
+    /// Already imported (a duplicated event, or one that arrived after a newer CRL overwrote
+    /// the object): nothing to do, no alert.
+    AlreadyImported(CrlNumber),
+    /// Refuse it with an alert: foreign, corrupt, or older than the last one imported.
+    Refuse(String),
+}
+
+/// Judges a CRL from its checks against our CA and the ledger's last imported number.
+pub fn judge(checked: Result<CrlFacts, CrlError>, last: Option<&str>) -> Verdict {
+    let facts = match checked {
+        Ok(f) => f,
+        Err(e) => return Verdict::Refuse(format!("CRL refused: {e}")),
+    };
+    let last_number: Option<CrlNumber> = last.and_then(|n| n.parse().ok());
+    if last_number.as_ref() == Some(&facts.crl_number) {
+        return Verdict::AlreadyImported(facts.crl_number);
+    }
+    if !pki::crl_is_newer(&facts, last_number.as_ref()) {
+        return Verdict::Refuse(format!(
+            "CRL number {} is not newer than the last imported ({}): replayed or out of order",
+            facts.crl_number,
+            last.unwrap_or("none")
+        ));
+    }
+    Verdict::Import(Box::new(facts))
+}
+
+/// The name our CRL carries on the trust anchor.
+pub fn anchor_crl_name(ca_id: &str) -> String {
+    format!("cert-rotation-{ca_id}")
+}
+
+/// The hosts whose current serial the CRL lists, with that serial (hosts at rest only: see
+/// [`HostRecord::revocable_serial`]).
+pub fn hosts_to_revoke<'r>(
+    records: &'r [HostRecord],
+    revoked_serials: &[String],
+) -> Vec<(&'r HostRecord, &'r str)> {
+    let revoked: HashSet<&str> = revoked_serials.iter().map(String::as_str).collect();
+    records
+        .iter()
+        .filter_map(|r| r.revocable_serial().map(|s| (r, s)))
+        .filter(|(_, s)| revoked.contains(s))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use state::item::{attr, record_from_item, Attr, Item};
+    use time::macros::datetime;
+
+    fn config() -> Config {
+        let mut env = std::collections::HashMap::new();
+        for (k, v) in [
+            ("TABLE_NAME", "t"),
+            (
+                "CA_ARN",
+                "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/ca-1",
+            ),
+            (
+                "ALERT_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:111122223333:alerts",
+            ),
+            ("GENERATE_CSR_DOCUMENT", "gen"),
+            ("DEPLOY_CERT_DOCUMENT", "dep"),
+            ("CRL_BUCKET", "crls"),
+            ("CRL_PREFIX", "crl/"),
+        ] {
+            env.insert(k.to_owned(), v.to_owned());
+        }
+        Config::from_map(&env).expect("a complete configuration")
+    }
+
+    fn event(
+        source: &str,
+        detail_type: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Envelope<ObjectCreatedDetail> {
+        serde_json::from_value(serde_json::json!({
+            "id": "1", "detail-type": detail_type, "source": source, "resources": [],
+            "detail": {"bucket": {"name": bucket}, "object": {"key": key}}
+        }))
+        .expect("an S3 event")
+    }
+
+    fn facts(number: u128, serials: &[&str]) -> CrlFacts {
+        CrlFacts {
+            crl_number: CrlNumber::from(number),
+            this_update: datetime!(2026-12-01 0:00 UTC),
+            next_update: None,
+            revoked_serials: serials.iter().map(|s| s.to_string()).collect(),
+            issuer: "CN=ca".into(),
+            der: vec![0x30],
+        }
+    }
+
+    #[test]
+    fn only_crl_objects_of_our_bucket_and_prefix_are_taken() {
+        let c = config();
+        let ok = event("aws.s3", S3_OBJECT_CREATED, "crls", "crl/ca-1.crl");
+        assert_eq!(crl_object(&ok, &c), Ok(("crls", "crl/ca-1.crl")));
+        let cases = [
+            (
+                event("aws.ssm", S3_OBJECT_CREATED, "crls", "crl/ca-1.crl"),
+                "not an S3 object creation",
+            ),
+            (
+                event("aws.s3", "Object Deleted", "crls", "crl/ca-1.crl"),
+                "not an S3 object creation",
+            ),
+            (
+                event("aws.s3", S3_OBJECT_CREATED, "other", "crl/ca-1.crl"),
+                "not the CRL bucket",
+            ),
+            (
+                event("aws.s3", S3_OBJECT_CREATED, "crls", "elsewhere/ca-1.crl"),
+                "outside the CRL prefix",
+            ),
+            (
+                event("aws.s3", S3_OBJECT_CREATED, "crls", "crl/readme.txt"),
+                "is not a CRL",
+            ),
+        ];
+        for (e, why) in cases {
+            let reason = crl_object(&e, &c).unwrap_err();
+            assert!(reason.contains(why), "{reason}");
+        }
+    }
+
+    #[test]
+    fn a_crl_is_imported_only_when_newer() {
+        assert!(matches!(judge(Ok(facts(2, &[])), None), Verdict::Import(_)));
+        assert!(matches!(
+            judge(Ok(facts(3, &[])), Some("2")),
+            Verdict::Import(_)
+        ));
+        assert_eq!(
+            judge(Ok(facts(2, &[])), Some("2")),
+            Verdict::AlreadyImported(CrlNumber::from(2u128))
+        );
+        let Verdict::Refuse(why) = judge(Ok(facts(1, &[])), Some("2")) else {
+            panic!("an older CRL must be refused")
+        };
+        assert!(why.contains("not newer"), "{why}");
+        let Verdict::Refuse(why) = judge(Err(CrlError::TooLarge { len: 9, max: 1 }), None) else {
+            panic!("a CRL that failed its checks must be refused")
+        };
+        assert!(why.starts_with("CRL refused"), "{why}");
+    }
+
+    fn host(id: &str, state: Option<&str>, serial: Option<&str>) -> HostRecord {
+        let mut item = Item::new();
+        item.insert(attr::HOST_ID.into(), Attr::s(id));
+        if let Some(s) = state {
+            item.insert(attr::STATE.into(), Attr::s(s));
+            item.insert(attr::VERSION.into(), Attr::n(1));
+        }
+        if let Some(s) = serial {
+            item.insert(attr::SERIAL.into(), Attr::s(s));
+            item.insert(attr::EXPIRY.into(), Attr::s("2026-12-08 00:00:00"));
+        }
+        record_from_item(&item).expect("a valid row")
+    }
+
+    #[test]
+    fn listed_serials_revoke_hosts_at_rest_only() {
+        let records = vec![
+            host("mi-00000000000000001", Some("DEPLOYED"), Some("0a")),
+            host("mi-00000000000000002", Some("DEPLOYED"), Some("0b")),
+            host("mi-00000000000000003", None, Some("0c")),
+            host("mi-00000000000000004", Some("FAILED"), Some("0d")),
+            host("mi-00000000000000005", None, None),
+        ];
+        let hit = hosts_to_revoke(&records, &["0a".into(), "0c".into(), "0d".into()]);
+        let names: Vec<(String, &str)> =
+            hit.iter().map(|(r, s)| (r.host.to_string(), *s)).collect();
+        assert_eq!(
+            names,
+            vec![
+                ("mi-00000000000000001".to_string(), "0a"),
+                ("mi-00000000000000003".to_string(), "0c")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_ca_id_is_the_end_of_its_arn() {
+        assert_eq!(
+            ca_id("arn:aws:acm-pca:us-east-1:1:certificate-authority/abc"),
+            "abc"
+        );
+        assert_eq!(anchor_crl_name("abc"), "cert-rotation-abc");
+    }
+}
