@@ -6,13 +6,14 @@ PY ?= python3
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help venv system-deps test lint check-template nextest demo bench package clean-demo
+.PHONY: help venv system-deps test lint render check-template nextest demo bench package clean-demo
 
 help:
 	@echo "make demo     rotate certificates for a fleet of local hosts on the local stack"
 	@echo "make test     fmt, clippy, template checks and the whole test suite"
 	@echo "make bench    benchmarks (prints figures, writes target/bench/report.json)"
 	@echo "make package  build the four Lambda zips for arm64"
+	@echo "make render   write cloudformation/documents/ into cloudformation/template.yaml"
 
 # Debian packages the checks and the emulated hosts use (openssl runs the host scripts).
 system-deps:
@@ -36,6 +37,10 @@ venv: $(VENV)/.stamp
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+# The SSM documents' scripts and patterns (cloudformation/documents/) into template.yaml.
+render:
+	$(PY) cloudformation/render.py
 
 check-template: venv system-deps
 	cloudformation/check.sh $(VENV)
