@@ -15,10 +15,12 @@ help:
 	@echo "make package  build the four Lambda zips for arm64"
 	@echo "make render   write cloudformation/documents/ into cloudformation/template.yaml"
 
-# Debian packages the checks and the emulated hosts use (openssl runs the host scripts).
+# Debian packages the checks and the emulated hosts use (openssl runs the host scripts, bats
+# tests their shell functions).
 system-deps:
 	@missing=""; \
 	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
+	command -v bats >/dev/null || missing="$$missing bats"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
