@@ -6,18 +6,21 @@ PY ?= python3
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help venv system-deps test lint check-template nextest demo bench package clean-demo
+.PHONY: help venv system-deps test lint render check-template nextest demo bench package clean-demo
 
 help:
 	@echo "make demo     rotate certificates for a fleet of local hosts on the local stack"
 	@echo "make test     fmt, clippy, template checks and the whole test suite"
 	@echo "make bench    benchmarks (prints figures, writes target/bench/report.json)"
 	@echo "make package  build the four Lambda zips for arm64"
+	@echo "make render   write cloudformation/documents/ into cloudformation/template.yaml"
 
-# Debian packages the checks and the emulated hosts use (openssl runs the host scripts).
+# Debian packages the checks and the emulated hosts use (openssl runs the host scripts, bats
+# tests their shell functions).
 system-deps:
 	@missing=""; \
 	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
+	command -v bats >/dev/null || missing="$$missing bats"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -36,6 +39,10 @@ venv: $(VENV)/.stamp
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+# The SSM documents' scripts and patterns (cloudformation/documents/) into template.yaml.
+render:
+	$(PY) cloudformation/render.py
 
 check-template: venv system-deps
 	cloudformation/check.sh $(VENV)

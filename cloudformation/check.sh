@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Template checks: cloudformation/check.sh <venv-dir>
-#   1. the two SSM Command documents: structure, parameters, {{ }} use, and shellcheck of the
-#      bash scripts taken from the template exactly as the hosts (and the emulator) run them;
-#   2. cfn-lint, no errors or warnings (justified exceptions live in the template's Metadata);
-#   3. checkov, no failed check (skips live in the template's Metadata, each with a reason).
-# The venv must hold cfn-lint, checkov and PyYAML; shellcheck comes from the system (Debian package).
+#   1. template.yaml is what render.py makes of documents/ (the committed text is the deployed one);
+#   2. the two SSM Command documents: structure, parameters, {{ }} use; every function gets the
+#      environment the Rust Config reads; the stateful resources are retained;
+#   3. shellcheck of the scripts as the hosts (and the emulator) run them, taken from the template,
+#      and of their sources and tests; bats runs the tests of the scripts' shell functions;
+#   4. cfn-lint, no errors or warnings (justified exceptions live in the template's Metadata);
+#   5. checkov, no failed check (skips live in the template's Metadata, each with a reason);
+#   6. the README's deployment commands, run with the real AWS CLI against a local moto S3.
+# The venv must hold cfn-lint, checkov, PyYAML and awscli; shellcheck and bats come from the system
+# (Debian packages).
 set -euo pipefail
 
 if [ "$#" -ne 1 ]; then
@@ -15,21 +20,32 @@ venv=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 template="${here}/template.yaml"
 
-for tool in "${venv}/bin/python" "${venv}/bin/cfn-lint" "${venv}/bin/checkov"; do
+for tool in "${venv}/bin/python" "${venv}/bin/cfn-lint" "${venv}/bin/checkov" "${venv}/bin/aws"; do
   if [ ! -x "$tool" ]; then
-    echo "check.sh: ${tool} not found (pip install cfn-lint checkov pyyaml into ${venv})" >&2
+    echo "check.sh: ${tool} not found (make venv: pip install -r requirements-dev.txt into ${venv})" >&2
     exit 2
   fi
 done
-if ! command -v shellcheck >/dev/null 2>&1; then
-  echo "check.sh: shellcheck not found (apt-get install -y shellcheck)" >&2
-  exit 2
-fi
+for tool in shellcheck bats; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "check.sh: ${tool} not found (make system-deps: apt-get install -y ${tool})" >&2
+    exit 2
+  fi
+done
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-echo "== 1/3 SSM documents"
+echo "== 1/6 rendering"
+python3 "${here}/render.py" --output "${work}/rendered.yaml"
+if ! diff -u "$template" "${work}/rendered.yaml" >"${work}/render.diff"; then
+  head -n 60 "${work}/render.diff" >&2
+  echo "ERROR: cloudformation/template.yaml is stale: run 'make render' (cloudformation/render.py) and commit it" >&2
+  exit 1
+fi
+echo "template.yaml is up to date with documents/"
+
+echo "== 2/6 template structure"
 "${venv}/bin/python" - "$template" "$work" <<'PY'
 import re
 import sys
@@ -163,14 +179,27 @@ for name, expected_params in EXPECTED.items():
     with open(f"{outdir}/{name}.sh", "w", encoding="utf-8") as out:
         out.write(script)
 
-# Every function gets the environment the Rust Config reads.
-ENV_VARS = {
-    "TABLE_NAME", "ALERT_TOPIC_ARN", "CA_ARN", "SIGNING_ALGORITHM", "CERT_VALIDITY_DAYS",
-    "RENEWAL_SHARE", "HOST_KEY_ALGORITHM", "GENERATE_CSR_DOCUMENT", "DEPLOY_CERT_DOCUMENT",
-    "DEFAULT_CERT_PATH", "DEFAULT_KEY_PATH", "DEFAULT_CACERT_PATH", "DEFAULT_CSR_PATH",
-    "DEFAULT_SIGNING_HELPER_PATH", "REQUIRE_SIGNING_HELPER", "RELOAD_HOOK", "TRUST_ANCHOR_ARN",
-    "PROFILE_ARN", "ROLE_ARN", "REISSUE_REVOKED", "CRL_BUCKET", "CRL_PREFIX", "RUST_LOG",
+# Every function gets the environment the Rust Config reads (shared/adapters/src/config.rs).
+# Each setting a user may want to change comes from a stack parameter of the same meaning, so
+# nobody edits a function's environment by hand (an update of the stack would undo it).
+FROM_PARAMETERS = {
+    "SIGNING_ALGORITHM": "SigningAlgorithm", "CERT_VALIDITY_DAYS": "CertValidityDays",
+    "RENEWAL_SHARE": "RenewalShare", "RENEWAL_JITTER_SHARE": "RenewalJitterShare",
+    "HOST_KEY_ALGORITHM": "HostKeyAlgorithm", "MIN_RSA_BITS": "MinRsaBits",
+    "IN_FLIGHT_TIMEOUT_MINUTES": "InFlightTimeoutMinutes", "MAX_ATTEMPTS": "MaxAttempts",
+    "SCAN_SEGMENTS": "ScanSegments", "DEFAULT_CERT_PATH": "CertPath", "DEFAULT_KEY_PATH": "KeyPath",
+    "DEFAULT_CACERT_PATH": "CACertPath", "DEFAULT_CSR_PATH": "CSRPath",
+    "DEFAULT_SIGNING_HELPER_PATH": "AWSSigningHelperPath",
+    "REQUIRE_SIGNING_HELPER": "RequireSigningHelper", "RELOAD_HOOK": "ReloadHook",
+    "REISSUE_REVOKED": "ReissueRevoked", "RUST_LOG": "LogLevel",
 }
+# Names of this stack's own resources, and CRL_PREFIX, fixed by the CA's CRL path.
+FROM_RESOURCES = {
+    "TABLE_NAME", "ALERT_TOPIC_ARN", "CA_ARN", "GENERATE_CSR_DOCUMENT", "DEPLOY_CERT_DOCUMENT",
+    "TRUST_ANCHOR_ARN", "PROFILE_ARN", "ROLE_ARN", "CRL_BUCKET", "CRL_PREFIX",
+}
+ENV_VARS = set(FROM_PARAMETERS) | FROM_RESOURCES
+stack_parameters = doc.get("Parameters", {})
 functions = {n: r for n, r in resources.items() if r.get("Type") == "AWS::Lambda::Function"}
 if len(functions) != 4:
     err(f"expected 4 Lambda functions, found {sorted(functions)}")
@@ -179,6 +208,27 @@ for fname, res in functions.items():
     missing = ENV_VARS - set(variables)
     if missing:
         err(f"{fname}: environment lacks {sorted(missing)}")
+    for var, param in FROM_PARAMETERS.items():
+        value = variables.get(var)
+        if param not in stack_parameters:
+            err(f"stack parameter {param} (for {var}) missing")
+        elif var in variables and not (isinstance(value, Tagged) and value.tag == "!Ref" and value.value == param):
+            err(f"{fname}: {var} must be !Ref {param}")
+
+# Stateful resources outlive the stack and a replacement: the table holds every host's state,
+# the CA and the trust anchor are what the hosts' certificates chain to and are accepted by, the
+# bucket holds the CRLs. Losing one by a stack delete or a replacing update would cut off hosts.
+RETAINED_TYPES = {
+    "AWS::DynamoDB::Table", "AWS::ACMPCA::CertificateAuthority", "AWS::RolesAnywhere::TrustAnchor",
+    "AWS::S3::Bucket",
+}
+for rtype in sorted(RETAINED_TYPES - {r.get("Type") for r in resources.values()}):
+    err(f"no {rtype} resource (the retention check expects one)")
+for rname, res in resources.items():
+    if res.get("Type") in RETAINED_TYPES:
+        for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+            if res.get(policy) != "Retain":
+                err(f"{rname}: {policy} must be Retain (it is {res.get(policy)!r})")
 
 # Every checkov skip carries a reason.
 for rname, res in resources.items():
@@ -191,21 +241,37 @@ if errors:
     for e in errors:
         print(f"ERROR: {e}", file=sys.stderr)
     sys.exit(1)
-print(f"documents OK: {', '.join(EXPECTED)}")
+print(f"documents OK: {', '.join(EXPECTED)}; environment OK; retained: "
+      f"{', '.join(n for n, r in resources.items() if r.get('Type') in RETAINED_TYPES)}")
 PY
-for script in "$work"/*.sh; do
-  echo "shellcheck -s bash $(basename "$script" .sh)"
-  shellcheck -s bash "$script"
-done
 
-echo "== 2/3 cfn-lint"
+echo "== 3/6 shellcheck and bats"
+# The scripts as the template holds them (what hosts and the emulator run) must be exactly what
+# render.py makes of the sources, and pass shellcheck as they are.
+for pair in GenerateCsrDocument:generate-csr.sh DeployCertDocument:deploy-cert.sh; do
+  python3 "${here}/render.py" --script "${pair#*:}" >"${work}/expected.sh"
+  if ! cmp -s "${work}/${pair%%:*}.sh" "${work}/expected.sh"; then
+    echo "ERROR: the ${pair%%:*} script in the template is not the rendering of documents/${pair#*:}" >&2
+    exit 1
+  fi
+  echo "shellcheck -s bash ${pair%%:*} (rendered)"
+  shellcheck -s bash "${work}/${pair%%:*}.sh"
+done
+(cd "${here}/documents" && shellcheck -x -s bash ./*.sh test/*.bats)
+echo "shellcheck OK: documents/*.sh, documents/test/*.bats"
+bats "${here}/documents/test"
+
+echo "== 4/6 cfn-lint"
 "${venv}/bin/cfn-lint" "$template"
 echo "cfn-lint OK"
 
-echo "== 3/3 checkov"
+echo "== 5/6 checkov"
 # Run from the template's folder with a relative path: checkov feeds the file name it was given
 # into CKV_AWS_45's secret patterns (as a `__file__` key among the Lambda variables), and an
 # absolute path whose first segments happen to total 40 characters reads as an AWS secret key
 # (it did on CI, under /check/work/main/cloudformation/template).
 (cd "$here" && "${venv}/bin/checkov" -f template.yaml --framework cloudformation --skip-download --compact --quiet)
 echo "checkov OK"
+
+echo "== 6/6 README deployment commands"
+"${venv}/bin/python" "${here}/check-readme.py" "${venv}/bin/aws"

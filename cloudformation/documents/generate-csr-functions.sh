@@ -1,0 +1,36 @@
+# GenerateCsr's own helpers, inlined by render.py where generate-csr.sh sources this file.
+# shellcheck shell=bash
+
+# The `openssl genpkey` arguments for a key algorithm, in the array genpkey_args.
+# shellcheck disable=SC2034 # genpkey_args is this function's result, read by the caller
+set_genpkey_args() {
+  case "$1" in
+    RSA_2048 | RSA_3072 | RSA_4096)
+      genpkey_args=(-algorithm RSA -pkeyopt "rsa_keygen_bits:${1#RSA_}")
+      ;;
+    EC_prime256v1 | EC_secp384r1)
+      genpkey_args=(-algorithm EC -pkeyopt "ec_paramgen_curve:${1#EC_}" -pkeyopt ec_param_enc:named_curve)
+      ;;
+    *)
+      fail 2 "invalid keyAlgorithm: $1"
+      ;;
+  esac
+}
+
+# Create a missing directory (0700 from umask 077, parents included); it must be writable.
+ensure_dir() {
+  local name="$1" dir="$2"
+  if [ ! -d "$dir" ]; then
+    mkdir -p -- "$dir" 2>/dev/null || fail 4 "cannot create ${name} directory ${dir}"
+  fi
+  [ -w "$dir" ] || fail 4 "${name} directory ${dir} is not writable"
+}
+
+# Refuse a key directory that others can write to: they could replace the key between our steps.
+check_key_dir() {
+  local dir="$1" mode
+  mode=$(stat -L -c '%a' -- "$dir") || fail 4 "cannot stat ${dir}"
+  if (((8#${mode} & 8#022) != 0)); then
+    fail 2 "keyPath ${dir} is writable by group or others (mode ${mode}); refusing to keep a private key there"
+  fi
+}

@@ -1,0 +1,35 @@
+# The one definition of every value pattern the two SSM documents use.
+#
+# render.py substitutes these into cloudformation/template.yaml (each `# pattern: NAME` line: the
+# documents' allowedPattern values and the stack parameters' AllowedPattern) and inlines, into each
+# rendered script, the assignments that script reads. So SSM's check of a SendCommand, the
+# CloudFormation check of a stack parameter and the script's own re-check cannot drift apart.
+#
+# Rules for this file (render.py reads it with bash and refuses anything else): one assignment per
+# line, `re_NAME='...'`, or `re_NAME="..."` built only from earlier ${re_*} values; bash ERE
+# syntax that SSM's Java regexes read the same way; no quotes, blanks or `$` inside the classes.
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # each script reads only some of them; the renderer reads them all
+
+# Managed node ID: a hybrid node (mi-) or an EC2 instance (i-, old 8 or new 17 hex digits).
+re_host='^(mi-[0-9a-f]{17}|i-[0-9a-f]{8}([0-9a-f]{9})?)$'
+# Absolute path on the host, at most 255 bytes, of [A-Za-z0-9._/+-] only: no blanks, quotes, `$`,
+# backticks or `;`, so a value can be single-quoted into a script ('..' components are refused
+# separately, by check_path_param).
+re_path_body='/[A-Za-z0-9._/+-]{0,254}'
+re_path="^${re_path_body}$"
+# A path, or empty for none (the reload hook).
+re_optional_path="^(|${re_path_body})$"
+re_key_algorithm='^(RSA_2048|RSA_3072|RSA_4096|EC_prime256v1|EC_secp384r1)$'
+re_rotation='^[A-Za-z0-9-]{1,64}$'
+re_bool='^(true|false)$'
+# A PEM bundle, base64 on one line, at most 16384 characters. The script checks the length apart:
+# glibc compiles a {1,16384} repeat for seconds, so its pattern has an unbounded class.
+re_b64='^[A-Za-z0-9+/=]+$'
+re_b64_max='16384'
+re_b64_param="^[A-Za-z0-9+/=]{1,${re_b64_max}}$"
+# Roles Anywhere and IAM ARNs for the signing-helper check, each may be empty.
+re_uuid='[0-9a-f]{8}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{12}'
+re_trust_anchor="^(|arn:aws[a-z-]*:rolesanywhere:[a-z0-9-]+:[0-9]{12}:trust-anchor/${re_uuid})$"
+re_profile="^(|arn:aws[a-z-]*:rolesanywhere:[a-z0-9-]+:[0-9]{12}:profile/${re_uuid})$"
+re_role='^(|arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512})$'

@@ -1,0 +1,130 @@
+#!/usr/bin/env bats
+# shellcheck source-path=SCRIPTDIR/.. disable=SC2154 # bats' run sets $output and $stderr
+# DeployCert's helpers (deploy-cert-functions.sh): decoding the parameters, the success line, and
+# the file moves of the swap.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+  # One CA and one host certificate for the whole file (openssl is the slow part).
+  local d="${BATS_FILE_TMPDIR}"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=test-ca \
+    -days 2 -keyout "${d}/ca.key" -out "${d}/ca.pem" 2>/dev/null
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=mi-0123456789abcdef0 \
+    -keyout "${d}/host.key" -out "${d}/host.csr" 2>/dev/null
+  openssl x509 -req -in "${d}/host.csr" -CA "${d}/ca.pem" -CAkey "${d}/ca.key" -set_serial 0x1a2b \
+    -days 1 -out "${d}/host.pem" 2>/dev/null
+}
+
+setup() {
+  set -euo pipefail
+  umask 077
+  # shellcheck source=prologue.sh
+  . "${BATS_TEST_DIRNAME}/../prologue.sh"
+  # shellcheck source=deploy-cert-functions.sh
+  . "${BATS_TEST_DIRNAME}/../deploy-cert-functions.sh"
+  pki="${BATS_FILE_TMPDIR}"
+  dir="${BATS_TEST_TMPDIR}"
+}
+
+b64() { base64 -w0 "$@"; }
+
+@test "decode_pem writes one certificate" {
+  decode_pem certificate "$(b64 "${pki}/host.pem")" "${dir}/host.crt.next"
+  [ "$(cat "${dir}/host.crt.next")" = "$(cat "${pki}/host.pem")" ]
+}
+
+@test "decode_pem takes a chain of several certificates, but one certificate only" {
+  cat "${pki}/host.pem" "${pki}/ca.pem" >"${dir}/two.pem"
+  decode_pem chain "$(b64 "${dir}/two.pem")" "${dir}/chain.next"
+  run --separate-stderr decode_pem certificate "$(b64 "${dir}/two.pem")" "${dir}/crt.next"
+  [ "$status" -eq 5 ]
+  [ "$stderr" = "ERROR: the certificate parameter must hold exactly one PEM certificate (found 2)" ]
+}
+
+@test "decode_pem refuses private key material, even next to a certificate" {
+  cat "${pki}/ca.pem" "${pki}/host.key" >"${dir}/leak.pem"
+  run --separate-stderr decode_pem chain "$(b64 "${dir}/leak.pem")" "${dir}/chain.next"
+  [ "$status" -eq 5 ]
+  [ "$stderr" = "ERROR: the chain parameter contains private key material; refusing it" ]
+}
+
+@test "decode_pem: exit 5 for bad base64, no certificate, or a certificate openssl cannot read" {
+  run --separate-stderr decode_pem chain 'not*base64' "${dir}/c"
+  [ "$status" -eq 5 ]
+  [ "$stderr" = "ERROR: the chain parameter is not valid base64" ]
+  run --separate-stderr decode_pem chain "$(printf 'hello\n' | b64)" "${dir}/c"
+  [ "$status" -eq 5 ]
+  [ "$stderr" = "ERROR: the chain parameter holds no PEM certificate" ]
+  printf -- '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' >"${dir}/bad.pem"
+  run --separate-stderr decode_pem certificate "$(b64 "${dir}/bad.pem")" "${dir}/c"
+  [ "$status" -eq 5 ]
+  [ "$stderr" = "ERROR: the certificate parameter is not a readable PEM X.509 certificate" ]
+}
+
+@test "decode_pem replaces a stale staged file" {
+  printf 'old\n' >"${dir}/crt.next"
+  decode_pem certificate "$(b64 "${pki}/host.pem")" "${dir}/crt.next"
+  run ! grep -q old "${dir}/crt.next"
+}
+
+@test "same_content: equal files only, both present" {
+  printf 'a\n' >"${dir}/x"
+  printf 'a\n' >"${dir}/y"
+  printf 'b\n' >"${dir}/z"
+  same_content "${dir}/x" "${dir}/y"
+  run ! same_content "${dir}/x" "${dir}/z"
+  run ! same_content "${dir}/x" "${dir}/missing"
+  run ! same_content "${dir}/missing" "${dir}/missing"
+}
+
+@test "cert_facts prints the serial in hex and notAfter as openssl writes them" {
+  run --separate-stderr cert_facts "${pki}/host.pem"
+  [ "$status" -eq 0 ]
+  not_after=$(openssl x509 -in "${pki}/host.pem" -noout -enddate)
+  [ "$output" = "DEPLOYED serial=1A2B notAfter=${not_after#notAfter=}" ]
+}
+
+@test "cert_facts: exit 5 for a file that is not a certificate" {
+  printf 'x\n' >"${dir}/x"
+  run --separate-stderr cert_facts "${dir}/x"
+  [ "$status" -eq 5 ]
+  [ "$stderr" = "ERROR: cannot read the certificate serial" ]
+}
+
+@test "run_bounded passes the arguments and the exit status through" {
+  run run_bounded printf '%s|' a 'b c'
+  [ "$output" = "a|b c|" ]
+  run run_bounded sh -c 'exit 3'
+  [ "$status" -eq 3 ]
+}
+
+@test "keep_prev keeps the live file as .prev, a hard link, replacing an older .prev" {
+  printf 'live\n' >"${dir}/h.crt"
+  printf 'older\n' >"${dir}/h.crt.prev"
+  keep_prev "${dir}/h.crt" "${dir}/h.crt.prev"
+  [ "$(cat "${dir}/h.crt.prev")" = live ]
+  [ "$(stat -c '%i' "${dir}/h.crt")" = "$(stat -c '%i' "${dir}/h.crt.prev")" ]
+}
+
+@test "keep_prev: nothing live, nothing kept, success" {
+  keep_prev "${dir}/none" "${dir}/none.prev"
+  [ ! -e "${dir}/none.prev" ]
+}
+
+@test "restore puts the previous file back when there was one" {
+  printf 'new\n' >"${dir}/h.key"
+  printf 'previous\n' >"${dir}/h.key.prev"
+  chmod 0400 "${dir}/h.key.prev"
+  restore "${dir}/h.key" "${dir}/h.key.next" "${dir}/h.key.prev" 1
+  [ "$(cat "${dir}/h.key")" = previous ]
+  [ "$(stat -c '%a' "${dir}/h.key")" = 400 ]
+  [ ! -e "${dir}/h.key.restore" ]
+}
+
+@test "restore moves a first-ever file back to its staging name" {
+  printf 'new\n' >"${dir}/h.key"
+  restore "${dir}/h.key" "${dir}/h.key.next" "${dir}/h.key.prev" 0
+  [ ! -e "${dir}/h.key" ]
+  [ "$(cat "${dir}/h.key.next")" = new ]
+}

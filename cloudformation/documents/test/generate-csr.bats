@@ -1,0 +1,86 @@
+#!/usr/bin/env bats
+# shellcheck source-path=SCRIPTDIR/.. disable=SC2154 # bats' run sets $output and $stderr
+# GenerateCsr's helpers (generate-csr-functions.sh): key algorithms, directories, key directory mode.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+  set -euo pipefail
+  umask 077
+  # shellcheck source=prologue.sh
+  . "${BATS_TEST_DIRNAME}/../prologue.sh"
+  # shellcheck source=generate-csr-functions.sh
+  . "${BATS_TEST_DIRNAME}/../generate-csr-functions.sh"
+  dir="${BATS_TEST_TMPDIR}"
+}
+
+@test "set_genpkey_args: RSA sizes and named EC curves" {
+  set_genpkey_args RSA_3072
+  [ "${genpkey_args[*]}" = "-algorithm RSA -pkeyopt rsa_keygen_bits:3072" ]
+  set_genpkey_args EC_secp384r1
+  [ "${genpkey_args[*]}" = "-algorithm EC -pkeyopt ec_paramgen_curve:secp384r1 -pkeyopt ec_param_enc:named_curve" ]
+}
+
+@test "set_genpkey_args: the arguments make the key openssl is asked for" {
+  set_genpkey_args EC_prime256v1
+  openssl genpkey "${genpkey_args[@]}" -out "${dir}/ec.key" 2>/dev/null
+  openssl pkey -in "${dir}/ec.key" -noout -text | grep -q 'NIST CURVE: P-256'
+  set_genpkey_args RSA_2048
+  openssl genpkey "${genpkey_args[@]}" -out "${dir}/rsa.key" 2>/dev/null
+  openssl pkey -in "${dir}/rsa.key" -noout -text | grep -q '2048 bit'
+}
+
+@test "set_genpkey_args refuses any other algorithm with exit 2" {
+  for a in RSA_1024 EC_secp521r1 ED25519 rsa_2048; do
+    run --separate-stderr set_genpkey_args "$a"
+    [ "$status" -eq 2 ]
+    [ "$stderr" = "ERROR: invalid keyAlgorithm: $a" ]
+  done
+  run --separate-stderr set_genpkey_args ''
+  [ "$status" -eq 2 ]
+}
+
+@test "ensure_dir creates a missing directory and its parents, mode 0700" {
+  ensure_dir keyPath "${dir}/a/b/private"
+  [ -d "${dir}/a/b/private" ]
+  [ "$(stat -c '%a' "${dir}/a/b/private")" = 700 ]
+  [ "$(stat -c '%a' "${dir}/a")" = 700 ]
+  ensure_dir keyPath "${dir}/a/b/private"
+}
+
+@test "ensure_dir: exit 4 when the directory cannot be made" {
+  touch "${dir}/file"
+  run --separate-stderr ensure_dir csrPath "${dir}/file/sub"
+  [ "$status" -eq 4 ]
+  [ "$stderr" = "ERROR: cannot create csrPath directory ${dir}/file/sub" ]
+}
+
+@test "check_key_dir accepts a directory only its owner can write" {
+  for mode in 700 750 755 500; do
+    mkdir -m "$mode" "${dir}/k${mode}"
+    check_key_dir "${dir}/k${mode}"
+  done
+}
+
+@test "check_key_dir refuses a directory group or others can write, with exit 2" {
+  for mode in 770 707 777 1777; do
+    mkdir -m "$mode" "${dir}/k${mode}"
+    run --separate-stderr check_key_dir "${dir}/k${mode}"
+    [ "$status" -eq 2 ]
+    [[ "$stderr" == "ERROR: keyPath ${dir}/k${mode} is writable by group or others (mode ${mode});"* ]]
+  done
+}
+
+@test "check_key_dir follows a symlink to judge the real directory" {
+  mkdir -m 777 "${dir}/shared"
+  ln -s "${dir}/shared" "${dir}/link"
+  run --separate-stderr check_key_dir "${dir}/link"
+  [ "$status" -eq 2 ]
+}
+
+@test "check_key_dir: exit 4 for a directory that is not there" {
+  run --separate-stderr check_key_dir "${dir}/missing"
+  [ "$status" -eq 4 ]
+  # stat says why on the line before
+  [ "${stderr##*$'\n'}" = "ERROR: cannot stat ${dir}/missing" ]
+}
