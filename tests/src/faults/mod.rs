@@ -40,6 +40,7 @@
 //! assert!(crash.killed_at.is_some() && crash.retry.is_ok());
 //! ```
 
+pub mod delivery;
 pub mod hook;
 pub mod kill;
 pub mod proxy;
