@@ -473,7 +473,7 @@ async fn delivery_fates_replay_for_their_seed() {
     };
     let draw = |seed| {
         let p = DeliveryPolicy::seeded(seed).all(rates);
-        (0..200)
+        (0..400)
             .flat_map(|i| p.fates(EventKind::CsrStatus, &host(i % 7), i / 7))
             .collect::<Vec<_>>()
     };
@@ -489,8 +489,9 @@ async fn delivery_fates_replay_for_their_seed() {
     ] {
         assert!((share(t) - p).abs() < 0.1, "{t:?}: {} vs {p}", share(t));
     }
+    // 400 events, 30% of them twice: 520 copies expected (5 standard deviations either side).
     assert!(
-        a.len() > 230 && a.len() < 290,
+        (475..=565).contains(&a.len()),
         "about 30% twice: {}",
         a.len()
     );
@@ -514,7 +515,10 @@ async fn a_seeded_chaotic_run_settles_and_delivers_every_drawn_copy() {
         .iter()
         .filter(|d| d.attempt == 0)
         .collect();
-    assert!(firsts.len() >= 3 * hosts.len(), "{report:#?}");
+    assert!(
+        firsts.len() >= hosts.len(),
+        "at least each CSR status: {report:#?}"
+    );
     for d in firsts {
         let drawn = policy.fates(d.kind, &d.key, d.nth);
         assert_eq!(
