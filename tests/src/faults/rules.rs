@@ -73,7 +73,8 @@ impl Service {
     /// SSM and Private CA 400 `ThrottlingException`; SNS 400 `Throttling` (the query protocol's
     /// common error; Publish models no throttling error of its own); S3 503 `SlowDown`; Roles
     /// Anywhere 429 `ThrottlingException` (its model has no throttling shape, so the SDK sees it
-    /// by code only).
+    /// by code only; the status is what restJson front doors send, and [`Fault::Error`] answers
+    /// 400 instead where a test wants the common-error page's status).
     pub fn error(self, fault: &Fault) -> Option<(u16, String)> {
         let (status, code) = match fault {
             Fault::Throttle => match self {
