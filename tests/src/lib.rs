@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod emulators;
+pub mod faults;
 pub mod inbox;
 pub mod moto;
 pub mod recorder;

@@ -261,6 +261,26 @@ impl LocalStack {
         })
     }
 
+    /// Delivers one event through the rule that matches it, as EventBridge would (None: no rule
+    /// matches). Routers other than [`LocalStack::settle`] (the chaos router in
+    /// `crate::faults::delivery`, a test redelivering by hand) deliver through this.
+    pub async fn deliver(&self, event: &Value) -> Result<Option<Value>, lambda_runtime::Error> {
+        self.route(event).await
+    }
+
+    /// Points the functions' DynamoDB, SNS and S3 clients at `url` instead of moto (a fault
+    /// proxy in front of it) and rebuilds their dependencies. `store`, the inbox and the
+    /// emulators keep talking to moto directly.
+    pub fn route_moto_through(&mut self, url: &str) {
+        self.endpoints.moto = url.to_owned();
+        let deps = |f| Arc::new(self.endpoints.deps(&self.config, &self.recorder, f));
+        let (check, issue, deploy) = (deps("CertCheck"), deps("CertIssue"), deps("CertDeploy"));
+        self.check = check;
+        self.issue = issue;
+        self.deploy = deploy;
+        self.crl = Arc::new(self.endpoints.crl_deps(&self.config, &self.recorder));
+    }
+
     /// Registers an emulated host.
     pub fn add_host(&self, host: &str, spec: HostSpec) -> std::path::PathBuf {
         self.ssm.register_host(host, spec)

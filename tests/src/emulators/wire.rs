@@ -161,11 +161,7 @@ pub async fn serve_http(
                 let svc = service_fn(move |req| {
                     let api = api.clone();
                     let capture = capture.clone();
-                    async move {
-                        Ok::<_, std::convert::Infallible>(
-                            handle(label, content_type, &*api, &capture, req).await,
-                        )
-                    }
+                    async move { handle(addr, label, content_type, &*api, &capture, req).await }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
@@ -176,19 +172,26 @@ pub async fn serve_http(
     Ok(Server { addr, task })
 }
 
+/// One exchange. A test's fault plan (`crate::faults::hook`) may answer an error instead, delay
+/// the request, or drop the connection (`Err`).
 async fn handle(
+    addr: SocketAddr,
     label: &str,
     content_type: &str,
     api: &dyn HttpApi,
     capture: &Capture,
     req: Request<Incoming>,
-) -> Response<Full<Bytes>> {
+) -> Result<Response<Full<Bytes>>, crate::faults::Reset> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
     };
-    let (op, result) = api.route(&parts, &body);
+    let fault = crate::faults::hook::before(addr, label, &parts, &body).await?;
+    let (op, result) = match fault.answer() {
+        Some(e) => (fault.operation(), Err(e)),
+        None => api.route(&parts, &body),
+    };
     let (status, out, error_code) = match result {
         Ok((status, v)) => (status, serde_json::to_vec(&v).unwrap_or_default(), None),
         Err(e) => {
@@ -208,8 +211,11 @@ async fn handle(
     if let Some(code) = error_code {
         resp = resp.header("x-amzn-errortype", code);
     }
-    resp.body(Full::new(Bytes::from(out)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    let resp = resp
+        .body(Full::new(Bytes::from(out)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
+    fault.after().await?;
+    Ok(resp)
 }
 
 /// A JSON request body: empty (or blank) is `{}`, anything else must parse, else
