@@ -269,7 +269,7 @@ echo "== 5/6 checkov"
 # Run from the template's folder with a relative path: checkov feeds the file name it was given
 # into CKV_AWS_45's secret patterns (as a `__file__` key among the Lambda variables), and an
 # absolute path whose first segments happen to total 40 characters reads as an AWS secret key
-# (it did on CI, under /check/work/main/cloudformation/template).
+# (it did once on CI, where the clone's path to the template was exactly 40 such characters).
 (cd "$here" && "${venv}/bin/checkov" -f template.yaml --framework cloudformation --skip-download --compact --quiet)
 echo "checkov OK"
 

@@ -9,14 +9,14 @@
 
 use std::time::{Duration, Instant};
 
-use adapters::alerts::{Alert, AlertKind, Alerts};
-use adapters::ca::CertificateAuthority;
-use adapters::crl::{CrlSource, TrustAnchorCrls};
-use adapters::hosts::HostAgent;
-use adapters::AwsError;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use rotation::alerts::{Alert, AlertKind, Alerts};
+use rotation::ca::CertificateAuthority;
+use rotation::crl::{CrlSource, TrustAnchorCrls};
+use rotation::hosts::HostAgent;
+use rotation::AwsError;
 use serde_json::json;
 use state::ports::{FleetReader, RotationStarter, StoreError};
 use state::record::{HostOverrides, RotationId, RotationState};
@@ -162,9 +162,10 @@ async fn emulators_and_moto_throttle_with_each_service_s_own_error() {
         .fetch(CRL_BUCKET, "crl/x.crl")
         .await
         .unwrap_err();
-    // The code S3 really sends; the adapters' classifier does not count it retryable (the SDK
-    // did: it tried three times).
+    // The code S3 really sends, retryable for our classifier as for the SDK (which tried three
+    // times first).
     assert_eq!(e.code.as_deref(), Some("SlowDown"), "{e}");
+    assert!(e.retryable, "S3 SlowDown must be retryable: {e}");
     let injected = stack.plan.injected();
     let answers: Vec<(&str, u16, &str)> = injected
         .iter()

@@ -35,6 +35,9 @@ pub const RETRYABLE_CODES: &[&str] = &[
     "ServiceUnavailable",
     "ConcurrentModificationException",
     "RequestInProgressException",
+    "SlowDown",
+    "ServiceUnavailableException",
+    "InternalServerException",
 ];
 
 impl AwsError {

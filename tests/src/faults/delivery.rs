@@ -54,7 +54,7 @@ impl EventKind {
     /// The kind of `event` under the stack's configuration. Run Command's command-level events
     /// and its intermediate invocation statuses (`Pending`, `InProgress`, …) match no rule of the
     /// stack: they are [`EventKind::Other`].
-    pub fn of(event: &Value, config: &adapters::Config) -> EventKind {
+    pub fn of(event: &Value, config: &rotation::Config) -> EventKind {
         let document = event["detail"]["document-name"].as_str();
         let terminal = matches!(
             event["detail"]["status"].as_str(),
@@ -70,7 +70,7 @@ impl EventKind {
             )
         );
         let invocation =
-            event["detail-type"].as_str() == Some(adapters::events::SSM_INVOCATION_STATUS);
+            event["detail-type"].as_str() == Some(rotation::events::SSM_INVOCATION_STATUS);
         match event["source"].as_str().unwrap_or_default() {
             "aws.ssm" if !terminal || !invocation => EventKind::Other,
             "aws.ssm" if document == Some(config.generate_csr_document.as_str()) => {
