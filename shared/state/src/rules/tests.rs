@@ -1,0 +1,141 @@
+//! The rules on the happy path, on foreign values and on stale versions.
+
+use super::*;
+use crate::record::RotationState;
+use time::macros::datetime;
+
+const NOW: OffsetDateTime = datetime!(2026-12-01 12:00:00 UTC);
+
+fn enrolled() -> HostRecord {
+    let item = crate::item::enrolment_item(
+        &HostId::parse("mi-0123456789abcdef0").unwrap(),
+        &Default::default(),
+    );
+    record_from_item(&item).unwrap()
+}
+
+fn r(id: &str) -> RotationId {
+    RotationId(id.into())
+}
+
+fn pending() -> DeployedCert {
+    DeployedCert {
+        serial: Some("0a".into()),
+        not_before: Some(NOW),
+        not_after: NOW + time::Duration::days(7),
+        renew_at: None,
+        cert_arn: None,
+    }
+}
+
+fn fail(from: StateKind, rotation: &str) -> Change {
+    Change::Fail {
+        from,
+        rotation: r(rotation),
+        stage: FailureStage::Deploy,
+        reason: "x".repeat(2000),
+        attempts: 1,
+        next_attempt_at: NOW,
+    }
+}
+
+/// The whole happy path, each step accepted once and refused when repeated.
+#[test]
+fn a_rotation_walks_the_chain_once() {
+    let steps = [
+        Change::Start {
+            expected_version: None,
+            rotation: r("a"),
+        },
+        Change::CsrSent {
+            rotation: r("a"),
+            command_id: "c1".into(),
+        },
+        Change::Issuing {
+            rotation: r("a"),
+            command_id: "c1".into(),
+            cert_arn: "arn1".into(),
+            key_fingerprint: "fp".into(),
+        },
+        Change::BeginDeploy {
+            rotation: r("a"),
+            cert_arn: "arn1".into(),
+            pending: pending(),
+        },
+        Change::DeploySent {
+            rotation: r("a"),
+            command_id: "c2".into(),
+        },
+        Change::Deployed {
+            command_id: "c2".into(),
+            cert: pending(),
+        },
+    ];
+    let mut rec = enrolled();
+    for step in &steps {
+        rec = apply_to_record(&rec, step, NOW).unwrap();
+        assert!(apply_to_record(&rec, step, NOW).is_err(), "{step:?} twice");
+    }
+    assert_eq!(rec.state, RotationState::Deployed);
+    assert_eq!(
+        rec.version,
+        Some(4),
+        "start, issuing, deploying and deployed each bump it"
+    );
+    assert_eq!(rec.current.unwrap().serial.as_deref(), Some("0a"));
+}
+
+#[test]
+fn guards_refuse_foreign_values() {
+    let started = apply_to_record(
+        &enrolled(),
+        &Change::Start {
+            expected_version: None,
+            rotation: r("a"),
+        },
+        NOW,
+    )
+    .unwrap();
+    let refused = [
+        Change::Start {
+            expected_version: started.version,
+            rotation: r("b"),
+        },
+        Change::CsrSent {
+            rotation: r("b"),
+            command_id: "c".into(),
+        },
+        Change::Issuing {
+            rotation: r("a"),
+            command_id: "c".into(),
+            cert_arn: "arn".into(),
+            key_fingerprint: "f".into(),
+        },
+        fail(StateKind::CsrRequested, "b"),
+        fail(StateKind::Issuing, "a"),
+        Change::Revoke {
+            serial: "0a".into(),
+        },
+    ];
+    for c in refused {
+        assert!(apply_to_record(&started, &c, NOW).is_err(), "{c:?}");
+    }
+    let failed = apply_to_record(&started, &fail(StateKind::CsrRequested, "a"), NOW).unwrap();
+    let RotationState::Failed { reason, .. } = &failed.state else {
+        panic!("{failed:?}")
+    };
+    assert!(reason.len() <= MAX_REASON_BYTES + "…".len());
+    assert_eq!(failed.attempts.failed, 1);
+}
+
+#[test]
+fn a_stale_version_cannot_start_and_a_state_that_is_not_in_flight_cannot_fail() {
+    let rec = enrolled();
+    let stale = Change::Start {
+        expected_version: Some(7),
+        rotation: r("a"),
+    };
+    assert!(apply_to_record(&rec, &stale, NOW).is_err());
+    let rule = Rule::for_change(&fail(StateKind::Deployed, "a"), NOW);
+    assert!(rule.never_holds());
+}
