@@ -22,6 +22,7 @@ Also: every `aws lambda invoke` example carries `--cli-read-timeout 0` (a CertCh
 table names exactly the template's parameters.
 """
 
+import json
 import os
 import re
 import shlex
@@ -195,6 +196,63 @@ def check_deploy_commands(aws, text):
                 proc.wait()
 
 
+def check_enrol_command(aws, text):
+    """README's enrolment command, run twice against moto's DynamoDB: the second run must be
+    refused and leave the host's item (with a certificate recorded meanwhile) unchanged."""
+    m = re.search(r"<!-- enrol-command: begin[^>]*-->\s*```sh\n(.*?)```\s*<!-- enrol-command: end -->",
+                  text, re.S)
+    if not m:
+        err("README.md has no ```sh block between the enrol-command markers")
+        return
+    table = "hosts"
+    argv = shlex.split(m.group(1).strip().replace("<TableName output>", table))
+    if argv[:3] != ["aws", "dynamodb", "put-item"]:
+        err(f"the enrol-command block must be an `aws dynamodb put-item`, found {argv[:3]}")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        proc, url = start_moto(work)
+        try:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+            env.update({
+                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": url,
+                "AWS_CONFIG_FILE": str(work / "no-config"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(work / "no-credentials"),
+            })
+            r = run([aws, "dynamodb", "create-table", "--table-name", table, "--billing-mode", "PAY_PER_REQUEST",
+                     "--attribute-definitions", "AttributeName=hostID,AttributeType=S",
+                     "--key-schema", "AttributeName=hostID,KeyType=HASH"], env, work)
+            if r.returncode != 0:
+                err(f"cannot create the test table: {r.stderr.strip()}")
+                return
+            r = run([aws, *argv[1:]], env, work)
+            if r.returncode != 0:
+                err(f"README's enrolment command failed on a new host: {r.stderr.strip()}")
+                return
+            host = json.loads(option(argv, "--item"))
+            key = json.dumps({"hostID": host["hostID"]})
+            r = run([aws, "dynamodb", "update-item", "--table-name", table, "--key", key,
+                     "--update-expression", "SET serial = :s", "--expression-attribute-values",
+                     '{":s": {"S": "0a:0b"}}'], env, work)
+            r = run([aws, *argv[1:]], env, work)
+            if r.returncode == 0 or "ConditionalCheckFailedException" not in r.stderr:
+                err(f"README's enrolment command does not refuse an enrolled host: {r.stderr.strip() or 'it succeeded'}")
+                return
+            r = run([aws, "dynamodb", "get-item", "--table-name", table, "--key", key], env, work)
+            if json.loads(r.stdout or "{}").get("Item", {}).get("serial") != {"S": "0a:0b"}:
+                err(f"enrolling an enrolled host changed its item: {r.stdout.strip()}")
+                return
+            print("enrol: a new host is written; enrolling it again is refused and changes nothing")
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def check_invoke_examples(text):
     invokes = [line for line in text.splitlines() if "aws lambda invoke" in line]
     if not invokes:
@@ -231,6 +289,7 @@ def main():
     check_invoke_examples(text)
     check_parameter_table(text)
     check_deploy_commands(aws, text)
+    check_enrol_command(aws, text)
     if errors:
         sys.exit(1)
     print("README deployment commands OK")
