@@ -289,6 +289,45 @@ async fn hostile_rows_are_reported_like_the_dynamodb_store_and_service_items_ski
 }
 
 #[tokio::test]
+async fn a_version_bump_on_a_version_that_is_not_a_number_fails_as_in_dynamodb() {
+    let store = MemoryStore::new();
+    let now = store.clock().now();
+    let h = host(5);
+    let mut item = enrolment_item(&h, &HostOverrides::default());
+    item.insert(attr::STATE.into(), Attr::s("CSR_REQUESTED"));
+    item.insert(attr::ROTATION_ID.into(), Attr::s("a"));
+    item.insert(attr::VERSION.into(), Attr::s("3"));
+    store.put_item(item);
+    // No bump: written, then the row is refused on the way back.
+    let sent = Change::CsrSent {
+        rotation: r("a"),
+        command_id: "c".into(),
+    };
+    let out = store.transition(&h, sent, now).await;
+    assert!(matches!(out, Err(StoreError::InvalidRow { .. })), "{out:?}");
+    let before = store.item(h.as_str()).unwrap();
+    // A bump: `if_not_exists(version, 0) + 1` on a string fails the whole write.
+    let issuing = Change::Issuing {
+        rotation: r("a"),
+        command_id: "c".into(),
+        cert_arn: "arn:1".into(),
+        key_fingerprint: "ff".into(),
+    };
+    let out = store.transition(&h, issuing, now).await;
+    let Err(StoreError::Backend {
+        code, retryable, ..
+    }) = &out
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (code.as_deref(), *retryable),
+        (Some("ValidationException"), false)
+    );
+    assert_eq!(store.item(h.as_str()).unwrap(), before, "nothing written");
+}
+
+#[tokio::test]
 async fn candidates_leave_out_only_hosts_that_provably_need_nothing() {
     let store = MemoryStore::new();
     let now = store.clock().now();

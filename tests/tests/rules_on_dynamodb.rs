@@ -132,6 +132,8 @@ enum Initial {
     Enrolled,
     OriginalSample,
     HostilePath,
+    /// In flight, with a `version` an admin wrote as a string.
+    StringVersion,
     State(usize),
 }
 
@@ -200,6 +202,7 @@ fn initial() -> impl Strategy<Value = Initial> {
         2 => Just(Initial::Enrolled),
         1 => Just(Initial::OriginalSample),
         1 => Just(Initial::HostilePath),
+        1 => Just(Initial::StringVersion),
         6 => (0usize..8).prop_map(Initial::State),
     ]
 }
@@ -239,6 +242,13 @@ fn initial_item(initial: Initial, host: &HostId, base: OffsetDateTime) -> Item {
         Initial::HostilePath => {
             item.insert(attr::CERT_PATH.into(), Attr::s("/etc/pki/$(reboot)"));
             item.insert(attr::SERIAL.into(), Attr::s(SERIALS[0]));
+            return item;
+        }
+        Initial::StringVersion => {
+            item.insert(attr::STATE.into(), Attr::s("CSR_REQUESTED"));
+            item.insert(attr::ROTATION_ID.into(), Attr::s(ROTATIONS[0]));
+            item.insert(attr::COMMAND_ID.into(), Attr::s(COMMANDS[0]));
+            item.insert(attr::VERSION.into(), Attr::s("3"));
             return item;
         }
         Initial::State(0) => RotationState::Deployed,
@@ -463,12 +473,16 @@ fn resolve(
     }
 }
 
-/// An answer of a store, in words that compare (records in full, errors by kind and text).
+/// An answer of a store, in words that compare (records in full, refusals by their text,
+/// backend failures by operation and code).
 fn answer<T: std::fmt::Debug>(r: &Result<T, StoreError>) -> String {
     match r {
         Ok(v) => format!("ok {v:?}"),
         Err(StoreError::Conflict(c)) => format!("conflict: {c}"),
         Err(StoreError::InvalidRow { key, reason }) => format!("invalid row {key}: {reason}"),
+        Err(StoreError::Backend {
+            operation, code, ..
+        }) => format!("{operation} failed: {code:?}"),
         Err(e) => format!("error: {e}"),
     }
 }
@@ -479,7 +493,7 @@ fn brief(r: &Result<HostRecord, StoreError>) -> String {
         Ok(rec) => format!("accepted (v{:?} {})", rec.version, rec.state.kind()),
         Err(StoreError::Conflict(_)) => "refused".into(),
         Err(StoreError::InvalidRow { .. }) => "written, row refused".into(),
-        Err(e) => format!("error: {e}"),
+        Err(e) => format!("failed: {e}"),
     }
 }
 
@@ -490,6 +504,7 @@ struct Tally {
     accepted: u64,
     refused: u64,
     row_refused: u64,
+    failed: u64,
 }
 
 struct Harness {
@@ -611,7 +626,8 @@ impl Harness {
         match d {
             Ok(_) => t.accepted += 1,
             Err(StoreError::Conflict(_)) => t.refused += 1,
-            Err(_) => t.row_refused += 1,
+            Err(StoreError::InvalidRow { .. }) => t.row_refused += 1,
+            Err(_) => t.failed += 1,
         }
     }
 
