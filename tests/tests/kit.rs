@@ -653,6 +653,13 @@ async fn hosts_record_commands_and_answer_as_the_test_says() {
     assert!(throttled.retryable);
     assert_eq!(hosts.commands().len(), 2);
     assert_eq!(hosts.calls().request_csr, 4);
+    let pending = hosts
+        .request_csr(&csr_request(&h, &paths, &rot))
+        .await
+        .unwrap();
+    assert_eq!(hosts.forget_finished(), 2, "the two answered commands");
+    assert_eq!(hosts.commands().len(), 1);
+    assert_eq!(hosts.last_command(&h).unwrap().id, pending);
 }
 
 #[tokio::test]

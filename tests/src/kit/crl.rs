@@ -58,12 +58,7 @@ impl CrlSource for MemoryCrlSource {
     async fn fetch(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
         let mut inner = self.lock();
         inner.fetches += 1;
-        let found = inner
-            .objects
-            .iter()
-            .find(|((b, k), _)| b == bucket && k == key)
-            .map(|(_, v)| v);
-        match found {
+        match inner.objects.get(&(bucket.to_owned(), key.to_owned())) {
             None => Err(AwsError {
                 service: "S3",
                 operation: "GetObject",

@@ -142,6 +142,10 @@ struct HostState {
     setup: HostSetup,
     /// The key of the last CSR generated automatically.
     staged_key: Option<String>,
+    /// IDs of the commands sent to this host and not finished, in order.
+    pending: Vec<String>,
+    /// ID of the last command sent to this host.
+    last: Option<String>,
 }
 
 impl MemoryHosts {
@@ -155,16 +159,19 @@ impl MemoryHosts {
         self.add_host_with(host, HostSetup::default());
     }
 
-    /// Registers (or re-registers) `host` with `setup`.
+    /// Registers `host` with `setup` (a registered host keeps its commands, with the new setup).
     pub fn add_host_with(&self, host: &HostId, setup: HostSetup) {
         let mut inner = self.lock();
-        inner.hosts.insert(
-            host.clone(),
-            HostState {
-                setup,
+        let state = inner
+            .hosts
+            .entry(host.clone())
+            .or_insert_with(|| HostState {
+                setup: setup.clone(),
                 staged_key: None,
-            },
-        );
+                pending: Vec::new(),
+                last: None,
+            });
+        state.setup = setup;
         inner.run_automatic(host);
     }
 
@@ -194,13 +201,15 @@ impl MemoryHosts {
     /// false if no such command was sent.
     pub fn answer(&self, command_id: &str, invocation: Invocation) -> bool {
         let mut inner = self.lock();
-        match inner.commands.get_mut(command_id) {
-            Some(c) => {
-                c.invocation = cut_outputs(invocation);
-                true
-            }
-            None => false,
+        let Some(c) = inner.commands.get_mut(command_id) else {
+            return false;
+        };
+        c.invocation = cut_outputs(invocation);
+        let host = c.host.clone();
+        if let Some(h) = inner.hosts.get_mut(&host) {
+            h.pending.retain(|id| id != command_id);
         }
+        true
     }
 
     /// Answers `command_id` with `Success` and `stdout`.
@@ -247,12 +256,20 @@ impl MemoryHosts {
     /// The last command sent to `host`.
     pub fn last_command(&self, host: &HostId) -> Option<SentCommand> {
         let inner = self.lock();
+        let id = inner.hosts.get(host)?.last.as_ref()?;
+        inner.commands.get(id).cloned()
+    }
+
+    /// Drops every finished command (a long simulation keeps only what is still pending);
+    /// returns how many were dropped. Their invocations then answer `Pending`, as Run Command
+    /// does once it has forgotten a command.
+    pub fn forget_finished(&self) -> usize {
+        let mut inner = self.lock();
+        let before = inner.commands.len();
         inner
             .commands
-            .values()
-            .rev()
-            .find(|c| &c.host == host)
-            .cloned()
+            .retain(|_, c| c.invocation == Invocation::Pending);
+        before - inner.commands.len()
     }
 
     /// The private key of the last CSR `host` generated automatically, PEM.
@@ -275,20 +292,23 @@ impl MemoryHosts {
         rotation: &RotationId,
         request: Request,
     ) -> Result<String, AwsError> {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         if inner.throttle_sends > 0 {
             inner.throttle_sends -= 1;
             return Err(ssm_error("ThrottlingException", "Rate exceeded", true));
         }
-        if !inner.hosts.contains_key(host) {
+        let Some(state) = inner.hosts.get_mut(host) else {
             return Err(ssm_error(
                 "InvalidInstanceId",
                 &format!("Instance {host} is not registered with Systems Manager"),
                 false,
             ));
-        }
+        };
         inner.next_command += 1;
         let id = format!("00000000-0000-4000-8000-{:012x}", inner.next_command);
+        state.pending.push(id.clone());
+        state.last = Some(id.clone());
         inner.commands.insert(
             id.clone(),
             SentCommand {
@@ -313,10 +333,11 @@ impl Inner {
         if state.setup.reachability != Reachability::Online {
             return;
         }
-        for c in self.commands.values_mut() {
-            if &c.host != host || c.invocation != Invocation::Pending {
-                continue;
-            }
+        let commands = &mut self.commands;
+        state.pending.retain(|id| {
+            let Some(c) = commands.get_mut(id) else {
+                return false;
+            };
             match &c.request {
                 Request::Csr { key_algorithm, .. } if state.setup.auto_csr => {
                     c.invocation = match generate_csr(host, *key_algorithm) {
@@ -333,7 +354,8 @@ impl Inner {
                 }
                 _ => {}
             }
-        }
+            c.invocation == Invocation::Pending
+        });
     }
 }
 
