@@ -1,0 +1,110 @@
+//! `Transitions` and `Enroller`: the rules of `state::rules` carried out on items.
+//!
+//! Why this mirrors the DynamoDB store step for step: the property test plays the same changes
+//! against both and compares outcomes, so any difference must be one of DynamoDB's rendering,
+//! not of this store. Like DynamoDB's `UpdateItem` with `ALL_NEW`, an accepted change is
+//! written first and the new item is then read as a record; an item the mapping refuses is
+//! still written, and the answer is `StoreError::InvalidRow`. And like DynamoDB, a version bump
+//! (`if_not_exists(version, 0) + 1`) on a `version` that is not a number fails the whole write
+//! with a `ValidationException`, where the pure model would start the count again at 1.
+
+use state::item::{attr, enrolment_item, Attr, Item};
+use state::ports::{Enroller, Transitions};
+use state::record::HostOverrides;
+use state::rules::{Change, Effect, Rule};
+use state::{HostId, HostRecord, StoreError, TransitionConflict};
+use time::OffsetDateTime;
+
+use super::{pending_arn, to_record, MemoryStore};
+
+impl MemoryStore {
+    /// [`Transitions::transition`] without the future, for callers that are not async.
+    pub fn apply_change(
+        &self,
+        host: &HostId,
+        change: &Change,
+        now: OffsetDateTime,
+    ) -> Result<HostRecord, StoreError> {
+        let rule = Rule::for_change(change, now);
+        let conflict = || -> StoreError {
+            TransitionConflict {
+                host: host.clone(),
+                transition: rule.name,
+            }
+            .into()
+        };
+        let visible_at = self.clock.now();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        inner.calls.transitions += 1;
+        // As the DynamoDB store: a guard that can never hold is refused without asking.
+        let slot = match inner.items.get_mut(host.as_str()) {
+            Some(item) if !rule.never_holds() && rule.holds(Some(item)) => item,
+            _ => {
+                inner.calls.conflicts += 1;
+                return Err(conflict());
+            }
+        };
+        if rule.effect.contains(&Effect::BumpVersion) {
+            if let Some(bad) = not_a_number(slot, attr::VERSION) {
+                return Err(StoreError::Backend {
+                    operation: "UpdateItem",
+                    code: Some("ValidationException".into()),
+                    message: format!("Invalid UpdateExpression: Incorrect operand type for operator or function; operator or function: +, operand type: {bad}"),
+                    retryable: false,
+                    source: "the version is not a number".into(),
+                });
+            }
+        }
+        let next = rule.effect_on(slot);
+        inner.index.on_write(
+            host.as_str(),
+            pending_arn(slot),
+            pending_arn(&next),
+            visible_at,
+        );
+        *slot = next;
+        to_record(slot)
+    }
+}
+
+/// The DynamoDB type of attribute `a` if it is present and not a number.
+fn not_a_number(item: &Item, a: &str) -> Option<&'static str> {
+    match item.get(a)? {
+        Attr::N(_) => None,
+        Attr::S(_) => Some("S"),
+        Attr::Null => Some("NULL"),
+        Attr::Other(t) => Some(t),
+    }
+}
+
+impl Transitions for MemoryStore {
+    async fn transition(
+        &self,
+        host: &HostId,
+        change: Change,
+        now: OffsetDateTime,
+    ) -> Result<HostRecord, StoreError> {
+        self.apply_change(host, &change, now)
+    }
+}
+
+impl Enroller for MemoryStore {
+    /// Puts the enrolment item only if no item has this key (as the conditional `PutItem`).
+    async fn enrol(&self, host: &HostId, overrides: &HostOverrides) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.calls.enrolments += 1;
+        if inner.items.contains_key(host.as_str()) {
+            return Err(TransitionConflict {
+                host: host.clone(),
+                transition: "enrol (already enrolled)",
+            }
+            .into());
+        }
+        // An enrolment item has no pending certificate: the index is unchanged.
+        inner
+            .items
+            .insert(host.as_str().to_owned(), enrolment_item(host, overrides));
+        Ok(())
+    }
+}
