@@ -66,6 +66,11 @@ pub(crate) fn render(rule: &Rule) -> Rendered {
                 format!("{n} = {v}")
             }
             Cond::Absent(a) => format!("attribute_not_exists({})", r.name(a)),
+            Cond::AbsentOrNumber(a) => {
+                let n = r.name(a);
+                let t = r.value(&Attr::s("N"));
+                format!("(attribute_not_exists({n}) OR attribute_type({n}, {t}))")
+            }
         });
     }
     r.condition = conds.join(" AND ");

@@ -126,6 +126,9 @@ pub enum Cond {
     Equals(&'static str, Attr),
     /// The attribute is absent.
     Absent(&'static str),
+    /// The attribute is absent or a number (what a version bump needs: DynamoDB refuses to add
+    /// to a string).
+    AbsentOrNumber(&'static str),
 }
 
 /// One part of an effect.
@@ -193,6 +196,7 @@ impl Builder {
     }
     /// Enters `kind` at `now`: version bumped, state and its start time written.
     fn enter(mut self, kind: StateKind, now: OffsetDateTime) -> Self {
+        self.rule.guard.push(Cond::AbsentOrNumber(attr::VERSION));
         self.rule.effect.push(Effect::BumpVersion);
         self.set(attr::STATE, Attr::s(kind.as_str()))
             .set(attr::STATE_SINCE, Attr::n(now.unix_timestamp()))
@@ -365,6 +369,7 @@ impl Rule {
             }),
             Cond::Equals(a, v) => item.get(*a).is_some_and(|x| x.same_as(v)),
             Cond::Absent(a) => !item.contains_key(*a),
+            Cond::AbsentOrNumber(a) => matches!(item.get(*a), None | Some(Attr::N(_))),
         })
     }
 
@@ -380,11 +385,20 @@ impl Rule {
                     out.remove(*a);
                 }
                 Effect::BumpVersion => {
-                    let v = match out.get(attr::VERSION) {
-                        Some(Attr::N(n)) => n.parse::<i64>().unwrap_or(0),
-                        _ => 0,
+                    // `if_not_exists(version, 0) + 1`, in DynamoDB's decimal arithmetic: a
+                    // whole number stays whole; anything else is added as a decimal and the
+                    // row mapping then refuses it, as it refuses the row DynamoDB writes.
+                    let next = match out.get(attr::VERSION) {
+                        Some(Attr::N(n)) => match n.parse::<i64>() {
+                            Ok(v) => Attr::n(v + 1),
+                            Err(_) => Attr::N(
+                                n.parse::<f64>()
+                                    .map_or(n.clone(), |v| (v + 1.0).to_string()),
+                            ),
+                        },
+                        _ => Attr::n(1),
                     };
-                    out.insert(attr::VERSION.to_owned(), Attr::n(v + 1));
+                    out.insert(attr::VERSION.to_owned(), next);
                 }
             }
         }

@@ -4,14 +4,13 @@
 //! against both and compares outcomes, so any difference must be one of DynamoDB's rendering,
 //! not of this store. Like DynamoDB's `UpdateItem` with `ALL_NEW`, an accepted change is
 //! written first and the new item is then read as a record; an item the mapping refuses is
-//! still written, and the answer is `StoreError::InvalidRow`. And like DynamoDB, a version bump
-//! (`if_not_exists(version, 0) + 1`) on a `version` that is not a number fails the whole write
-//! with a `ValidationException`, where the pure model would start the count again at 1.
+//! still written, and the answer is `StoreError::InvalidRow`. (A version bump on a `version`
+//! that is not a number is refused by the rule's own guard, here as in DynamoDB.)
 
-use state::item::{attr, enrolment_item, Attr, Item};
+use state::item::enrolment_item;
 use state::ports::{Enroller, Transitions};
 use state::record::HostOverrides;
-use state::rules::{Change, Effect, Rule};
+use state::rules::{Change, Rule};
 use state::{HostId, HostRecord, StoreError, TransitionConflict};
 use time::OffsetDateTime;
 
@@ -45,17 +44,6 @@ impl MemoryStore {
                 return Err(conflict());
             }
         };
-        if rule.effect.contains(&Effect::BumpVersion) {
-            if let Some(bad) = not_a_number(slot, attr::VERSION) {
-                return Err(StoreError::Backend {
-                    operation: "UpdateItem",
-                    code: Some("ValidationException".into()),
-                    message: format!("Invalid UpdateExpression: Incorrect operand type for operator or function; operator or function: +, operand type: {bad}"),
-                    retryable: false,
-                    source: "the version is not a number".into(),
-                });
-            }
-        }
         let next = rule.effect_on(slot);
         inner.index.on_write(
             host.as_str(),
@@ -65,16 +53,6 @@ impl MemoryStore {
         );
         *slot = next;
         to_record(slot)
-    }
-}
-
-/// The DynamoDB type of attribute `a` if it is present and not a number.
-fn not_a_number(item: &Item, a: &str) -> Option<&'static str> {
-    match item.get(a)? {
-        Attr::N(_) => None,
-        Attr::S(_) => Some("S"),
-        Attr::Null => Some("NULL"),
-        Attr::Other(t) => Some(t),
     }
 }
 
