@@ -13,6 +13,8 @@
 //!
 //! It never waits on a host: CertIssue picks up from the GenerateCsr status-change event.
 
+pub mod step;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
