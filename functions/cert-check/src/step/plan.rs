@@ -1,0 +1,445 @@
+//! From records to a plan, and from the plan to what the run does.
+//!
+//! [`plan_actions`] is where a plan becomes effects: which stuck rotations to fail (with which
+//! stage and reason), which hosts to note as skipped, which rotations to start (with their
+//! rotation ID and GenerateCsr parameters), which expired certificates to alert on, and the
+//! summary as far as it is known before any effect. A dry run gets the plan and no effect.
+
+use rotation::alerts::{Alert, AlertKind};
+use rotation::failure::RotationFailure;
+use rotation::Config;
+use state::plan::{plan_host, DueReason, Plan, PlanItem, PlanPolicy};
+use state::ports::{FleetScan, StoreError};
+use state::record::{FailureStage, StateKind};
+use state::{HostId, HostRecord};
+use time::OffsetDateTime;
+
+use super::error::CheckError;
+use super::start::Start;
+use super::summary::{describe, HostNote, Summary};
+
+/// The plan a run works on, with what loading it found out.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    /// Each host with what it needs.
+    pub plan: Plan,
+    /// Items DynamoDB read.
+    pub items_read: u64,
+    /// Table rows refused by validation.
+    pub rejected_rows: Vec<HostNote>,
+    /// The revocation carried out (or, on a dry run, that would be).
+    pub revoked: Option<HostNote>,
+}
+
+/// The schedule's plan: every candidate the scan returned, planned at `now`.
+pub fn fleet(scan: FleetScan, now: OffsetDateTime, policy: &PlanPolicy) -> Loaded {
+    Loaded {
+        items_read: scan.items_read,
+        rejected_rows: scan
+            .rejected
+            .iter()
+            .map(|r| HostNote::new(&r.key, r.reason.to_string()))
+            .collect(),
+        plan: Plan::build(scan.records, now, policy),
+        revoked: None,
+    }
+}
+
+/// A named host's plan item: refused if it is not enrolled; due (`forced`) when `force` and no
+/// rotation is in flight; otherwise what the planner says.
+pub fn named_item(
+    host: &HostId,
+    record: Option<HostRecord>,
+    force: bool,
+    now: OffsetDateTime,
+    policy: &PlanPolicy,
+) -> Result<(HostRecord, PlanItem), CheckError> {
+    let record =
+        record.ok_or_else(|| CheckError::BadRequest(format!("host {host} is not enrolled")))?;
+    let item = if force && !record.state.kind().in_flight() {
+        PlanItem::Due(DueReason::Forced)
+    } else {
+        plan_host(&record, now, policy)
+    };
+    Ok((record, item))
+}
+
+/// A stuck rotation to fail.
+#[derive(Debug, Clone)]
+pub struct Stuck {
+    /// The host as planned.
+    pub record: HostRecord,
+    /// The failure to record.
+    pub failure: RotationFailure,
+}
+
+/// What the run does with its plan.
+#[derive(Debug, Clone, Default)]
+pub struct Actions {
+    /// The summary before any effect: due, expired, skipped, rows read and refused, the
+    /// revocation, and on a dry run the plan.
+    pub summary: Summary,
+    /// Hours left on the soonest NotAfter of the plan's certificates.
+    pub soonest_expiry_hours: Option<f64>,
+    /// Alerts to raise first (expired certificates).
+    pub alerts: Vec<Alert>,
+    /// Stuck rotations to fail.
+    pub stuck: Vec<Stuck>,
+    /// Rotations to start, if their host is reachable.
+    pub start: Vec<Start>,
+}
+
+/// The stage a rotation stuck in `state` failed at.
+pub fn stage_of(state: StateKind) -> FailureStage {
+    match state {
+        StateKind::Issuing => FailureStage::Issue,
+        StateKind::Deploying => FailureStage::Deploy,
+        _ => FailureStage::RequestCsr,
+    }
+}
+
+/// Why a host is skipped, for the items that neither start nor fail a rotation and are not
+/// simply not due.
+pub fn skip_reason(item: &PlanItem) -> Option<&'static str> {
+    match item {
+        PlanItem::InFlight => Some("rotation in flight"),
+        PlanItem::Backoff { .. } => Some("failed; waiting for the retry backoff"),
+        PlanItem::GivenUp { .. } => Some("retries exhausted; force it once the host is fixed"),
+        PlanItem::RevokedHeld => Some("revoked; re-issue is off"),
+        _ => None,
+    }
+}
+
+/// Turns the loaded plan into the run's actions at `now`.
+pub fn plan_actions(
+    loaded: Loaded,
+    dry_run: bool,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Actions {
+    let Loaded {
+        plan,
+        items_read,
+        rejected_rows,
+        revoked,
+    } = loaded;
+    let mut summary = Summary {
+        due: plan.starting().count(),
+        expired: plan
+            .items
+            .iter()
+            .filter(|(_, i)| *i == PlanItem::Due(DueReason::Expired))
+            .map(|(r, _)| r.host.to_string())
+            .collect(),
+        rejected_rows,
+        revoked,
+        items_read,
+        dry_run,
+        ..Summary::default()
+    };
+    let soonest_expiry_hours = plan
+        .soonest_expiry()
+        .map(|soonest| (soonest - now).as_seconds_f64() / 3600.0);
+    if dry_run {
+        summary.plan = Some(
+            plan.items
+                .iter()
+                .map(|(r, i)| HostNote::new(&r.host, describe(i)))
+                .collect(),
+        );
+        return Actions {
+            summary,
+            soonest_expiry_hours,
+            ..Actions::default()
+        };
+    }
+    let alerts = summary.expired.iter().map(|h| expired_alert(h)).collect();
+    let mut stuck = Vec::new();
+    let mut start = Vec::new();
+    for (record, item) in plan.items {
+        if let PlanItem::Stuck { state } = item {
+            let reason = format!(
+                "no progress for {} minutes in {state} (a status event was lost or the host did not answer)",
+                config.plan.in_flight_timeout.whole_minutes()
+            );
+            let failure = RotationFailure::new(stage_of(state), reason);
+            stuck.push(Stuck { record, failure });
+        } else if let Some(reason) = skip_reason(&item) {
+            summary.skipped.push(HostNote::new(&record.host, reason));
+        } else if item.starts_rotation() {
+            start.push(Start::new(record, item, config, now));
+        }
+    }
+    Actions {
+        summary,
+        soonest_expiry_hours,
+        alerts,
+        stuck,
+        start,
+    }
+}
+
+/// The alert for a host whose certificate has expired.
+pub fn expired_alert(host: &str) -> Alert {
+    Alert {
+        host: Some(host.to_owned()),
+        ..Alert::new(
+            AlertKind::CertificateExpired,
+            "the host's certificate has expired; a new one is being requested",
+        )
+    }
+}
+
+/// After failing a stuck rotation: a note for the summary; nothing when someone else moved the
+/// host first (a late event finished or failed it); the error when the store failed.
+pub fn after_stuck_failed<T>(
+    stuck: &Stuck,
+    result: Result<T, StoreError>,
+) -> Result<Option<HostNote>, CheckError> {
+    match result {
+        Ok(_) => Ok(Some(HostNote::new(
+            &stuck.record.host,
+            &stuck.failure.reason,
+        ))),
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::fixtures::*;
+    use rotation::failure::Failed;
+    use state::item::{record_from_item, Attr, Item};
+    use state::ports::RejectedRow;
+    use state::InvalidRow;
+    use time::Duration;
+
+    fn loaded(records: Vec<HostRecord>) -> Loaded {
+        fleet(
+            FleetScan {
+                records,
+                ..FleetScan::default()
+            },
+            NOW,
+            &config().plan,
+        )
+    }
+
+    #[test]
+    fn the_scan_is_planned_with_its_refused_rows() {
+        let scan = FleetScan {
+            records: vec![deployed(1, NOW - Duration::days(6))],
+            rejected: vec![RejectedRow {
+                key: "\"mi-x\"".into(),
+                reason: InvalidRow::HostId {
+                    shown: "\"mi-x\"".into(),
+                },
+            }],
+            items_read: 7,
+            pages: 1,
+        };
+        let l = fleet(scan, NOW, &config().plan);
+        assert_eq!(l.items_read, 7);
+        assert_eq!(l.rejected_rows.len(), 1);
+        assert!(l.rejected_rows[0].reason.contains("managed-node ID"));
+        assert_eq!(l.plan.items[0].1, PlanItem::Due(DueReason::RenewalWindow));
+        assert_eq!(l.revoked, None);
+    }
+
+    #[test]
+    fn a_named_host_that_is_not_enrolled_is_a_bad_request() {
+        match named_item(&host(4), None, false, NOW, &config().plan) {
+            Err(CheckError::BadRequest(m)) => assert!(m.ends_with("is not enrolled"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_named_host_is_planned_or_forced_unless_in_flight() {
+        let policy = config().plan;
+        let fresh = deployed(1, NOW - Duration::hours(1));
+        let (_, item) = named_item(&host(1), Some(fresh.clone()), false, NOW, &policy).unwrap();
+        assert!(matches!(item, PlanItem::NotDue { .. }));
+        let (r, item) = named_item(&host(1), Some(fresh.clone()), true, NOW, &policy).unwrap();
+        assert_eq!((r, item), (fresh, PlanItem::Due(DueReason::Forced)));
+        let busy = csr_requested(2, NOW - Duration::minutes(5));
+        let (_, item) = named_item(&host(2), Some(busy), true, NOW, &policy).unwrap();
+        assert_eq!(item, PlanItem::InFlight);
+    }
+
+    #[test]
+    fn an_original_sample_item_without_expiry_is_forced_too() {
+        let mut item = Item::new();
+        item.insert("hostID".into(), Attr::s(host(3).as_str()));
+        item.insert("serial".into(), Attr::s("0a:0b"));
+        let record = record_from_item(&item).unwrap();
+        let (_, planned) =
+            named_item(&host(3), Some(record.clone()), false, NOW, &config().plan).unwrap();
+        assert_eq!(planned, PlanItem::Due(DueReason::NeverIssued));
+        let (_, forced) = named_item(&host(3), Some(record), true, NOW, &config().plan).unwrap();
+        assert_eq!(forced, PlanItem::Due(DueReason::Forced));
+    }
+
+    #[test]
+    fn stuck_rotations_fail_at_their_stage_with_the_timeout_in_the_reason() {
+        let old = NOW - Duration::hours(2);
+        let mut issuing = csr_requested(2, old);
+        issuing.state = state::RotationState::Issuing {
+            rotation: state::RotationId("r-2".into()),
+            cert_arn: "arn:cert".into(),
+            key_fingerprint: "f".into(),
+        };
+        let a = plan_actions(
+            loaded(vec![csr_requested(1, old), issuing]),
+            false,
+            &config(),
+            NOW,
+        );
+        assert_eq!(a.stuck.len(), 2);
+        assert_eq!(a.stuck[0].failure.stage, FailureStage::RequestCsr);
+        assert_eq!(a.stuck[1].failure.stage, FailureStage::Issue);
+        assert_eq!(a.stuck[1].record.host, host(2));
+        assert_eq!(
+            a.stuck[0].failure.reason,
+            "no progress for 60 minutes in CSR_REQUESTED (a status event was lost or the host did not answer)"
+        );
+        assert!(a.start.is_empty() && a.summary.skipped.is_empty());
+        assert_eq!(stage_of(StateKind::Deploying), FailureStage::Deploy);
+    }
+
+    #[test]
+    fn hosts_in_flight_backing_off_given_up_or_held_are_skipped_with_a_reason() {
+        let mut config = config();
+        config.plan.reissue_revoked = false;
+        let records = vec![
+            csr_requested(1, NOW - Duration::minutes(5)),
+            failed(2, 1, NOW + Duration::hours(1)),
+            failed(3, 5, NOW - Duration::hours(1)),
+            revoked(4),
+            deployed(5, NOW - Duration::hours(1)),
+        ];
+        let l = fleet(
+            FleetScan {
+                records,
+                ..FleetScan::default()
+            },
+            NOW,
+            &config.plan,
+        );
+        let a = plan_actions(l, false, &config, NOW);
+        let reasons: Vec<(String, String)> = a
+            .summary
+            .skipped
+            .iter()
+            .map(|n| (n.host.clone(), n.reason.clone()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (host(1).to_string(), "rotation in flight".to_string()),
+                (
+                    host(2).to_string(),
+                    "failed; waiting for the retry backoff".into()
+                ),
+                (
+                    host(3).to_string(),
+                    "retries exhausted; force it once the host is fixed".into()
+                ),
+                (host(4).to_string(), "revoked; re-issue is off".into()),
+            ]
+        );
+        assert!(a.start.is_empty() && a.stuck.is_empty() && a.alerts.is_empty());
+        assert_eq!(a.summary.due, 0);
+    }
+
+    #[test]
+    fn due_and_retried_hosts_start_and_expired_ones_alert() {
+        let records = vec![
+            deployed(1, NOW - Duration::days(8)),
+            failed(2, 1, NOW - Duration::minutes(1)),
+            enrolled(3),
+            deployed(4, NOW - Duration::hours(1)),
+        ];
+        let a = plan_actions(loaded(records), false, &config(), NOW);
+        assert_eq!(a.summary.due, 3);
+        assert_eq!(a.summary.expired, [host(1).to_string()]);
+        assert_eq!(a.alerts, [expired_alert(host(1).as_str())]);
+        assert_eq!(a.alerts[0].kind, AlertKind::CertificateExpired);
+        let items: Vec<(HostId, PlanItem)> = a
+            .start
+            .iter()
+            .map(|s| (s.record.host.clone(), s.item.clone()))
+            .collect();
+        assert_eq!(
+            items,
+            [
+                (host(1), PlanItem::Due(DueReason::Expired)),
+                (host(2), PlanItem::Retry { attempt: 2 }),
+                (host(3), PlanItem::Due(DueReason::NeverIssued)),
+            ]
+        );
+        assert!(a.summary.plan.is_none() && !a.summary.dry_run);
+        // Certificates of hosts 1, 2, 4: host 1's expired a day ago.
+        assert_eq!(a.soonest_expiry_hours, Some(-24.0));
+    }
+
+    #[test]
+    fn a_dry_run_reports_the_plan_and_does_nothing() {
+        let records = vec![
+            deployed(1, NOW - Duration::days(8)),
+            csr_requested(2, NOW - Duration::hours(3)),
+            csr_requested(3, NOW - Duration::minutes(3)),
+        ];
+        let mut l = loaded(records);
+        l.items_read = 3;
+        let a = plan_actions(l, true, &config(), NOW);
+        assert!(a.alerts.is_empty() && a.stuck.is_empty() && a.start.is_empty());
+        assert!(a.summary.skipped.is_empty());
+        assert!(a.summary.dry_run);
+        assert_eq!(a.summary.due, 1);
+        assert_eq!(a.summary.items_read, 3);
+        assert_eq!(a.summary.expired, [host(1).to_string()]);
+        let plan = a.summary.plan.unwrap();
+        assert_eq!(plan[0], HostNote::new(host(1), "rotate: expired"));
+        assert_eq!(
+            plan[1].reason,
+            "stuck in CSR_REQUESTED: will be failed and retried"
+        );
+        assert_eq!(plan[2].reason, "rotation in flight");
+    }
+
+    #[test]
+    fn an_empty_plan_does_nothing() {
+        let a = plan_actions(Loaded::default(), false, &config(), NOW);
+        assert_eq!(a.summary, Summary::default());
+        assert_eq!(a.soonest_expiry_hours, None);
+    }
+
+    #[test]
+    fn after_failing_a_stuck_rotation() {
+        let a = plan_actions(
+            loaded(vec![csr_requested(1, NOW - Duration::hours(2))]),
+            false,
+            &config(),
+            NOW,
+        );
+        let stuck = &a.stuck[0];
+        let done = Failed {
+            attempts: 1,
+            alerted: true,
+        };
+        let note = after_stuck_failed(stuck, Ok(done)).unwrap().unwrap();
+        assert_eq!(note.host, host(1).to_string());
+        assert_eq!(note.reason, stuck.failure.reason);
+        assert_eq!(
+            after_stuck_failed::<Failed>(stuck, Err(conflict(1))).unwrap(),
+            None
+        );
+        assert!(matches!(
+            after_stuck_failed::<Failed>(stuck, Err(backend_error("AccessDeniedException", false))),
+            Err(CheckError::Store(_))
+        ));
+    }
+}

@@ -1,0 +1,416 @@
+//! Starting one rotation, one decision per I/O result.
+//!
+//! The shell claims the host ([`Start::rotation`], conditional write), then asks
+//! [`on_reachability`] whether to send GenerateCsr or fail the rotation; after SendCommand,
+//! [`after_send`] says whether to record the command, fail the rotation, or fail it and also
+//! stop the run so Lambda retries; [`after_claim`], [`after_failing`] and [`after_recording`]
+//! turn the store's answers into the host's [`Started`] outcome.
+
+use std::collections::HashMap;
+
+use pki::KeyAlgorithm;
+use rotation::failure::RotationFailure;
+use rotation::hosts::{CsrRequest, Reachability};
+use rotation::{AwsError, Config};
+use state::plan::PlanItem;
+use state::ports::StoreError;
+use state::record::FailureStage;
+use state::{HostId, HostPath, HostRecord, RotationId};
+use time::OffsetDateTime;
+
+use super::error::CheckError;
+use super::summary::HostNote;
+
+/// A rotation to start: the host as planned, why, its new rotation ID and its GenerateCsr.
+#[derive(Debug, Clone)]
+pub struct Start {
+    /// The host as planned (the claim expects exactly this version).
+    pub record: HostRecord,
+    /// Why it starts (due or retry).
+    pub item: PlanItem,
+    /// The new rotation.
+    pub rotation: RotationId,
+    /// The GenerateCsr parameters.
+    pub csr: CsrParams,
+}
+
+/// GenerateCsr's parameters, owned (a [`CsrRequest`] borrows them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsrParams {
+    /// The host.
+    pub host: HostId,
+    /// Directory of the key (the host's override, else the stack's default).
+    pub key_path: HostPath,
+    /// Directory of the CSR file (the stack's default).
+    pub csr_path: HostPath,
+    /// The host's key algorithm (its override, else the stack's default).
+    pub key_algorithm: KeyAlgorithm,
+    /// The rotation, echoed in the output.
+    pub rotation: RotationId,
+}
+
+impl CsrParams {
+    /// The request to send.
+    pub fn request(&self) -> CsrRequest<'_> {
+        CsrRequest {
+            host: &self.host,
+            key_path: &self.key_path,
+            csr_path: &self.csr_path,
+            key_algorithm: self.key_algorithm,
+            rotation: &self.rotation,
+        }
+    }
+}
+
+impl Start {
+    /// The start of `record`'s rotation for `item` at `now`: a rotation ID unique per host,
+    /// record version and instant, and the host's effective settings.
+    pub fn new(record: HostRecord, item: PlanItem, config: &Config, now: OffsetDateTime) -> Start {
+        let rotation = RotationId::new(&record.host, record.version.unwrap_or(0), now);
+        let settings = config.host_settings(&record);
+        let csr = CsrParams {
+            host: record.host.clone(),
+            key_path: settings.key_path,
+            csr_path: settings.csr_path,
+            key_algorithm: settings.key_algorithm,
+            rotation: rotation.clone(),
+        };
+        Start {
+            record,
+            item,
+            rotation,
+            csr,
+        }
+    }
+
+    /// Whether this start retries a failed rotation.
+    pub fn is_retry(&self) -> bool {
+        matches!(self.item, PlanItem::Retry { .. })
+    }
+}
+
+/// How one host's start ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// GenerateCsr sent.
+    Yes {
+        /// The host.
+        host: String,
+        /// Whether it retries a failed rotation.
+        retry: bool,
+    },
+    /// Not started (another run claimed it).
+    Skipped(HostNote),
+    /// The rotation was failed.
+    Failed(HostNote),
+}
+
+/// The claim's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This run owns the rotation: go on with the claimed record.
+    Won(Box<HostRecord>),
+    /// Another run claimed the host first: skip it.
+    Lost(Started),
+}
+
+/// After the claim: go on with the claimed record, or skip the host because another run
+/// claimed it first, or stop on the store's error.
+pub fn after_claim(
+    start: &Start,
+    result: Result<HostRecord, StoreError>,
+) -> Result<Claim, CheckError> {
+    match result {
+        Ok(claimed) => Ok(Claim::Won(Box::new(claimed))),
+        Err(StoreError::Conflict(_)) => Ok(Claim::Lost(Started::Skipped(HostNote::new(
+            &start.record.host,
+            "another run started this rotation",
+        )))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What to do with a claimed host given the reachability of the fleet.
+#[derive(Debug, Clone)]
+pub enum HostStep {
+    /// Send GenerateCsr.
+    Send,
+    /// Fail the rotation.
+    Fail(RotationFailure),
+}
+
+/// Online hosts get GenerateCsr; offline ones and ones SSM does not know (absent from the map)
+/// fail at REQUEST_CSR with a reason.
+pub fn on_reachability(start: &Start, reach: &HashMap<HostId, Reachability>) -> HostStep {
+    let reason = match reach.get(&start.record.host) {
+        Some(Reachability::Online) => return HostStep::Send,
+        Some(Reachability::Offline(status)) => {
+            format!("host is not online (SSM ping status {status})")
+        }
+        Some(Reachability::Unknown) | None => "host is not registered with Systems Manager".into(),
+    };
+    HostStep::Fail(RotationFailure::new(FailureStage::RequestCsr, reason))
+}
+
+/// What to do after SendCommand.
+#[derive(Debug)]
+pub enum AfterSend {
+    /// Record the command on the host's item.
+    Record {
+        /// The GenerateCsr command.
+        command_id: String,
+    },
+    /// Fail the rotation (it is retried after its backoff).
+    Fail(RotationFailure),
+    /// Fail the rotation, then fail the run with `error` so Lambda retries it. If even the
+    /// failure cannot be recorded, the reconciler fails the rotation after the timeout.
+    FailAndRetry(RotationFailure, AwsError),
+}
+
+/// Decides after SendCommand answered.
+pub fn after_send(result: Result<String, AwsError>) -> AfterSend {
+    match result {
+        Ok(command_id) => AfterSend::Record { command_id },
+        Err(e) => {
+            let failure = RotationFailure::new(
+                FailureStage::RequestCsr,
+                format!("could not send GenerateCsr: {e}"),
+            );
+            if e.retryable {
+                AfterSend::FailAndRetry(failure, e)
+            } else {
+                AfterSend::Fail(failure)
+            }
+        }
+    }
+}
+
+/// After failing a claimed rotation: failed, also when someone else moved the host first;
+/// otherwise the store's error.
+pub fn after_failing<T>(
+    start: &Start,
+    failure: &RotationFailure,
+    result: Result<T, StoreError>,
+) -> Result<Started, CheckError> {
+    match result {
+        Ok(_) | Err(StoreError::Conflict(_)) => Ok(Started::Failed(HostNote::new(
+            &start.record.host,
+            &failure.reason,
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// After recording the command: started, also when the rotation moved on before the record
+/// (its result event was faster); otherwise the store's error.
+pub fn after_recording<T>(
+    start: &Start,
+    result: Result<T, StoreError>,
+) -> Result<Started, CheckError> {
+    match result {
+        Ok(_) | Err(StoreError::Conflict(_)) => Ok(Started::Yes {
+            host: start.record.host.to_string(),
+            retry: start.is_retry(),
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::fixtures::*;
+    use state::plan::DueReason;
+    use state::record::HostOverrides;
+    use time::Duration;
+
+    fn start(n: u32) -> Start {
+        Start::new(
+            deployed(n, NOW - Duration::days(6)),
+            PlanItem::Due(DueReason::RenewalWindow),
+            &config(),
+            NOW,
+        )
+    }
+
+    fn reach(n: u32, r: Reachability) -> HashMap<HostId, Reachability> {
+        HashMap::from([(host(n), r)])
+    }
+
+    fn failure_reason(step: HostStep) -> String {
+        match step {
+            HostStep::Fail(f) => {
+                assert_eq!(f.stage, FailureStage::RequestCsr);
+                f.reason
+            }
+            HostStep::Send => panic!("expected a failure"),
+        }
+    }
+
+    #[test]
+    fn a_start_carries_the_rotation_and_the_hosts_settings() {
+        let config = config();
+        let s = start(1);
+        assert_eq!(s.rotation, RotationId::new(&host(1), 3, NOW));
+        assert_eq!(s.csr.rotation, s.rotation);
+        assert_eq!(s.csr.host, host(1));
+        assert_eq!(s.csr.key_path, config.host_defaults.key_path);
+        assert_eq!(s.csr.csr_path, config.host_defaults.csr_path);
+        assert_eq!(s.csr.key_algorithm, KeyAlgorithm::Rsa2048);
+        assert!(!s.is_retry());
+        let r = s.csr.request();
+        assert_eq!((r.host, r.rotation), (&host(1), &s.rotation));
+    }
+
+    #[test]
+    fn overrides_choose_the_key_path_and_algorithm_and_unversioned_hosts_use_zero() {
+        let mut record = enrolled(2);
+        record.overrides = HostOverrides {
+            key_path: Some(HostPath::parse("keyPath", "/opt/app/keys").unwrap()),
+            key_algorithm: Some(KeyAlgorithm::EcP384),
+            ..HostOverrides::default()
+        };
+        let s = Start::new(record, PlanItem::Retry { attempt: 2 }, &config(), NOW);
+        assert_eq!(s.rotation, RotationId::new(&host(2), 0, NOW));
+        assert_eq!(s.csr.key_path.as_str(), "/opt/app/keys");
+        assert_eq!(s.csr.key_algorithm, KeyAlgorithm::EcP384);
+        assert!(s.is_retry());
+    }
+
+    #[test]
+    fn after_the_claim() {
+        let s = start(1);
+        let claimed = HostRecord {
+            version: Some(4),
+            ..s.record.clone()
+        };
+        assert_eq!(
+            after_claim(&s, Ok(claimed.clone())).unwrap(),
+            Claim::Won(Box::new(claimed))
+        );
+        assert_eq!(
+            after_claim(&s, Err(conflict(1))).unwrap(),
+            Claim::Lost(Started::Skipped(HostNote::new(
+                host(1),
+                "another run started this rotation"
+            )))
+        );
+        assert!(matches!(
+            after_claim(&s, Err(backend_error("ThrottlingException", true))),
+            Err(CheckError::Store(e)) if e.is_retryable()
+        ));
+    }
+
+    #[test]
+    fn online_hosts_get_generate_csr() {
+        assert!(matches!(
+            on_reachability(&start(1), &reach(1, Reachability::Online)),
+            HostStep::Send
+        ));
+    }
+
+    #[test]
+    fn offline_hosts_fail_with_their_ping_status() {
+        let step = on_reachability(
+            &start(1),
+            &reach(1, Reachability::Offline("ConnectionLost".into())),
+        );
+        assert_eq!(
+            failure_reason(step),
+            "host is not online (SSM ping status ConnectionLost)"
+        );
+    }
+
+    #[test]
+    fn unregistered_hosts_fail_whether_unknown_or_missing() {
+        for map in [
+            reach(1, Reachability::Unknown),
+            reach(2, Reachability::Online),
+        ] {
+            assert_eq!(
+                failure_reason(on_reachability(&start(1), &map)),
+                "host is not registered with Systems Manager"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sent_command_is_recorded() {
+        assert!(matches!(
+            after_send(Ok("cmd-1".into())),
+            AfterSend::Record { command_id } if command_id == "cmd-1"
+        ));
+    }
+
+    #[test]
+    fn a_refused_send_fails_the_rotation() {
+        match after_send(Err(aws_error("InvalidDocument", false))) {
+            AfterSend::Fail(f) => {
+                assert_eq!(f.stage, FailureStage::RequestCsr);
+                assert!(
+                    f.reason.starts_with(
+                        "could not send GenerateCsr: SSM SendCommand failed (InvalidDocument)"
+                    ),
+                    "{}",
+                    f.reason
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_throttled_send_fails_the_rotation_and_the_run() {
+        match after_send(Err(aws_error("ThrottlingException", true))) {
+            AfterSend::FailAndRetry(f, e) => {
+                assert!(f.reason.contains("ThrottlingException"));
+                assert!(e.retryable);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn after_failing_the_rotation() {
+        let s = start(1);
+        let f = RotationFailure::new(FailureStage::RequestCsr, "offline");
+        let failed = Started::Failed(HostNote::new(host(1), "offline"));
+        assert_eq!(after_failing(&s, &f, Ok(())).unwrap(), failed);
+        assert_eq!(
+            after_failing::<()>(&s, &f, Err(conflict(1))).unwrap(),
+            failed
+        );
+        assert!(matches!(
+            after_failing::<()>(&s, &f, Err(backend_error("AccessDeniedException", false))),
+            Err(CheckError::Store(_))
+        ));
+    }
+
+    #[test]
+    fn after_recording_the_command() {
+        let s = start(1);
+        let yes = Started::Yes {
+            host: host(1).to_string(),
+            retry: false,
+        };
+        assert_eq!(after_recording(&s, Ok(())).unwrap(), yes);
+        assert_eq!(after_recording::<()>(&s, Err(conflict(1))).unwrap(), yes);
+        assert!(matches!(
+            after_recording::<()>(&s, Err(backend_error("InternalServerError", true))),
+            Err(CheckError::Store(_))
+        ));
+        let retry = Start::new(
+            failed(2, 1, NOW),
+            PlanItem::Retry { attempt: 2 },
+            &config(),
+            NOW,
+        );
+        assert_eq!(
+            after_recording(&retry, Ok(())).unwrap(),
+            Started::Yes {
+                host: host(2).to_string(),
+                retry: true
+            }
+        );
+    }
+}

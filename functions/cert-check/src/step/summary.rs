@@ -1,0 +1,249 @@
+//! What a run reports: the JSON summary, the metrics, and the invocation's answer.
+
+use rotation::error::{FailureKind, FunctionError};
+use rotation::telemetry::Metrics;
+use serde::Serialize;
+use state::PlanItem;
+
+use super::error::CheckError;
+use super::start::Started;
+
+/// A host and a reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostNote {
+    /// The host (or the escaped key of a refused row).
+    pub host: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl HostNote {
+    /// A note on `host`.
+    pub fn new(host: impl ToString, reason: impl Into<String>) -> Self {
+        HostNote {
+            host: host.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Hosts due for a new certificate (including retries).
+    pub due: usize,
+    /// Rotations started (GenerateCsr sent).
+    pub started: Vec<String>,
+    /// Of those, retries of failed rotations.
+    pub retried: Vec<String>,
+    /// Hosts not started, with the reason.
+    pub skipped: Vec<HostNote>,
+    /// Rotations failed by this run (offline hosts, stuck rotations, send errors).
+    pub failed: Vec<HostNote>,
+    /// Hosts whose certificate has expired.
+    pub expired: Vec<String>,
+    /// Table rows refused by validation.
+    pub rejected_rows: Vec<HostNote>,
+    /// Revoked serial, when the request was a revocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<HostNote>,
+    /// Items DynamoDB read.
+    pub items_read: u64,
+    /// True when nothing was changed.
+    pub dry_run: bool,
+    /// The plan, on a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Vec<HostNote>>,
+}
+
+impl Summary {
+    /// Adds one rotation's start outcome.
+    pub fn absorb(&mut self, started: Started) {
+        match started {
+            Started::Yes { host, retry } => {
+                if retry {
+                    self.retried.push(host.clone());
+                }
+                self.started.push(host);
+            }
+            Started::Skipped(n) => self.skipped.push(n),
+            Started::Failed(n) => self.failed.push(n),
+        }
+    }
+
+    /// The summary as reported (started hosts sorted: tasks finish in any order) and the run's
+    /// metrics, `soonest_expiry_hours` being the hours left on the fleet's soonest NotAfter.
+    pub fn finish(mut self, soonest_expiry_hours: Option<f64>) -> (Summary, Metrics) {
+        self.started.sort();
+        let mut metrics = Metrics::default();
+        if let Some(hours) = soonest_expiry_hours {
+            metrics.hours("HoursToSoonestExpiry", hours);
+        }
+        metrics
+            .count("RotationsStarted", self.started.len() as u64)
+            .count("RotationsFailed", self.failed.len() as u64)
+            .count("RejectedRows", self.rejected_rows.len() as u64);
+        (self, metrics)
+    }
+}
+
+/// A plan item in words (dry runs, logs).
+pub fn describe(item: &PlanItem) -> String {
+    match item {
+        PlanItem::Due(r) => format!("rotate: {}", r.as_str()),
+        PlanItem::Retry { attempt } => format!("retry: attempt {attempt}"),
+        PlanItem::Stuck { state } => format!("stuck in {state}: will be failed and retried"),
+        PlanItem::NotDue { renew_at } => format!("not due until {renew_at}"),
+        PlanItem::InFlight => "rotation in flight".into(),
+        PlanItem::Backoff { until } => format!("failed; retry after {until}"),
+        PlanItem::GivenUp { attempts } => format!("gave up after {attempts} attempts"),
+        PlanItem::RevokedHeld => "revoked; re-issue is off".into(),
+    }
+}
+
+/// The invocation's answer: the summary; `{"error": …}` for a refused revocation; otherwise a
+/// failure of the error's kind.
+pub fn answer(result: Result<Summary, CheckError>) -> Result<serde_json::Value, FunctionError> {
+    match result {
+        Ok(summary) => serde_json::to_value(summary)
+            .map_err(|e| FunctionError::new(FailureKind::Permanent, &e)),
+        Err(e @ CheckError::Refused(_)) => Ok(serde_json::json!({ "error": e.to_string() })),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::fixtures::{backend_error, NOW};
+    use serde_json::json;
+    use state::plan::DueReason;
+    use state::record::StateKind;
+
+    fn note(h: &str, r: &str) -> HostNote {
+        HostNote::new(h, r)
+    }
+
+    #[test]
+    fn absorb_sorts_each_outcome_into_its_list() {
+        let mut s = Summary::default();
+        s.absorb(Started::Yes {
+            host: "b".into(),
+            retry: true,
+        });
+        s.absorb(Started::Yes {
+            host: "a".into(),
+            retry: false,
+        });
+        s.absorb(Started::Skipped(note(
+            "c",
+            "another run started this rotation",
+        )));
+        s.absorb(Started::Failed(note("d", "offline")));
+        assert_eq!(s.started, ["b", "a"]);
+        assert_eq!(s.retried, ["b"]);
+        assert_eq!(s.skipped, [note("c", "another run started this rotation")]);
+        assert_eq!(s.failed, [note("d", "offline")]);
+    }
+
+    #[test]
+    fn finish_sorts_started_and_counts_metrics() {
+        let s = Summary {
+            started: vec!["b".into(), "a".into()],
+            failed: vec![note("c", "x")],
+            rejected_rows: vec![note("k1", "bad"), note("k2", "bad")],
+            ..Summary::default()
+        };
+        let (s, metrics) = s.finish(Some(36.5));
+        assert_eq!(s.started, ["a", "b"]);
+        let doc = metrics.document("CertCheck", 0);
+        assert_eq!(doc["HoursToSoonestExpiry"], json!(36.5));
+        assert_eq!(doc["RotationsStarted"], json!(2.0));
+        assert_eq!(doc["RotationsFailed"], json!(1.0));
+        assert_eq!(doc["RejectedRows"], json!(2.0));
+        let names = &doc["_aws"]["CloudWatchMetrics"][0]["Metrics"];
+        assert_eq!(names.as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn finish_without_certificates_has_no_expiry_metric() {
+        let (_, metrics) = Summary::default().finish(None);
+        let doc = metrics.document("CertCheck", 0);
+        assert!(doc.get("HoursToSoonestExpiry").is_none());
+        assert_eq!(doc["RotationsStarted"], json!(0.0));
+    }
+
+    #[test]
+    fn every_plan_item_is_described() {
+        let cases = [
+            (PlanItem::Due(DueReason::Forced), "rotate: forced"),
+            (PlanItem::Retry { attempt: 3 }, "retry: attempt 3"),
+            (
+                PlanItem::Stuck {
+                    state: StateKind::Issuing,
+                },
+                "stuck in ISSUING: will be failed and retried",
+            ),
+            (PlanItem::InFlight, "rotation in flight"),
+            (
+                PlanItem::GivenUp { attempts: 5 },
+                "gave up after 5 attempts",
+            ),
+            (PlanItem::RevokedHeld, "revoked; re-issue is off"),
+        ];
+        for (item, text) in cases {
+            assert_eq!(describe(&item), text);
+        }
+        assert!(
+            describe(&PlanItem::NotDue { renew_at: NOW }).starts_with("not due until 2026-11-10")
+        );
+        assert!(describe(&PlanItem::Backoff { until: NOW }).starts_with("failed; retry after 2026"));
+    }
+
+    #[test]
+    fn the_summary_is_answered_in_camel_case() {
+        let v = answer(Ok(Summary {
+            items_read: 4,
+            dry_run: true,
+            plan: Some(vec![]),
+            ..Summary::default()
+        }))
+        .unwrap();
+        assert_eq!(v["itemsRead"], json!(4));
+        assert_eq!(v["dryRun"], json!(true));
+        assert_eq!(v["rejectedRows"], json!([]));
+        assert_eq!(v["plan"], json!([]));
+        assert!(v.get("revoked").is_none());
+        assert!(answer(Ok(Summary::default()))
+            .unwrap()
+            .get("plan")
+            .is_none());
+    }
+
+    #[test]
+    fn a_refused_revocation_is_answered_with_its_error() {
+        let v = answer(Err(CheckError::Refused("host mi-1 is not enrolled".into()))).unwrap();
+        assert_eq!(
+            v,
+            json!({"error": "invalid request: host mi-1 is not enrolled"})
+        );
+    }
+
+    #[test]
+    fn other_errors_fail_the_invocation_with_their_kind() {
+        let e = answer(Err(CheckError::BadRequest(
+            "force needs a list of hosts".into(),
+        )))
+        .unwrap_err();
+        assert_eq!(e.kind, FailureKind::BadRequest);
+        let e = answer(Err(CheckError::Store(backend_error(
+            "AccessDeniedException",
+            false,
+        ))))
+        .unwrap_err();
+        assert_eq!(e.kind, FailureKind::Permanent);
+        let e = answer(Err(CheckError::LostTask("cancelled".into()))).unwrap_err();
+        assert_eq!(e.kind, FailureKind::Retryable);
+    }
+}
