@@ -44,7 +44,7 @@ use step::{issuance, status, Stop};
 pub async fn handle<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     event: LambdaEvent<serde_json::Value>,
-) -> Result<serde_json::Value, lambda_runtime::Error>
+) -> Result<serde_json::Value, FunctionError>
 where
     S: FleetReader + DeploymentRecorder,
     H: HostAgent,
@@ -102,7 +102,7 @@ where
                 }
                 _ => tracing::warn!(error = %error.message, "Lambda will retry the event"),
             }
-            return Err(error.into());
+            return Err(error);
         }
     };
     let mut metrics = Metrics::default();
@@ -117,7 +117,7 @@ where
         Outcome::DeploySent { .. } => {}
     }
     metrics.emit("CertDeploy");
-    Ok(serde_json::to_value(outcome)?)
+    serde_json::to_value(outcome).map_err(|e| FunctionError::new(FailureKind::Permanent, &e))
 }
 
 /// Waits before each request to Private CA for a certificate that is still being issued (four

@@ -37,7 +37,7 @@ use step::Stop;
 pub async fn handle<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     event: LambdaEvent<serde_json::Value>,
-) -> Result<serde_json::Value, lambda_runtime::Error>
+) -> Result<serde_json::Value, FunctionError>
 where
     S: FleetReader + IssuanceRecorder,
     H: HostAgent,
@@ -64,7 +64,7 @@ where
                         }
                         _ => tracing::warn!(error = %error.message, "Lambda will retry the event"),
                     }
-                    return Err(error.into());
+                    return Err(error);
                 }
             }
         }
@@ -72,7 +72,7 @@ where
     if let Outcome::Ignored { reason } = &outcome {
         tracing::info!(reason, "event ignored");
     }
-    Ok(serde_json::to_value(outcome)?)
+    serde_json::to_value(outcome).map_err(|e| FunctionError::new(FailureKind::Permanent, &e))
 }
 
 /// Handles one GenerateCsr status change at `now`: the steps of [`step`], in order, with the
