@@ -216,14 +216,7 @@ pub fn aws(retryable: bool) -> AwsError {
     AwsError {
         service: "ACMPCA",
         operation: "GetCertificate",
-        code: Some(
-            if retryable {
-                "ThrottlingException"
-            } else {
-                "AccessDeniedException"
-            }
-            .into(),
-        ),
+        code: Some(code(retryable).into()),
         message: "no".into(),
         retryable,
         source: None,
@@ -234,17 +227,18 @@ pub fn aws(retryable: bool) -> AwsError {
 pub fn backend(retryable: bool) -> StoreError {
     StoreError::Backend {
         operation: "UpdateItem",
-        code: Some(
-            if retryable {
-                "ThrottlingException"
-            } else {
-                "AccessDeniedException"
-            }
-            .into(),
-        ),
+        code: Some(code(retryable).into()),
         message: "no".into(),
         retryable,
         source: "cause".into(),
+    }
+}
+
+/// A service error code a retry may cure, or one it will not.
+fn code(retryable: bool) -> &'static str {
+    match retryable {
+        true => "ThrottlingException",
+        false => "AccessDeniedException",
     }
 }
 

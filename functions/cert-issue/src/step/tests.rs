@@ -111,14 +111,7 @@ fn aws(retryable: bool) -> AwsError {
     AwsError {
         service: "ACMPCA",
         operation: "IssueCertificate",
-        code: Some(
-            if retryable {
-                "ThrottlingException"
-            } else {
-                "AccessDeniedException"
-            }
-            .into(),
-        ),
+        code: Some(code(retryable).into()),
         message: "no".into(),
         retryable,
         source: None,
@@ -128,17 +121,18 @@ fn aws(retryable: bool) -> AwsError {
 fn backend(retryable: bool) -> StoreError {
     StoreError::Backend {
         operation: "UpdateItem",
-        code: Some(
-            if retryable {
-                "ThrottlingException"
-            } else {
-                "AccessDeniedException"
-            }
-            .into(),
-        ),
+        code: Some(code(retryable).into()),
         message: "no".into(),
         retryable,
         source: "cause".into(),
+    }
+}
+
+/// A service error code a retry may cure, or one it will not.
+fn code(retryable: bool) -> &'static str {
+    match retryable {
+        true => "ThrottlingException",
+        false => "AccessDeniedException",
     }
 }
 
