@@ -7,52 +7,37 @@
 //! sample let any host obtain a certificate for any name). Then it calls IssueCertificate with
 //! an idempotency token derived from the rotation and records the certificate ARN and the CSR
 //! key's fingerprint. CertDeploy continues from Private CA's issuance event.
+//!
+//! Decide in pure functions, act in a shell: every decision is in [`step`], a function of the
+//! event, the record, the config, the time and the answers of earlier calls. This module only
+//! loads the record, calls the steps, carries out the effect each one names through the ports
+//! and records the result, so what it does is tested without any AWS service.
 
 use lambda_runtime::LambdaEvent;
 use rotation::alerts::Alerts;
 use rotation::ca::CertificateAuthority;
-use rotation::events::{CommandInvocationDetail, Envelope, SSM_INVOCATION_STATUS};
-use rotation::failure::{fail_rotation, RotationFailure};
-use rotation::hosts::{HostAgent, Invocation};
-use serde::Serialize;
-use state::ports::{FleetReader, IssuanceRecorder, StoreError};
-use state::record::{FailureStage, RotationState};
+use rotation::error::{FailureKind, FunctionError};
+use rotation::events::{CommandInvocationDetail, Envelope};
+use rotation::failure::fail_rotation;
+use rotation::hosts::HostAgent;
+use state::ports::{FleetReader, IssuanceRecorder};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
+pub mod step;
+
 pub use rotation::error::EventError as IssueError;
 pub use rotation::Deps;
+pub use step::Outcome;
+use step::Stop;
 
-/// What happened to one event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "camelCase")]
-pub enum Outcome {
-    /// A certificate was requested.
-    Issued {
-        /// The host.
-        host: String,
-        /// The certificate ARN.
-        certificate_arn: String,
-    },
-    /// The event is not ours, stale, or a duplicate: nothing changed.
-    Ignored {
-        /// Why.
-        reason: String,
-    },
-    /// The rotation failed (CSR refused, command failed, issuance refused): recorded and alerted.
-    Failed {
-        /// The host.
-        host: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// The Lambda handler.
+/// The Lambda handler. A retryable or not-ready error fails the invocation so that Lambda
+/// retries the event (`Retryable`, `NotReady`); an error no retry cures that could not be
+/// recorded on a rotation fails it as `Permanent`.
 pub async fn handle<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     event: LambdaEvent<serde_json::Value>,
-) -> Result<serde_json::Value, lambda_runtime::Error>
+) -> Result<serde_json::Value, FunctionError>
 where
     S: FleetReader + IssuanceRecorder,
     H: HostAgent,
@@ -65,20 +50,21 @@ where
         },
         Ok(ev) => {
             let span = tracing::info_span!("rotation", host = %ev.detail.instance_id, stage = "issue", command_id = %ev.detail.command_id);
-            match on_csr_ready(deps, &ev, OffsetDateTime::now_utc())
-                .instrument(span)
-                .await
-            {
+            let now = OffsetDateTime::now_utc();
+            // `on_csr_ready` in two awaits: one level less of nested futures keeps the handler's
+            // future type (with the SDK adapters' futures inside) within the compiler's limit.
+            let stopped = issue(deps, &ev, now).instrument(span.clone()).await;
+            match settle(deps, stopped, now).instrument(span).await {
                 Ok(o) => o,
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(error = %e, "retryable; Lambda will retry the event");
-                    return Err(Box::new(e));
-                }
                 Err(e) => {
-                    tracing::error!(error = %e, "event failed");
-                    Outcome::Ignored {
-                        reason: e.to_string(),
+                    let error = FunctionError::from(e);
+                    match error.kind {
+                        FailureKind::Permanent | FailureKind::BadRequest => {
+                            tracing::error!(error = %error.message, "event failed")
+                        }
+                        _ => tracing::warn!(error = %error.message, "Lambda will retry the event"),
                     }
+                    return Err(error);
                 }
             }
         }
@@ -86,10 +72,11 @@ where
     if let Outcome::Ignored { reason } = &outcome {
         tracing::info!(reason, "event ignored");
     }
-    Ok(serde_json::to_value(outcome)?)
+    serde_json::to_value(outcome).map_err(|e| FunctionError::new(FailureKind::Permanent, &e))
 }
 
-/// Handles one GenerateCsr status change at `now`.
+/// Handles one GenerateCsr status change at `now`: the steps of [`step`], in order, with the
+/// calls between them.
 pub async fn on_csr_ready<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     event: &Envelope<CommandInvocationDetail>,
@@ -101,138 +88,75 @@ where
     C: CertificateAuthority,
     A: Alerts,
 {
-    let ignore = |reason: String| Ok(Outcome::Ignored { reason });
-    let d = &event.detail;
-    if event.source != "aws.ssm" || event.detail_type != SSM_INVOCATION_STATUS {
-        return ignore(format!(
-            "unexpected event {} / {}",
-            event.source, event.detail_type
-        ));
-    }
-    if d.document_name != deps.config.generate_csr_document {
-        return ignore(format!("document {} is not GenerateCsr", d.document_name));
-    }
-    let host = match d.finished_host() {
-        Ok(h) => h,
-        Err(why) => return ignore(why),
-    };
-    let Some(record) = deps.store.host(&host).await? else {
-        return ignore(format!("host {host} is not enrolled"));
-    };
-    let (rotation, sent) = match &record.state {
-        RotationState::CsrRequested {
-            rotation,
-            command_id,
-        } => (rotation.clone(), command_id.clone()),
-        other => {
-            return ignore(format!(
-                "host is in {} (stale or duplicated event)",
-                other.kind()
-            ))
-        }
-    };
-    match sent {
-        Some(c) if c == d.command_id => {}
-        Some(c) => {
-            return ignore(format!(
-                "the rotation waits for command {c}, not {}",
-                d.command_id
-            ))
-        }
-        None => {
-            return Err(IssueError::NotReady(
-                "the GenerateCsr command is not recorded yet".into(),
-            ))
-        }
-    }
-    let failure = |reason: String| RotationFailure {
-        command_id: Some(d.command_id.clone()),
-        ..RotationFailure::new(FailureStage::Issue, reason)
-    };
-    let fail = |f: RotationFailure| async {
-        let reason = f.reason.clone();
-        match fail_rotation(&deps.store, &deps.alerts, &deps.config, &record, f, now).await {
-            Ok(_) => Ok(Outcome::Failed {
-                host: host.to_string(),
-                reason,
-            }),
-            Err(StoreError::Conflict(c)) => ignore(c.to_string()),
-            Err(e) => Err(IssueError::from(e)),
-        }
-    };
+    settle(deps, issue(deps, event, now).await, now).await
+}
 
-    let stdout = match deps.hosts.invocation(&d.command_id, &host).await? {
-        Invocation::Pending => {
-            return Err(IssueError::NotReady(
-                "the command output is not visible yet".into(),
-            ))
-        }
-        Invocation::Finished {
-            success: false,
-            status,
-            stderr,
-            ..
-        } => {
-            let why = rotation::hosts::host_error(&stderr);
-            return fail(RotationFailure {
-                stage: FailureStage::RequestCsr,
-                ..failure(format!("GenerateCsr {status} on the host: {why}"))
-            })
+/// Turns the steps' result into the outcome: an ignored event, a failure recorded on the
+/// rotation (and alerted once), or the invocation's error.
+async fn settle<S, H, C, A>(
+    deps: &Deps<S, H, C, A>,
+    result: Result<Outcome, Stop>,
+    now: OffsetDateTime,
+) -> Result<Outcome, IssueError>
+where
+    S: IssuanceRecorder,
+    A: Alerts,
+{
+    match result {
+        Ok(outcome) => Ok(outcome),
+        Err(Stop::Ignore(reason)) => Ok(Outcome::Ignored { reason }),
+        Err(Stop::Error(e)) => Err(e),
+        Err(Stop::Fail(failing)) => {
+            let answer = fail_rotation(
+                &deps.store,
+                &deps.alerts,
+                &deps.config,
+                &failing.record,
+                failing.failure.clone(),
+                now,
+            )
             .await;
+            step::failed(&failing, answer)
         }
-        Invocation::Finished { stdout, .. } => stdout,
-    };
-    let echoed = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("ROTATION "))
-        .map(str::trim);
-    if echoed != Some(rotation.as_str()) {
-        return fail(failure(format!(
-            "GenerateCsr output belongs to rotation {:?}, not {rotation}",
-            echoed.unwrap_or("none")
-        )))
-        .await;
     }
-    let accepted = match pki::extract_csr_pem(&stdout)
-        .and_then(|pem| pki::check_csr(&pem, host.as_str(), &deps.config.csr_policy()))
-    {
-        Ok(a) => a,
-        Err(e) => return fail(failure(format!("CSR refused: {e}"))).await,
-    };
-    let cert_arn = match deps
+}
+
+async fn issue<S, H, C, A>(
+    deps: &Deps<S, H, C, A>,
+    event: &Envelope<CommandInvocationDetail>,
+    now: OffsetDateTime,
+) -> Result<Outcome, Stop>
+where
+    S: FleetReader + IssuanceRecorder,
+    H: HostAgent,
+    C: CertificateAuthority,
+{
+    let host = step::csr_event(event, &deps.config)?;
+    let record = deps.store.host(&host).await?;
+    let pending = step::csr_ready(event, &host, record)?;
+    let output = deps.hosts.invocation(&pending.command_id, &host).await;
+    let request = step::csr_output(&pending, output, &deps.config)?;
+    let answer = deps
         .ca
         .issue(
-            &accepted.pem,
-            deps.config.cert_validity_days,
-            rotation.as_str(),
+            &request.csr_pem,
+            request.validity_days,
+            &request.idempotency_token,
         )
-        .await
-    {
-        Ok(arn) => arn,
-        Err(e) if e.retryable => return Err(e.into()),
-        Err(e) => return fail(failure(format!("Private CA refused the request: {e}"))).await,
-    };
-    match deps
+        .await;
+    let cert_arn = step::issue_answer(&pending, answer)?;
+    let answer = deps
         .store
         .issuing(
             &host,
-            &rotation,
-            &d.command_id,
+            &pending.rotation,
+            &pending.command_id,
             &cert_arn,
-            &accepted.key.spki_sha256,
+            &request.key_fingerprint,
             now,
         )
-        .await
-    {
-        Ok(_) => {
-            tracing::info!(certificate_arn = %cert_arn, key = ?accepted.key.kind, "certificate requested");
-            Ok(Outcome::Issued {
-                host: host.to_string(),
-                certificate_arn: cert_arn,
-            })
-        }
-        // A duplicate delivery got here first; the idempotency token gave it the same ARN.
-        Err(StoreError::Conflict(c)) => ignore(c.to_string()),
-        Err(e) => Err(e.into()),
-    }
+        .await;
+    let outcome = step::issuing_recorded(&pending, &cert_arn, answer)?;
+    tracing::info!(certificate_arn = %cert_arn, key = ?request.key_kind, "certificate requested");
+    Ok(outcome)
 }

@@ -1,0 +1,160 @@
+//! The deploy-status step: Run Command's status change of a DeployCert invocation.
+//!
+//! Success → DEPLOYED with serial, validity and the renewal point (placed once, here, from the
+//! certificate's real validity); anything else → FAILED with the host's reason and an alert.
+//! The host itself verifies before it swaps files, so a failure leaves its pair intact.
+
+use rotation::error::AwsError;
+use rotation::events::{CommandInvocationDetail, Envelope, SSM_INVOCATION_STATUS};
+use rotation::hosts::Invocation;
+use rotation::Config;
+use state::ports::StoreError;
+use state::record::{DeployedCert, FailureStage, RotationState};
+use state::{HostId, HostRecord};
+
+use super::{failure, written, Outcome, Stop};
+
+/// A DeployCert invocation the host's rotation waits for.
+#[derive(Debug, Clone)]
+pub struct Verify {
+    /// The host.
+    pub host: HostId,
+    /// Its record, as loaded (DEPLOYING with this command).
+    pub record: HostRecord,
+    /// The DeployCert command.
+    pub command_id: String,
+    /// The invocation's final status.
+    pub status: String,
+    /// The certificate deployed.
+    pub cert_arn: String,
+}
+
+impl Verify {
+    fn fail(&self, reason: String) -> Stop {
+        Stop::fail(&self.record, self.failure(reason))
+    }
+
+    fn failure(&self, reason: String) -> rotation::failure::RotationFailure {
+        failure(
+            FailureStage::Verify,
+            reason,
+            Some(&self.command_id),
+            &self.cert_arn,
+        )
+    }
+}
+
+/// What the host's answer calls for.
+#[derive(Debug, Clone)]
+pub enum Verification {
+    /// The document did not succeed: effect, read the invocation's output for the host's
+    /// reason, then [`host_failed`].
+    HostFailed(Verify),
+    /// The host verified and swapped the pair: effect, record DEPLOYED with this certificate,
+    /// then [`deployed_recorded`].
+    Succeeded(Verify, DeployedCert),
+}
+
+/// The host a Run Command status change is about, if it is a finished DeployCert invocation of
+/// a managed node.
+pub fn deploy_event(
+    event: &Envelope<CommandInvocationDetail>,
+    config: &Config,
+) -> Result<HostId, Stop> {
+    let d = &event.detail;
+    if event.detail_type != SSM_INVOCATION_STATUS || d.document_name != config.deploy_cert_document
+    {
+        return Err(Stop::Ignore(format!(
+            "{} / {} is not a DeployCert status change",
+            event.detail_type, d.document_name
+        )));
+    }
+    d.finished_host().map_err(Stop::Ignore)
+}
+
+/// With the host's record, what the invocation's status calls for. A rotation whose DeployCert
+/// command is not recorded yet is not ready (SendCommand answered, the write is coming).
+pub fn deploy_status(
+    event: &Envelope<CommandInvocationDetail>,
+    host: &HostId,
+    record: Option<HostRecord>,
+    config: &Config,
+) -> Result<Verification, Stop> {
+    let d = &event.detail;
+    let Some(record) = record else {
+        return Err(Stop::Ignore(format!("host {host} is not enrolled")));
+    };
+    let (cert_arn, pending) = match &record.state {
+        RotationState::Deploying {
+            command_id: Some(c),
+            cert_arn,
+            pending,
+            ..
+        } if *c == d.command_id => (cert_arn.clone(), pending.clone()),
+        RotationState::Deploying {
+            command_id: None, ..
+        } => {
+            return Err(Stop::not_ready(
+                "the DeployCert command is not recorded yet",
+            ))
+        }
+        other => {
+            return Err(Stop::Ignore(format!(
+                "host is in {} (stale or duplicated event)",
+                other.kind()
+            )))
+        }
+    };
+    let verify = Verify {
+        host: host.clone(),
+        command_id: d.command_id.clone(),
+        status: d.status.clone(),
+        cert_arn,
+        record,
+    };
+    if d.status != "Success" {
+        return Ok(Verification::HostFailed(verify));
+    }
+    let renew_at = config
+        .plan
+        .renewal
+        .renewal_point(host, pending.not_before, pending.not_after);
+    let cert = DeployedCert {
+        cert_arn: Some(verify.cert_arn.clone()),
+        renew_at: Some(renew_at),
+        ..pending
+    };
+    Ok(Verification::Succeeded(verify, cert))
+}
+
+/// With the failed invocation's output, the failure to record: the host's error line. Right
+/// after the status change the output may not be visible yet: not ready. An output that cannot
+/// be read does not change the verdict (the host said it failed); the reason says so.
+pub fn host_failed(verify: &Verify, output: Result<Invocation, AwsError>) -> Stop {
+    let why = match output {
+        Ok(Invocation::Finished { stderr, .. }) => rotation::hosts::host_error(&stderr).to_owned(),
+        Ok(Invocation::Pending) => {
+            return Stop::not_ready("the DeployCert output is not visible yet")
+        }
+        Err(e) => format!("output unavailable: {e}"),
+    };
+    verify.fail(format!("DeployCert {} on the host: {why}", verify.status))
+}
+
+/// With the store's answer to recording DEPLOYED, the outcome.
+pub fn deployed_recorded(
+    verify: &Verify,
+    cert: &DeployedCert,
+    answer: Result<HostRecord, StoreError>,
+) -> Result<Outcome, Stop> {
+    written(answer, &verify.record, |e| {
+        verify.failure(format!("could not record the deployment: {e}"))
+    })?;
+    Ok(Outcome::Deployed {
+        host: verify.host.to_string(),
+        serial: cert.serial.clone().unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,278 @@
+//! The shell: `handle` with in-memory ports. The steps' branches are tested beside them; these
+//! check that the shell carries out each kind of decision (record, send, fail with one alert,
+//! ignore, fail the invocation with the right error type).
+
+mod fakes;
+
+use fakes::{aws_error, store_error, Ca, Hosts, Inbox, Store};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use rotation::ca::Fetched;
+use rotation::hosts::Invocation;
+use rotation::{Config, Deps};
+use serde_json::Value;
+use state::record::{Attempts, DeployedCert, HostOverrides, StateKind};
+use state::{HostId, HostRecord, RotationId, RotationState};
+use time::{Duration, OffsetDateTime};
+
+const ISSUED: &str = include_str!("fixtures/events/pca-certificate-issuance-success.json");
+const INVOCATION: &str = include_str!("fixtures/events/ssm-command-invocation-status-change.json");
+const CA_ARN: &str = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11223344-1234-1122-2233-112233445566";
+const CERT_ARN: &str = "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11223344-1234-1122-2233-112233445566/certificate/e8cbd2bedb122329f97706bcfec990f8";
+const HOST: &str = "mi-0a1b2c3d4e5f60718";
+const COMMAND: &str = "9b3c2d1e-0f4a-4b5c-8d6e-7f8091a2b3c4";
+
+fn config() -> Config {
+    Config::from_lookup(|k| {
+        let v = match k {
+            "TABLE_NAME" => "t",
+            "ALERT_TOPIC_ARN" => "arn:aws:sns:us-east-1:111122223333:alerts",
+            "CA_ARN" => CA_ARN,
+            "GENERATE_CSR_DOCUMENT" => "certrotation-GenerateCsr",
+            "DEPLOY_CERT_DOCUMENT" => "certrotation-DeployCert",
+            _ => return None,
+        };
+        Some(v.to_owned())
+    })
+    .unwrap()
+}
+
+fn host() -> HostId {
+    HostId::parse(HOST).unwrap()
+}
+
+fn deps(state: RotationState) -> Deps<Store, Hosts, Ca, Inbox> {
+    let record = HostRecord {
+        host: host(),
+        overrides: HostOverrides::default(),
+        version: Some(5),
+        state,
+        state_since: Some(OffsetDateTime::now_utc()),
+        current: None,
+        attempts: Attempts::default(),
+    };
+    Deps {
+        store: Store::with(record),
+        hosts: Hosts::default(),
+        ca: Ca::default(),
+        alerts: Inbox::default(),
+        config: config(),
+    }
+}
+
+/// A CA's certificate (the chain), a certificate for the host signed by it, and the SHA-256 of
+/// the host key's SubjectPublicKeyInfo.
+fn certificate() -> (String, String, String) {
+    let now = OffsetDateTime::now_utc();
+    let name = |cn: &str| {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        dn
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name = name("Example CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let chain = ca.self_signed(&ca_key).unwrap().pem();
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+    leaf.distinguished_name = name(HOST);
+    leaf.is_ca = IsCa::ExplicitNoCa;
+    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    leaf.not_before = now - Duration::hours(1);
+    leaf.not_after = now + Duration::days(7);
+    let cert = leaf
+        .signed_by(&key, &Issuer::from_params(&ca, &ca_key))
+        .unwrap()
+        .pem();
+    let fingerprint = pki::parse_certificate_pem(&cert).unwrap().spki_sha256;
+    (cert, chain, fingerprint)
+}
+
+fn issuing(fingerprint: &str) -> RotationState {
+    RotationState::Issuing {
+        rotation: RotationId("r-1".into()),
+        cert_arn: CERT_ARN.into(),
+        key_fingerprint: fingerprint.into(),
+    }
+}
+
+fn deploying() -> RotationState {
+    let now = OffsetDateTime::now_utc();
+    RotationState::Deploying {
+        rotation: RotationId("r-1".into()),
+        cert_arn: CERT_ARN.into(),
+        command_id: Some(COMMAND.into()),
+        pending: DeployedCert {
+            serial: Some("0a:0b".into()),
+            not_before: Some(now - Duration::hours(1)),
+            not_after: now + Duration::days(7),
+            renew_at: None,
+            cert_arn: None,
+        },
+    }
+}
+
+async fn handle(deps: &Deps<Store, Hosts, Ca, Inbox>, payload: Value) -> Result<Value, Diagnostic> {
+    let event = LambdaEvent {
+        payload,
+        context: Default::default(),
+    };
+    cert_deploy::handle(deps, event)
+        .await
+        .map_err(Diagnostic::from)
+}
+
+fn issued() -> Value {
+    serde_json::from_str(ISSUED).unwrap()
+}
+
+fn deploy_status(status: &str) -> Value {
+    let mut v: Value = serde_json::from_str(INVOCATION).unwrap();
+    v["detail"]["document-name"] = "certrotation-DeployCert".into();
+    v["detail"]["status"] = status.into();
+    v
+}
+
+fn alerts(deps: &Deps<Store, Hosts, Ca, Inbox>) -> usize {
+    deps.alerts.alerts.lock().unwrap().len()
+}
+
+#[tokio::test]
+async fn a_checked_certificate_is_claimed_and_sent() {
+    let (cert, chain, fingerprint) = certificate();
+    let deps = deps(issuing(&fingerprint));
+    deps.ca
+        .fetches
+        .lock()
+        .unwrap()
+        .push_back(Ok(Fetched::Ready {
+            certificate: cert,
+            chain,
+        }));
+    let out = handle(&deps, issued()).await.unwrap();
+    assert_eq!(out["outcome"], "deploySent", "{out}");
+    assert!(matches!(
+        deps.store.record(&host()).state,
+        RotationState::Deploying { command_id: Some(c), .. } if c == "deploy-command"
+    ));
+    assert_eq!(alerts(&deps), 0);
+}
+
+#[tokio::test]
+async fn a_claim_no_retry_cures_fails_the_rotation_not_ignored() {
+    let (cert, chain, fingerprint) = certificate();
+    let deps = deps(issuing(&fingerprint));
+    deps.ca
+        .fetches
+        .lock()
+        .unwrap()
+        .push_back(Ok(Fetched::Ready {
+            certificate: cert,
+            chain,
+        }));
+    deps.store
+        .write_errors
+        .lock()
+        .unwrap()
+        .insert("begin deployment", store_error(false));
+    let out = handle(&deps, issued()).await.unwrap();
+    assert_eq!(out["outcome"], "failed", "{out}");
+    assert_eq!(deps.store.record(&host()).state.kind(), StateKind::Failed);
+    assert_eq!(alerts(&deps), 1);
+    assert!(
+        deps.hosts.calls.lock().unwrap().is_empty(),
+        "DeployCert not sent"
+    );
+}
+
+#[tokio::test]
+async fn a_fetch_refused_for_good_fails_the_rotation() {
+    let deps = deps(issuing("ab"));
+    deps.ca
+        .fetches
+        .lock()
+        .unwrap()
+        .push_back(Err(aws_error(false)));
+    let out = handle(&deps, issued()).await.unwrap();
+    assert_eq!(out["outcome"], "failed", "{out}");
+    assert_eq!(alerts(&deps), 1);
+}
+
+#[tokio::test]
+async fn a_lookup_no_retry_cures_fails_the_invocation_as_permanent() {
+    let deps = deps(issuing("ab"));
+    *deps.store.read_error.lock().unwrap() = Some(store_error(false));
+    let e = handle(&deps, issued()).await.unwrap_err();
+    assert_eq!(e.error_type, "Permanent", "{}", e.error_message);
+    let deps = self::deps(issuing("ab"));
+    *deps.store.read_error.lock().unwrap() = Some(store_error(true));
+    let e = handle(&deps, issued()).await.unwrap_err();
+    assert_eq!(e.error_type, "Retryable", "{}", e.error_message);
+}
+
+#[tokio::test]
+async fn a_certificate_no_rotation_waits_for_is_ignored() {
+    let deps = deps(RotationState::Deployed);
+    let out = handle(&deps, issued()).await.unwrap();
+    assert_eq!(out["outcome"], "ignored", "{out}");
+    assert!(
+        out["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no rotation is waiting"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn success_on_the_host_records_deployed_with_a_renewal_point() {
+    let deps = deps(deploying());
+    let out = handle(&deps, deploy_status("Success")).await.unwrap();
+    assert_eq!(out["outcome"], "deployed", "{out}");
+    assert_eq!(out["serial"], "0a:0b");
+    let r = deps.store.record(&host());
+    assert_eq!(r.state, RotationState::Deployed);
+    let current = r.current.unwrap();
+    assert_eq!(current.cert_arn.as_deref(), Some(CERT_ARN));
+    assert!(current.renew_at.unwrap() < current.not_after);
+}
+
+#[tokio::test]
+async fn failure_on_the_host_fails_with_its_reason_and_one_alert() {
+    let deps = deps(deploying());
+    deps.hosts
+        .invocations
+        .lock()
+        .unwrap()
+        .push_back(Ok(Invocation::Finished {
+            success: false,
+            status: "Failed".into(),
+            stdout: String::new(),
+            stderr: "ERROR: staged key not found\n".into(),
+        }));
+    let out = handle(&deps, deploy_status("Failed")).await.unwrap();
+    assert_eq!(out["outcome"], "failed", "{out}");
+    assert_eq!(
+        out["reason"],
+        "DeployCert Failed on the host: ERROR: staged key not found"
+    );
+    assert_eq!(alerts(&deps), 1);
+}
+
+#[tokio::test]
+async fn a_host_failure_not_visible_yet_fails_the_invocation_as_not_ready() {
+    let deps = deps(deploying());
+    let e = handle(&deps, deploy_status("Failed")).await.unwrap_err();
+    assert_eq!(e.error_type, "NotReady", "{}", e.error_message);
+    assert_eq!(
+        deps.store.record(&host()).state.kind(),
+        StateKind::Deploying
+    );
+    assert_eq!(alerts(&deps), 0);
+}

@@ -1,0 +1,229 @@
+//! The shell: `handle` with in-memory ports. The steps' branches are tested beside them; these
+//! check that the shell carries out each kind of decision (record, fail with one alert, ignore,
+//! fail the invocation with the right error type).
+
+mod fakes;
+
+use fakes::{aws_error, store_error, Ca, Hosts, Inbox, Store};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use rotation::error::FailureKind;
+use rotation::hosts::Invocation;
+use rotation::{Config, Deps};
+use serde_json::Value;
+use state::record::{Attempts, HostOverrides};
+use state::{HostId, HostRecord, RotationId, RotationState};
+use time::OffsetDateTime;
+
+const SAMPLE: &str = include_str!("fixtures/events/ssm-command-invocation-status-change.json");
+const HOST: &str = "mi-0a1b2c3d4e5f60718";
+const COMMAND: &str = "9b3c2d1e-0f4a-4b5c-8d6e-7f8091a2b3c4";
+const ROTATION: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+
+fn config() -> Config {
+    Config::from_lookup(|k| {
+        let v = match k {
+            "TABLE_NAME" => "t",
+            "ALERT_TOPIC_ARN" => "arn:aws:sns:us-east-1:111122223333:alerts",
+            "CA_ARN" => "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/x",
+            "GENERATE_CSR_DOCUMENT" => "certrotation-GenerateCsr",
+            "DEPLOY_CERT_DOCUMENT" => "certrotation-DeployCert",
+            _ => return None,
+        };
+        Some(v.to_owned())
+    })
+    .unwrap()
+}
+
+fn host() -> HostId {
+    HostId::parse(HOST).unwrap()
+}
+
+/// A stack whose host waits for the sample event's GenerateCsr command, and whose host printed
+/// `stdout`.
+fn deps(command_id: Option<&str>, stdout: Option<String>) -> Deps<Store, Hosts, Ca, Inbox> {
+    let record = HostRecord {
+        host: host(),
+        overrides: HostOverrides::default(),
+        version: Some(2),
+        state: RotationState::CsrRequested {
+            rotation: RotationId(ROTATION.into()),
+            command_id: command_id.map(str::to_owned),
+        },
+        state_since: Some(OffsetDateTime::now_utc()),
+        current: None,
+        attempts: Attempts::default(),
+    };
+    let hosts = Hosts::default();
+    if let Some(stdout) = stdout {
+        hosts
+            .invocations
+            .lock()
+            .unwrap()
+            .push_back(Ok(Invocation::Finished {
+                success: true,
+                status: "Success".into(),
+                stdout,
+                stderr: String::new(),
+            }));
+    }
+    Deps {
+        store: Store::with(record),
+        hosts,
+        ca: Ca::default(),
+        alerts: Inbox::default(),
+        config: config(),
+    }
+}
+
+/// What GenerateCsr prints for this rotation: the echo and a CSR for the host.
+fn csr_output() -> String {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, HOST);
+    params.distinguished_name = dn;
+    let csr = params.serialize_request(&key).unwrap().pem().unwrap();
+    format!("ROTATION {ROTATION}\n{csr}")
+}
+
+async fn handle(deps: &Deps<Store, Hosts, Ca, Inbox>) -> Result<Value, Diagnostic> {
+    let event = LambdaEvent {
+        payload: serde_json::from_str(SAMPLE).unwrap(),
+        context: Default::default(),
+    };
+    cert_issue::handle(deps, event)
+        .await
+        .map_err(Diagnostic::from)
+}
+
+#[tokio::test]
+async fn an_accepted_csr_is_issued_and_recorded() {
+    let deps = deps(Some(COMMAND), Some(csr_output()));
+    let out = handle(&deps).await.unwrap();
+    assert_eq!(out["outcome"], "issued", "{out}");
+    assert_eq!(out["certificate_arn"], "arn:fake:certificate");
+    assert_eq!(*deps.ca.tokens.lock().unwrap(), [ROTATION]);
+    assert!(matches!(
+        deps.store.record(&host()).state,
+        RotationState::Issuing { cert_arn, .. } if cert_arn == "arn:fake:certificate"
+    ));
+    assert!(deps.alerts.alerts.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_csr_fails_the_rotation_with_one_alert() {
+    let deps = deps(
+        Some(COMMAND),
+        Some(format!("ROTATION {ROTATION}\nno csr\n")),
+    );
+    let out = handle(&deps).await.unwrap();
+    assert_eq!(out["outcome"], "failed", "{out}");
+    assert!(matches!(
+        deps.store.record(&host()).state,
+        RotationState::Failed { reason, .. } if reason.starts_with("CSR refused")
+    ));
+    assert_eq!(deps.alerts.alerts.lock().unwrap().len(), 1);
+    assert!(deps.ca.tokens.lock().unwrap().is_empty(), "nothing issued");
+}
+
+#[tokio::test]
+async fn a_command_not_recorded_yet_fails_the_invocation_as_not_ready() {
+    let deps = deps(None, None);
+    let e = handle(&deps).await.unwrap_err();
+    assert_eq!(e.error_type, FailureKind::NotReady.error_type());
+    assert!(deps.hosts.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_ca_error_that_may_clear_fails_the_invocation_as_retryable() {
+    let deps = deps(Some(COMMAND), Some(csr_output()));
+    deps.ca
+        .issues
+        .lock()
+        .unwrap()
+        .push_back(Err(aws_error(true)));
+    let e = handle(&deps).await.unwrap_err();
+    assert_eq!(e.error_type, "Retryable", "{}", e.error_message);
+    assert!(
+        e.error_message.contains("ThrottlingException"),
+        "{}",
+        e.error_message
+    );
+    assert_eq!(
+        deps.store.record(&host()).state.kind(),
+        state::record::StateKind::CsrRequested
+    );
+    assert!(deps.alerts.alerts.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_store_write_no_retry_cures_fails_the_rotation_not_ignored() {
+    let deps = deps(Some(COMMAND), Some(csr_output()));
+    deps.store
+        .write_errors
+        .lock()
+        .unwrap()
+        .insert("record issuance", store_error(false));
+    let out = handle(&deps).await.unwrap();
+    assert_eq!(out["outcome"], "failed", "{out}");
+    assert!(
+        out["reason"]
+            .as_str()
+            .unwrap()
+            .contains("AccessDeniedException"),
+        "{out}"
+    );
+    assert_eq!(
+        deps.store.record(&host()).state.kind(),
+        state::record::StateKind::Failed
+    );
+    assert_eq!(deps.alerts.alerts.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_read_no_retry_cures_fails_the_invocation_as_permanent() {
+    let deps = deps(Some(COMMAND), Some(csr_output()));
+    *deps.store.read_error.lock().unwrap() = Some(store_error(false));
+    let e = handle(&deps).await.unwrap_err();
+    assert_eq!(e.error_type, "Permanent", "{}", e.error_message);
+    assert!(
+        deps.alerts.alerts.lock().unwrap().is_empty(),
+        "no rotation to fail"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_that_cannot_be_recorded_fails_the_invocation() {
+    let deps = deps(Some(COMMAND), Some(csr_output()));
+    deps.ca
+        .issues
+        .lock()
+        .unwrap()
+        .push_back(Err(aws_error(false)));
+    deps.store
+        .write_errors
+        .lock()
+        .unwrap()
+        .insert("fail", store_error(false));
+    let e = handle(&deps).await.unwrap_err();
+    assert_eq!(e.error_type, "Permanent", "{}", e.error_message);
+    assert!(deps.alerts.alerts.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_event_of_another_document_is_ignored() {
+    let deps = deps(Some(COMMAND), None);
+    let mut payload: Value = serde_json::from_str(SAMPLE).unwrap();
+    payload["detail"]["document-name"] = "other".into();
+    let out = cert_issue::handle(
+        &deps,
+        LambdaEvent {
+            payload,
+            context: Default::default(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["outcome"], "ignored", "{out}");
+}
