@@ -379,9 +379,15 @@ impl LocalStack {
         match (source, detail_type) {
             ("aws.ssm", rotation::events::SSM_INVOCATION_STATUS) if terminal.contains(&status) => {
                 if document == self.config.generate_csr_document {
-                    cert_issue::handle(&self.issue, ctx()).await.map(Some)
+                    cert_issue::handle(&self.issue, ctx())
+                        .await
+                        .map(Some)
+                        .map_err(Into::into)
                 } else if document == self.config.deploy_cert_document {
-                    cert_deploy::handle(&self.deploy, ctx()).await.map(Some)
+                    cert_deploy::handle(&self.deploy, ctx())
+                        .await
+                        .map(Some)
+                        .map_err(Into::into)
                 } else {
                     Ok(None)
                 }
@@ -400,7 +406,10 @@ impl LocalStack {
             ("aws.acm-pca", rotation::events::PCA_ISSUANCE)
                 if event["resources"][0].as_str() == Some(self.config.ca_arn.as_str()) =>
             {
-                cert_deploy::handle(&self.deploy, ctx()).await.map(Some)
+                cert_deploy::handle(&self.deploy, ctx())
+                    .await
+                    .map(Some)
+                    .map_err(Into::into)
             }
             _ => Ok(None),
         }
