@@ -6,10 +6,12 @@
 //! One rotation at a time: stuck rotations are the few whose events were lost, and the handlers
 //! called here make at most a handful of calls each.
 
+use std::time::Duration as StdDuration;
+
 use rotation::alerts::Alerts;
-use rotation::ca::CertificateAuthority;
+use rotation::ca::{CertificateAuthority, Fetched};
 use rotation::failure::RotationFailure;
-use rotation::hosts::HostAgent;
+use rotation::hosts::{HostAgent, Invocation};
 use state::ports::{FleetReader, PendingCertificates, RotationStarter};
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -18,6 +20,11 @@ use crate::step::plan;
 use crate::step::reconcile::{self as decide, Decision, Probe, Reconciled, Stuck};
 use crate::step::summary::Summary;
 use crate::{CheckError, Deps};
+
+/// Waits before each question to Run Command or Private CA while the answer is still pending
+/// or a retryable error (four questions over 1.7 s): a command just made visible, or a
+/// throttled call, is not taken for one still running.
+pub const PROBE_DELAYS_MS: [u64; 4] = [0, 200, 500, 1000];
 
 /// Reconciles each stuck rotation, adding what came of it to `summary` (moved on: `reconciled`;
 /// failed: `failed`; left in flight: `skipped`).
@@ -68,11 +75,25 @@ where
             command_id,
             document,
         } => {
-            let answer = deps.hosts.invocation(command_id, &stuck.record.host).await;
+            let mut answer = Ok(Invocation::Pending);
+            for delay in PROBE_DELAYS_MS {
+                tokio::time::sleep(StdDuration::from_millis(delay)).await;
+                answer = deps.hosts.invocation(command_id, &stuck.record.host).await;
+                if !decide::ask_again(&answer, |i| *i == Invocation::Pending) {
+                    break;
+                }
+            }
             decide::after_invocation(stuck, command_id, *document, answer, &deps.config, now)
         }
         Probe::Certificate { cert_arn } => {
-            let answer = deps.ca.fetch(cert_arn).await;
+            let mut answer = Ok(Fetched::Pending);
+            for delay in PROBE_DELAYS_MS {
+                tokio::time::sleep(StdDuration::from_millis(delay)).await;
+                answer = deps.ca.fetch(cert_arn).await;
+                if !decide::ask_again(&answer, |f| *f == Fetched::Pending) {
+                    break;
+                }
+            }
             decide::after_fetch(stuck, cert_arn, answer, &deps.config)
         }
     };

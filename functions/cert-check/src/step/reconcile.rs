@@ -185,6 +185,15 @@ pub fn hard_limit(record: &HostRecord, config: &Config, now: OffsetDateTime) -> 
     record.state_since.unwrap_or(now) + config.plan.in_flight_timeout + COMMAND_DEADLINE
 }
 
+/// Whether to ask again (after the shell's next delay): the answer is still pending, or an
+/// error a retry may cure.
+pub fn ask_again<T>(answer: &Result<T, AwsError>, pending: impl Fn(&T) -> bool) -> bool {
+    match answer {
+        Ok(v) => pending(v),
+        Err(e) => e.retryable,
+    }
+}
+
 /// With Run Command's answer for the recorded `command_id`, what to do at `now`.
 pub fn after_invocation(
     stuck: &Stuck,
@@ -240,8 +249,7 @@ pub fn after_fetch(
             format!("in flight: Private CA is still issuing {cert_arn}"),
         )),
         Err(e)
-            if e
-                .code
+            if e.code
                 .as_deref()
                 .is_some_and(|c| CERTIFICATE_FAILED_CODES.contains(&c)) =>
         {
@@ -468,6 +476,21 @@ mod tests {
     }
 
     #[test]
+    fn pending_answers_and_retryable_errors_are_asked_again() {
+        let pending = |i: &Invocation| *i == Invocation::Pending;
+        assert!(ask_again(&Ok(Invocation::Pending), pending));
+        assert!(!ask_again(&Ok(finished("Success")), pending));
+        assert!(ask_again::<Invocation>(
+            &Err(aws_error("ThrottlingException", true)),
+            pending
+        ));
+        assert!(!ask_again::<Invocation>(
+            &Err(aws_error("AccessDenied", false)),
+            pending
+        ));
+    }
+
+    #[test]
     fn a_rotation_with_no_command_recorded_is_failed_without_asking() {
         let mut r = csr_requested(1, NOW - Duration::hours(2));
         r.state = RotationState::CsrRequested {
@@ -478,7 +501,9 @@ mod tests {
             panic!("fails")
         };
         assert_eq!(f.stage, FailureStage::RequestCsr);
-        assert!(f.reason.starts_with("no GenerateCsr command recorded after 60 minutes"));
+        assert!(f
+            .reason
+            .starts_with("no GenerateCsr command recorded after 60 minutes"));
         let Probe::Fail(f) = stuck(deploying(2, None, NOW - Duration::hours(2))).probe else {
             panic!("fails")
         };
@@ -536,7 +561,10 @@ mod tests {
             panic!("{d:?}")
         };
         assert_eq!(
-            (ev.detail.document_name.as_str(), ev.detail.command_id.as_str()),
+            (
+                ev.detail.document_name.as_str(),
+                ev.detail.command_id.as_str()
+            ),
             ("dep", "d-1")
         );
     }
@@ -558,7 +586,10 @@ mod tests {
             )
         };
         assert!(matches!(ask(NOW), Decision::Leave(n) if n.reason.contains("still running")));
-        assert_eq!(hard_limit(&s.record, &config, NOW), since + Duration::minutes(75));
+        assert_eq!(
+            hard_limit(&s.record, &config, NOW),
+            since + Duration::minutes(75)
+        );
         let Decision::Fail(f) = ask(NOW + Duration::minutes(5)) else {
             panic!("fails at the hard limit")
         };
@@ -597,7 +628,12 @@ mod tests {
             "{d:?}"
         );
         let s = stuck(issuing(2, NOW - Duration::hours(2)));
-        let d = after_fetch(&s, "arn:cert/1", Err(pca_error("AccessDeniedException")), &config());
+        let d = after_fetch(
+            &s,
+            "arn:cert/1",
+            Err(pca_error("AccessDeniedException")),
+            &config(),
+        );
         assert!(matches!(d, Decision::Leave(_)), "{d:?}");
     }
 
@@ -669,7 +705,10 @@ mod tests {
             after_handler(
                 &s,
                 what,
-                Err(EventError::Store(backend_error("AccessDeniedException", false)))
+                Err(EventError::Store(backend_error(
+                    "AccessDeniedException",
+                    false
+                )))
             ),
             Err(CheckError::Store(_))
         ));

@@ -265,8 +265,15 @@ mod tests {
                 dry_run: false
             }
         );
-        assert!(parse(json!({"reconcile": true, "dryRun": true})).unwrap().dry_run);
-        assert_eq!(parse(json!({"reconcile": false})).unwrap().scope, Scope::Fleet);
+        assert!(
+            parse(json!({"reconcile": true, "dryRun": true}))
+                .unwrap()
+                .dry_run
+        );
+        assert_eq!(
+            parse(json!({"reconcile": false})).unwrap().scope,
+            Scope::Fleet
+        );
         for payload in [
             json!({"reconcile": true, "hosts": [host(1).as_str()]}),
             json!({"reconcile": true, "force": true}),
