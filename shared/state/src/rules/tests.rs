@@ -233,7 +233,8 @@ fn the_unsettled_key_follows_the_state() {
         ),
     ];
     for (change, unsettled) in chain {
-        item = apply(&host, Some(&item), &change, NOW).unwrap_or_else(|e| panic!("{change:?}: {e}"));
+        item =
+            apply(&host, Some(&item), &change, NOW).unwrap_or_else(|e| panic!("{change:?}: {e}"));
         assert_eq!(on(&item), unsettled, "after {change:?}");
         let record = record_from_item(&item).unwrap();
         let seeded = crate::item::item_from_record(&record);

@@ -90,9 +90,9 @@ impl MemoryStore {
             pages: 1,
             ..FleetScan::default()
         };
-        let indexed = inner.items.values().filter(|item| {
-            matches!(item.get(attr::UNSETTLED), Some(Attr::S(v)) if v == UNSETTLED_VALUE)
-        });
+        let indexed = inner.items.values().filter(
+            |item| matches!(item.get(attr::UNSETTLED), Some(Attr::S(v)) if v == UNSETTLED_VALUE),
+        );
         for item in indexed {
             out.items_read += 1;
             if is_service_item(item) {
