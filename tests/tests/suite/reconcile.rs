@@ -12,19 +12,13 @@ use state::record::{Attempts, DeployedCert, HostOverrides, RotationState};
 use state::{HostId, HostRecord};
 use tests::emulators::ssm::HostSpec;
 use tests::faults::delivery::EventKind;
+
+use crate::common::{reconcile_pass, settle_losing};
 use tests::stack::{Delivery, LocalStack};
 use time::{Duration, OffsetDateTime};
 
 fn host(i: u64) -> String {
     format!("mi-{:017x}", 0x5ec0000 + i)
-}
-
-/// CertCheck's reconcile pass (`{"reconcile": true}`) at `now`.
-async fn reconcile_pass(stack: &LocalStack, now: OffsetDateTime) -> cert_check::Summary {
-    let request = cert_check::step::request::parse_request(json!({"reconcile": true})).unwrap();
-    cert_check::run(stack.check.clone(), request, now)
-        .await
-        .expect("the reconcile pass runs")
 }
 
 /// Past the in-flight timeout (60 minutes), before the hard limit of a pending command (75).
@@ -39,37 +33,6 @@ async fn record(stack: &LocalStack, h: &str) -> HostRecord {
         .await
         .unwrap()
         .unwrap()
-}
-
-/// Delivers events as the stack's rules do until the system is quiet, except those of `lost`'s
-/// kind, which are dropped (as an EventBridge delivery that never happened); returns how many
-/// were lost.
-async fn settle_losing(stack: &mut LocalStack, lost: EventKind) -> usize {
-    let mut dropped = 0;
-    for _round in 0..50 {
-        stack.ssm.wait_idle().await;
-        let events = stack.bus.drain();
-        if events.is_empty() {
-            return dropped;
-        }
-        for event in events {
-            if EventKind::of(&event, &stack.config) == lost {
-                dropped += 1;
-                continue;
-            }
-            match stack.deliver(&event).await {
-                Ok(Some(outcome)) => stack.outcomes.push(outcome),
-                Ok(None) => {}
-                Err(e) => {
-                    // Retried as Lambda would (not ready yet).
-                    tracing::info!(error = %e, "redelivering");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    stack.bus.push(event);
-                }
-            }
-        }
-    }
-    panic!("events never settled")
 }
 
 /// The serial of the certificate the host runs, read from its certificate file.
