@@ -6,12 +6,19 @@
 //! page of the table, plans each host, and:
 //! - starts due rotations on hosts that are online: claim the host with a conditional write,
 //!   then send GenerateCsr, then record the command (so two runs never start two rotations);
-//! - fails rotations stuck in flight (events are best effort) and retries failed ones after
-//!   their backoff; hosts that are offline fail with a reason and one alert;
+//! - reconciles rotations stuck in flight (events are best effort): asks the host (Run
+//!   Command's invocation) or Private CA where each really stands and carries out what the lost
+//!   event would have (CertIssue's or CertDeploy's own step), failing only what cannot be moved
+//!   on (see [`step::reconcile`]); retries failed ones after their backoff; hosts that are
+//!   offline fail with a reason and one alert;
 //! - alerts on expired certificates;
 //! - returns a JSON summary and prints metrics.
 //!
 //! It never waits on a host: CertIssue picks up from the GenerateCsr status-change event.
+//!
+//! `{"reconcile": true}` (a second schedule, every few minutes) is the same run over only the
+//! hosts in flight or failed, read from their sparse index instead of scanning the fleet: the
+//! in-flight timeout and the retry backoff are honoured at that cadence, cheaply.
 //!
 //! Decide in pure functions, act in the shell: every decision is a function in [`step`] of the
 //! request, the records, the config, the time and the results of the I/O so far, unit-tested
@@ -22,6 +29,7 @@
 //! `Retryable` or `Permanent`; a lost task as `Retryable`. A revocation refused for what it
 //! names is answered `{"error": …}` instead (see [`step::error::CheckError::Refused`]).
 
+mod reconcile;
 pub mod step;
 
 use std::collections::HashMap;
@@ -34,7 +42,9 @@ use rotation::error::{FailureKind, FunctionError};
 use rotation::failure::{fail_rotation, RotationFailure};
 use rotation::hosts::HostAgent;
 use state::plan::DueWindow;
-use state::ports::{FleetReader, RevocationRecorder, RotationStarter, StoreError};
+use state::ports::{
+    FleetReader, PendingCertificates, RevocationRecorder, RotationStarter, StoreError,
+};
 use state::HostId;
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -58,7 +68,7 @@ pub async fn handle<S, H, C, A>(
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, FunctionError>
 where
-    S: FleetReader + RotationStarter + 'static,
+    S: FleetReader + RotationStarter + PendingCertificates + 'static,
     H: HostAgent + 'static,
     C: CertificateAuthority + 'static,
     A: Alerts + 'static,
@@ -85,7 +95,7 @@ pub async fn run<S, H, C, A>(
     now: OffsetDateTime,
 ) -> Result<Summary, CheckError>
 where
-    S: FleetReader + RotationStarter + 'static,
+    S: FleetReader + RotationStarter + PendingCertificates + 'static,
     H: HostAgent + 'static,
     C: CertificateAuthority + 'static,
     A: Alerts + 'static,
@@ -104,13 +114,9 @@ where
     for alert in &alerts {
         raise_or_log(&deps.alerts, alert).await;
     }
-    // Stuck rotations: fail them (they are retried after their backoff).
-    for s in &stuck {
-        let failed = fail(&deps, &s.record, s.failure.clone(), now).await;
-        summary
-            .failed
-            .extend(step::plan::after_stuck_failed(s, failed)?);
-    }
+    // Stuck rotations: moved on from what the host or the CA says; failed (and retried after
+    // their backoff) only when that cannot be done.
+    reconcile::reconcile_stuck(&deps, &stuck, &mut summary, now).await?;
     start_all(&deps, start, &mut summary, now).await?;
     let (summary, metrics) = summary.finish(soonest_expiry_hours);
     metrics.emit("CertCheck");
@@ -118,6 +124,7 @@ where
         due = summary.due,
         started = summary.started.len(),
         failed = summary.failed.len(),
+        reconciled = summary.reconciled.len(),
         skipped = summary.skipped.len(),
         "run complete"
     );
@@ -150,6 +157,10 @@ where
                 loaded.plan.items.push(item);
             }
             Ok(loaded)
+        }
+        Scope::Reconcile => {
+            let scan = deps.store.in_flight().await?;
+            Ok(step::plan::fleet(scan, now, policy))
         }
         Scope::Revoke(revocation) => {
             let record = deps.store.host(&revocation.host).await?;

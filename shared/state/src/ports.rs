@@ -108,6 +108,19 @@ pub trait FleetReader: Send + Sync {
     /// Every host, valid or refused (reports, and CRLProcessor's serial lookup).
     fn all_hosts(&self) -> impl Future<Output = Result<FleetScan, StoreError>> + Send;
 
+    /// Every host with a rotation in flight or failed (the reconcile pass), across all pages.
+    /// The stores read a sparse index that holds only those hosts
+    /// ([`crate::item::attr::UNSETTLED`]), so `items_read` counts them and not the fleet. The
+    /// default filters [`FleetReader::all_hosts`] (correct, not cheap) for readers with no index.
+    fn in_flight(&self) -> impl Future<Output = Result<FleetScan, StoreError>> + Send {
+        async {
+            let mut scan = self.all_hosts().await?;
+            scan.records
+                .retain(|r| crate::item::is_unsettled(r.state.kind()));
+            Ok(scan)
+        }
+    }
+
     /// One host's record (strongly consistent).
     fn host(
         &self,

@@ -3,9 +3,13 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::json;
 use state::DynamoStore;
+use tests::faults::delivery::EventKind;
 use tests::moto::MotoServer;
+use tests::stack::LocalStack;
 pub use tests::table::{item, n, s};
+use time::OffsetDateTime;
 
 /// A moto server with one fresh state table created from the template.
 pub struct TableFixture {
@@ -43,4 +47,43 @@ impl TableFixture {
 
 pub fn host_id(i: u64) -> String {
     format!("mi-{i:017x}")
+}
+
+/// CertCheck's reconcile pass (`{"reconcile": true}`) at `now`.
+pub async fn reconcile_pass(stack: &LocalStack, now: OffsetDateTime) -> cert_check::Summary {
+    let request = cert_check::step::request::parse_request(json!({"reconcile": true})).unwrap();
+    cert_check::run(stack.check.clone(), request, now)
+        .await
+        .expect("the reconcile pass runs")
+}
+
+/// Delivers events as the stack's rules do until the system is quiet, except those of `lost`'s
+/// kind, which are dropped (as an EventBridge delivery that never happened); returns how many
+/// were lost.
+pub async fn settle_losing(stack: &mut LocalStack, lost: EventKind) -> usize {
+    let mut dropped = 0;
+    for _round in 0..50 {
+        stack.ssm.wait_idle().await;
+        let events = stack.bus.drain();
+        if events.is_empty() {
+            return dropped;
+        }
+        for event in events {
+            if EventKind::of(&event, &stack.config) == lost {
+                dropped += 1;
+                continue;
+            }
+            match stack.deliver(&event).await {
+                Ok(Some(outcome)) => stack.outcomes.push(outcome),
+                Ok(None) => {}
+                Err(e) => {
+                    // Retried as Lambda would (not ready yet).
+                    tracing::info!(error = %e, "redelivering");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    stack.bus.push(event);
+                }
+            }
+        }
+    }
+    panic!("events never settled")
 }

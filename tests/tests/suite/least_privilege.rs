@@ -9,6 +9,9 @@ use serde_json::json;
 use serde_yaml::Value;
 use state::record::HostOverrides;
 use tests::emulators::ssm::HostSpec;
+use tests::faults::delivery::EventKind;
+
+use crate::common::{reconcile_pass, settle_losing};
 use tests::stack::{Delivery, LocalStack};
 
 /// The template's role actions per function, leaving out the log-writing statement (Lambda's own).
@@ -85,6 +88,23 @@ async fn each_role_allows_exactly_what_its_function_calls() {
     stack.settle(Delivery::default()).await.unwrap();
     // A second CRL: UpdateCrl rather than ImportCrl.
     stack.pca.publish_crl().await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+
+    // The reconcile pass finishing rotations whose events were lost: host 0's GenerateCsr
+    // status (the pass asks Run Command and issues), then its issuance (the pass asks Private
+    // CA and sends DeployCert).
+    stack
+        .cert_check(json!({"hosts": [host(0)], "force": true}))
+        .await
+        .unwrap();
+    assert_eq!(settle_losing(&mut stack, EventKind::CsrStatus).await, 1);
+    let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(65);
+    let s = reconcile_pass(&stack, later).await;
+    assert_eq!(s.reconciled.len(), 1, "{s:?}");
+    // (The pass also retried host 4, failed earlier and past its backoff: its issuance is lost too.)
+    assert!(settle_losing(&mut stack, EventKind::Issuance).await >= 1);
+    let s = reconcile_pass(&stack, later + time::Duration::minutes(65)).await;
+    assert!(!s.reconciled.is_empty(), "{s:?}");
     stack.settle(Delivery::default()).await.unwrap();
 
     // Refusals alert from CertIssue and CRLProcessor: a CRL from another CA, then a host whose

@@ -7,5 +7,6 @@ mod common;
 mod crl;
 mod demo;
 mod least_privilege;
+mod reconcile;
 mod rotation;
 mod state_store;

@@ -1,6 +1,7 @@
 //! The payload, parsed and validated into what the run will do.
 //!
-//! The scheduler sends `{}`; operators send `{"hosts": [...], "force": true, "dryRun": true}` or
+//! The scheduler sends `{}` (and the reconcile schedule `{"reconcile": true}`); operators send
+//! `{"hosts": [...], "force": true, "dryRun": true}` or
 //! `{"revoke": {"host": "mi-…", "reason": "KEY_COMPROMISE", "rotate": true}}`. Every check that
 //! needs no record is made here, before anything is read: combinations that make no sense, host
 //! IDs that are no managed-node IDs, revocation reasons Private CA does not know.
@@ -27,6 +28,10 @@ pub struct CheckRequest {
     /// Revoke a host's current certificate.
     #[serde(default)]
     pub revoke: Option<RevokeRequest>,
+    /// The reconcile pass (its own schedule): only hosts in flight or failed, read from their
+    /// index; stuck rotations moved on from the truth, failed ones retried after their backoff.
+    #[serde(default)]
+    pub reconcile: bool,
 }
 
 /// `{"revoke": {"host": "mi-…", "reason": "KEY_COMPROMISE", "rotate": true}}`.
@@ -65,6 +70,8 @@ pub enum Scope {
     },
     /// Revoke one host's current certificate.
     Revoke(Revocation),
+    /// Every host in flight or failed (the reconcile schedule).
+    Reconcile,
 }
 
 /// A revocation with a valid host ID and reason.
@@ -90,6 +97,17 @@ pub fn parse_request(payload: serde_json::Value) -> Result<Request, CheckError> 
 /// Validates a parsed payload. A bad combination or host list is a [`CheckError::BadRequest`];
 /// a revocation naming an invalid host or reason is a [`CheckError::Refused`].
 pub fn validate(raw: CheckRequest) -> Result<Request, CheckError> {
+    if raw.reconcile {
+        if raw.revoke.is_some() || !raw.hosts.is_empty() || raw.force {
+            return Err(CheckError::BadRequest(
+                "reconcile cannot be combined with hosts, force or revoke".into(),
+            ));
+        }
+        return Ok(Request {
+            scope: Scope::Reconcile,
+            dry_run: raw.dry_run,
+        });
+    }
     let scope = match raw.revoke {
         Some(_) if !raw.hosts.is_empty() || raw.force => {
             return Err(CheckError::BadRequest(
@@ -233,6 +251,37 @@ mod tests {
             assert_eq!(
                 bad_request(payload),
                 "revoke cannot be combined with hosts or force"
+            );
+        }
+    }
+
+    #[test]
+    fn the_reconcile_schedules_payload_plans_the_hosts_in_flight_alone() {
+        let r = parse(json!({"reconcile": true})).unwrap();
+        assert_eq!(
+            r,
+            Request {
+                scope: Scope::Reconcile,
+                dry_run: false
+            }
+        );
+        assert!(
+            parse(json!({"reconcile": true, "dryRun": true}))
+                .unwrap()
+                .dry_run
+        );
+        assert_eq!(
+            parse(json!({"reconcile": false})).unwrap().scope,
+            Scope::Fleet
+        );
+        for payload in [
+            json!({"reconcile": true, "hosts": [host(1).as_str()]}),
+            json!({"reconcile": true, "force": true}),
+            json!({"reconcile": true, "revoke": {"host": host(1).as_str(), "reason": "SUPERSEDED"}}),
+        ] {
+            assert_eq!(
+                bad_request(payload),
+                "reconcile cannot be combined with hosts, force or revoke"
             );
         }
     }

@@ -41,6 +41,8 @@ pub struct Summary {
     pub skipped: Vec<HostNote>,
     /// Rotations failed by this run (offline hosts, stuck rotations, send errors).
     pub failed: Vec<HostNote>,
+    /// Stuck rotations moved on from what their host or the CA said (their events were lost).
+    pub reconciled: Vec<HostNote>,
     /// Hosts whose certificate has expired.
     pub expired: Vec<String>,
     /// Table rows refused by validation.

@@ -6,6 +6,7 @@
 //!   out only rows that provably need nothing.
 //! - [`transitions`]: a rule of [`crate::rules`] rendered as one conditional `UpdateItem`, and
 //!   enrolment as a conditional `PutItem`.
+//! - [`unsettled`]: the hosts in flight or failed, from their sparse index (the reconcile pass).
 //! - [`ledger`]: the CRL ledger item.
 //! - [`error`]: SDK errors to [`crate::StoreError`], with the service's code and message kept.
 
@@ -15,6 +16,7 @@ pub mod mapping;
 mod scan;
 pub mod schema;
 mod transitions;
+mod unsettled;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;

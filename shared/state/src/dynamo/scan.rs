@@ -131,6 +131,10 @@ impl FleetReader for DynamoStore {
         self.scan(None).await
     }
 
+    async fn in_flight(&self) -> Result<FleetScan, StoreError> {
+        self.query_unsettled().await
+    }
+
     async fn host(&self, host: &HostId) -> Result<Option<HostRecord>, StoreError> {
         self.get(host).await
     }

@@ -78,6 +78,18 @@ pub mod attr {
     pub const NEXT_ATTEMPT_AT: &str = "nextAttemptAt";
     /// Revoked serial.
     pub const REVOKED_SERIAL: &str = "revokedSerial";
+    /// Set (to [`super::UNSETTLED_VALUE`]) only while a rotation is in flight or failed: the hash
+    /// key of the sparse index the reconcile pass reads instead of the whole table.
+    pub const UNSETTLED: &str = "unsettled";
+}
+
+/// The one value of [`attr::UNSETTLED`] (the index's only partition: it holds only the hosts
+/// that are in flight or failed, a small share of the fleet).
+pub const UNSETTLED_VALUE: &str = "Y";
+
+/// Whether a host in `kind` belongs in the unsettled index: a rotation in flight, or failed.
+pub fn is_unsettled(kind: StateKind) -> bool {
+    kind.in_flight() || kind == StateKind::Failed
 }
 
 /// Keys of the service's own items in the table (not hosts): `crl#<CA id>` holds the CRL ledger.
@@ -211,6 +223,9 @@ pub fn item_from_record(record: &HostRecord) -> Item {
     let kind = record.state.kind();
     if kind != StateKind::Idle {
         put(attr::STATE, Attr::s(kind.as_str()));
+    }
+    if is_unsettled(kind) {
+        put(attr::UNSETTLED, Attr::s(UNSETTLED_VALUE));
     }
     if let Some(r) = record.state.rotation() {
         put(attr::ROTATION_ID, Attr::s(r.as_str()));

@@ -23,7 +23,9 @@
 use time::OffsetDateTime;
 
 use crate::host::HostId;
-use crate::item::{attr, legacy_time, record_from_item, rfc3339, Attr, Item};
+use crate::item::{
+    attr, is_unsettled, legacy_time, record_from_item, rfc3339, Attr, Item, UNSETTLED_VALUE,
+};
 use crate::ports::TransitionConflict;
 use crate::record::{DeployedCert, FailureStage, HostRecord, RotationId, StateKind};
 
@@ -194,12 +196,20 @@ impl Builder {
         self.rule.guard.push(Cond::Absent(a));
         self
     }
-    /// Enters `kind` at `now`: version bumped, state and its start time written.
+    /// Enters `kind` at `now`: version bumped, state and its start time written, and the
+    /// unsettled-index key set while a rotation is in flight or failed, removed otherwise (so
+    /// the index holds exactly the hosts the reconcile pass must look at, on every store).
     fn enter(mut self, kind: StateKind, now: OffsetDateTime) -> Self {
         self.rule.guard.push(Cond::AbsentOrNumber(attr::VERSION));
         self.rule.effect.push(Effect::BumpVersion);
-        self.set(attr::STATE, Attr::s(kind.as_str()))
-            .set(attr::STATE_SINCE, Attr::n(now.unix_timestamp()))
+        let b = self
+            .set(attr::STATE, Attr::s(kind.as_str()))
+            .set(attr::STATE_SINCE, Attr::n(now.unix_timestamp()));
+        if is_unsettled(kind) {
+            b.set(attr::UNSETTLED, Attr::s(UNSETTLED_VALUE))
+        } else {
+            b.remove(&[attr::UNSETTLED])
+        }
     }
     fn set(mut self, a: &'static str, v: Attr) -> Self {
         self.rule.effect.push(Effect::Set(a, v));

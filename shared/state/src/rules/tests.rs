@@ -139,3 +139,105 @@ fn a_stale_version_cannot_start_and_a_state_that_is_not_in_flight_cannot_fail() 
     let rule = Rule::for_change(&fail(StateKind::Deployed, "a"), NOW);
     assert!(rule.never_holds());
 }
+
+/// The unsettled-index key is on the item exactly while a rotation is in flight or failed.
+#[test]
+fn the_unsettled_key_follows_the_state() {
+    let host = HostId::parse("mi-0123456789abcdef0").unwrap();
+    let on = |item: &Item| item.get(attr::UNSETTLED) == Some(&Attr::s(UNSETTLED_VALUE));
+    let mut item = crate::item::enrolment_item(&host, &Default::default());
+    assert!(!on(&item), "enrolled");
+    let chain = [
+        (
+            Change::Start {
+                expected_version: None,
+                rotation: r("a"),
+            },
+            true,
+        ),
+        (
+            Change::CsrSent {
+                rotation: r("a"),
+                command_id: "c1".into(),
+            },
+            true,
+        ),
+        (
+            Change::Issuing {
+                rotation: r("a"),
+                command_id: "c1".into(),
+                cert_arn: "arn1".into(),
+                key_fingerprint: "fp".into(),
+            },
+            true,
+        ),
+        (
+            Change::BeginDeploy {
+                rotation: r("a"),
+                cert_arn: "arn1".into(),
+                pending: pending(),
+            },
+            true,
+        ),
+        (fail(StateKind::Deploying, "a"), true),
+        (
+            Change::Start {
+                expected_version: Some(4),
+                rotation: r("b"),
+            },
+            true,
+        ),
+        (
+            Change::CsrSent {
+                rotation: r("b"),
+                command_id: "c2".into(),
+            },
+            true,
+        ),
+        (
+            Change::Issuing {
+                rotation: r("b"),
+                command_id: "c2".into(),
+                cert_arn: "arn2".into(),
+                key_fingerprint: "fp".into(),
+            },
+            true,
+        ),
+        (
+            Change::BeginDeploy {
+                rotation: r("b"),
+                cert_arn: "arn2".into(),
+                pending: pending(),
+            },
+            true,
+        ),
+        (
+            Change::DeploySent {
+                rotation: r("b"),
+                command_id: "c3".into(),
+            },
+            true,
+        ),
+        (
+            Change::Deployed {
+                command_id: "c3".into(),
+                cert: pending(),
+            },
+            false,
+        ),
+        (
+            Change::Revoke {
+                serial: "0a".into(),
+            },
+            false,
+        ),
+    ];
+    for (change, unsettled) in chain {
+        item =
+            apply(&host, Some(&item), &change, NOW).unwrap_or_else(|e| panic!("{change:?}: {e}"));
+        assert_eq!(on(&item), unsettled, "after {change:?}");
+        let record = record_from_item(&item).unwrap();
+        let seeded = crate::item::item_from_record(&record);
+        assert_eq!(on(&seeded), unsettled, "a seeded {change:?} agrees");
+    }
+}

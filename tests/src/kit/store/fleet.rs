@@ -6,8 +6,11 @@
 //! [`DueFilter`] is the scan's filter expression written as Rust, with the same conservative
 //! choices (a value of a wrong type keeps the row, so validation refuses it with a reason).
 //! Service items (`crl#` keys) are skipped; every item counts as read, as in `ScannedCount`.
+//! The reconcile pass's `in_flight` reads only the items of the sparse `unsettled` index.
 
-use state::item::{attr, is_service_item, legacy_time, record_from_item, Attr, Item};
+use state::item::{
+    attr, is_service_item, is_unsettled, legacy_time, record_from_item, Attr, Item, UNSETTLED_VALUE,
+};
 use state::plan::DueWindow;
 use state::ports::{FleetReader, FleetScan, RejectedRow};
 use state::record::StateKind;
@@ -77,6 +80,33 @@ impl DueFilter {
 }
 
 impl MemoryStore {
+    /// The sparse `unsettled` index: only items carrying the key are read (and counted), as a
+    /// Query on the DynamoDB index reads them. No lag: the reconcile pass acts only on rotations
+    /// older than the in-flight timeout, far behind any index lag.
+    fn unsettled(&self) -> FleetScan {
+        let mut inner = self.lock();
+        inner.calls.index_queries += 1;
+        let mut out = FleetScan {
+            pages: 1,
+            ..FleetScan::default()
+        };
+        let indexed = inner.items.values().filter(
+            |item| matches!(item.get(attr::UNSETTLED), Some(Attr::S(v)) if v == UNSETTLED_VALUE),
+        );
+        for item in indexed {
+            out.items_read += 1;
+            if is_service_item(item) {
+                continue;
+            }
+            match record_from_item(item) {
+                Ok(r) if is_unsettled(r.state.kind()) => out.records.push(r),
+                Ok(_) => {}
+                Err((key, reason)) => out.rejected.push(RejectedRow { key, reason }),
+            }
+        }
+        out
+    }
+
     fn scan(&self, window: Option<&DueWindow>) -> FleetScan {
         let filter = window.map(DueFilter::new);
         let mut inner = self.lock();
@@ -108,6 +138,11 @@ impl FleetReader for MemoryStore {
     /// Every host row, valid or refused, in key order.
     async fn all_hosts(&self) -> Result<FleetScan, StoreError> {
         Ok(self.scan(None))
+    }
+
+    /// The hosts in flight or failed, from the sparse index ([`MemoryStore::unsettled`]).
+    async fn in_flight(&self) -> Result<FleetScan, StoreError> {
+        Ok(self.unsettled())
     }
 
     /// One host, as a strongly consistent `GetItem` reads it.

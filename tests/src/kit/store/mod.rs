@@ -44,7 +44,7 @@ pub struct StoreCalls {
     pub host_reads: u64,
     /// `FleetReader::candidates` and `FleetReader::all_hosts` calls.
     pub scans: u64,
-    /// `PendingCertificates::host_waiting_for` calls.
+    /// `PendingCertificates::host_waiting_for` and `FleetReader::in_flight` calls (index queries).
     pub index_queries: u64,
     /// `Enroller::enrol` calls.
     pub enrolments: u64,

@@ -1,0 +1,759 @@
+//! Stuck rotations moved on from the truth, not failed blind.
+//!
+//! A rotation is stuck when it has been in flight longer than the in-flight timeout: one of its
+//! events was lost (events are best effort) or the host never answered. Failing it blind is
+//! wrong when the work was done: a DeployCert that succeeded on the host but whose status event
+//! was lost would be recorded FAILED while the host runs the new certificate, and the table
+//! would keep naming the old serial. So each stuck rotation is first asked about:
+//!
+//! - CSR_REQUESTED with its GenerateCsr command recorded: Run Command's invocation. Finished →
+//!   exactly what CertIssue does on the lost status event (the shell calls it with the event
+//!   built here, [`invocation_event`]); still pending → left in flight, unless past
+//!   [`hard_limit`] (Run Command has long given up delivering it by then): failed.
+//! - ISSUING: Private CA's certificate. Ready → exactly what CertDeploy does on the lost
+//!   issuance event ([`issuance_event`]); still issuing → left; an answer that says the
+//!   certificate failed ([`CERTIFICATE_FAILED_CODES`]) → failed.
+//! - DEPLOYING with its DeployCert command recorded: the invocation. Finished → exactly what
+//!   CertDeploy does on the lost status event (success records DEPLOYED with the new serial);
+//!   pending → left (never failed while DeployCert may still swap the pair: failing it could
+//!   leave the table naming a serial the host no longer runs).
+//! - No command recorded ([`Probe::Fail`]): the claim was written but SendCommand's answer was
+//!   lost (or the function died in between), so there is no command to ask about and nothing
+//!   identifies what the host did. These are the only rotations failed without asking, and it
+//!   is safe for CSR_REQUESTED: GenerateCsr only stages a new key beside the live pair, which it
+//!   never touches, so failing (and retrying later with a fresh rotation) leaves the table
+//!   naming the certificate the host runs. For DEPLOYING it is the one case left to the next
+//!   rotation: that rotation installs a new certificate and records its serial.
+//!
+//! The shell ([`crate::reconcile`]) carries out each probe, passes the answer back here, and
+//! carries out the decision; the handlers' outcomes become the summary's notes in
+//! [`after_handler`].
+
+use rotation::ca::Fetched;
+use rotation::error::EventError;
+use rotation::events::{
+    CommandInvocationDetail, Envelope, IssuanceDetail, PCA_ISSUANCE, SSM_INVOCATION_STATUS,
+};
+use rotation::failure::RotationFailure;
+use rotation::hosts::Invocation;
+use rotation::{AwsError, Config};
+use state::record::{FailureStage, RotationState};
+use state::HostRecord;
+use time::{Duration, OffsetDateTime};
+
+use super::error::CheckError;
+use super::summary::HostNote;
+
+/// How long Run Command takes at most to settle an invocation: the delivery timeout CertCheck
+/// and CertDeploy send with (600 s) plus the documents' execution timeout (300 s). After that it
+/// reports a final status (`DeliveryTimedOut`, `TimedOut`, …) rather than pending.
+pub const COMMAND_DEADLINE: Duration = Duration::minutes(15);
+
+/// Private CA's error codes for a certificate that will never be ready: the request failed, or
+/// the certificate does not exist.
+pub const CERTIFICATE_FAILED_CODES: &[&str] = &[
+    "RequestFailedException",
+    "ResourceNotFoundException",
+    "InvalidArnException",
+];
+
+/// Which document a recorded command ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// GenerateCsr (the rotation is in CSR_REQUESTED).
+    GenerateCsr,
+    /// DeployCert (the rotation is in DEPLOYING).
+    DeployCert,
+}
+
+impl Document {
+    /// The document's name in this stack.
+    pub fn name(self, config: &Config) -> &str {
+        match self {
+            Document::GenerateCsr => &config.generate_csr_document,
+            Document::DeployCert => &config.deploy_cert_document,
+        }
+    }
+}
+
+/// What to ask about one stuck rotation.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// Run Command's invocation of the recorded command on the host.
+    Invocation {
+        /// The command.
+        command_id: String,
+        /// Its document.
+        document: Document,
+    },
+    /// Private CA's answer for the pending certificate.
+    Certificate {
+        /// The certificate.
+        cert_arn: String,
+    },
+    /// Nothing to ask: fail it (see the module's comment).
+    Fail(RotationFailure),
+}
+
+/// One stuck rotation and what to ask about it.
+#[derive(Debug, Clone)]
+pub struct Stuck {
+    /// The host as planned.
+    pub record: HostRecord,
+    /// What to ask.
+    pub probe: Probe,
+}
+
+/// What the answer calls for.
+#[derive(Debug, Clone)]
+pub enum Decision {
+    /// Leave it in flight (a note for the summary says why).
+    Leave(HostNote),
+    /// Fail it (retried after its backoff).
+    Fail(RotationFailure),
+    /// CertIssue's step on this GenerateCsr status change.
+    Issue(Envelope<CommandInvocationDetail>),
+    /// CertDeploy's step on this issuance.
+    Deploy(Envelope<IssuanceDetail>),
+    /// CertDeploy's step on this DeployCert status change.
+    DeployStatus(Envelope<CommandInvocationDetail>),
+}
+
+/// What reconciling one rotation came to, for the summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reconciled {
+    /// Moved on (issued, DeployCert sent, deployed).
+    Moved(HostNote),
+    /// Failed (by the reconciler or by the handler it called).
+    Failed(HostNote),
+    /// Left in flight, or nothing to do.
+    Left(HostNote),
+}
+
+/// What to ask about `record`'s stuck rotation.
+pub fn probe(record: HostRecord, config: &Config) -> Stuck {
+    let minutes = config.plan.in_flight_timeout.whole_minutes();
+    let probe = match &record.state {
+        RotationState::CsrRequested {
+            command_id: Some(c),
+            ..
+        } => Probe::Invocation {
+            command_id: c.clone(),
+            document: Document::GenerateCsr,
+        },
+        RotationState::CsrRequested {
+            command_id: None, ..
+        } => Probe::Fail(RotationFailure::new(
+            FailureStage::RequestCsr,
+            format!(
+                "no GenerateCsr command recorded after {minutes} minutes (SendCommand's answer was lost); the host's pair is untouched"
+            ),
+        )),
+        RotationState::Issuing { cert_arn, .. } => Probe::Certificate {
+            cert_arn: cert_arn.clone(),
+        },
+        RotationState::Deploying {
+            command_id: Some(c),
+            ..
+        } => Probe::Invocation {
+            command_id: c.clone(),
+            document: Document::DeployCert,
+        },
+        RotationState::Deploying {
+            command_id: None,
+            cert_arn,
+            ..
+        } => Probe::Fail(RotationFailure {
+            certificate_arn: Some(cert_arn.clone()),
+            ..RotationFailure::new(
+                FailureStage::Deploy,
+                format!("no DeployCert command recorded after {minutes} minutes (SendCommand's answer was lost)"),
+            )
+        }),
+        // The planner only calls in-flight rotations stuck.
+        other => Probe::Fail(RotationFailure::new(
+            FailureStage::RequestCsr,
+            format!("stuck in {}", other.kind()),
+        )),
+    };
+    Stuck { record, probe }
+}
+
+/// When a command still pending is given up: the in-flight timeout plus [`COMMAND_DEADLINE`]
+/// after the state was entered (unknown entry time: now).
+pub fn hard_limit(record: &HostRecord, config: &Config, now: OffsetDateTime) -> OffsetDateTime {
+    record.state_since.unwrap_or(now) + config.plan.in_flight_timeout + COMMAND_DEADLINE
+}
+
+/// Whether to ask again (after the shell's next delay): the answer is still pending, or an
+/// error a retry may cure.
+pub fn ask_again<T>(answer: &Result<T, AwsError>, pending: impl Fn(&T) -> bool) -> bool {
+    match answer {
+        Ok(v) => pending(v),
+        Err(e) => e.retryable,
+    }
+}
+
+/// With Run Command's answer for the recorded `command_id`, what to do at `now`.
+pub fn after_invocation(
+    stuck: &Stuck,
+    command_id: &str,
+    document: Document,
+    answer: Result<Invocation, AwsError>,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Decision {
+    let host = &stuck.record.host;
+    match (answer, document) {
+        (Ok(Invocation::Finished { status, .. }), Document::GenerateCsr) => Decision::Issue(
+            invocation_event(stuck, command_id, document, &status, config),
+        ),
+        (Ok(Invocation::Finished { status, .. }), Document::DeployCert) => Decision::DeployStatus(
+            invocation_event(stuck, command_id, document, &status, config),
+        ),
+        (Ok(Invocation::Pending), Document::GenerateCsr)
+            if now >= hard_limit(&stuck.record, config, now) =>
+        {
+            let minutes = (now - stuck.record.state_since.unwrap_or(now)).whole_minutes();
+            Decision::Fail(RotationFailure {
+                command_id: Some(command_id.to_owned()),
+                ..RotationFailure::new(
+                    FailureStage::RequestCsr,
+                    format!("GenerateCsr command {command_id} still not finished after {minutes} minutes (past Run Command's delivery and execution timeouts)"),
+                )
+            })
+        }
+        (Ok(Invocation::Pending), _) => Decision::Leave(HostNote::new(
+            host,
+            format!("in flight: {document:?} command {command_id} still running on the host"),
+        )),
+        (Err(e), _) => Decision::Leave(HostNote::new(
+            host,
+            format!("in flight: could not ask Run Command about {command_id}: {e}"),
+        )),
+    }
+}
+
+/// With Private CA's answer for the pending certificate, what to do.
+pub fn after_fetch(
+    stuck: &Stuck,
+    cert_arn: &str,
+    answer: Result<Fetched, AwsError>,
+    config: &Config,
+) -> Decision {
+    let host = &stuck.record.host;
+    match answer {
+        Ok(Fetched::Ready { .. }) => Decision::Deploy(issuance_event(cert_arn, config)),
+        Ok(Fetched::Pending) => Decision::Leave(HostNote::new(
+            host,
+            format!("in flight: Private CA is still issuing {cert_arn}"),
+        )),
+        Err(e)
+            if e.code
+                .as_deref()
+                .is_some_and(|c| CERTIFICATE_FAILED_CODES.contains(&c)) =>
+        {
+            Decision::Fail(RotationFailure {
+                certificate_arn: Some(cert_arn.to_owned()),
+                ..RotationFailure::new(
+                    FailureStage::Issue,
+                    format!("Private CA says the certificate failed: {e}"),
+                )
+            })
+        }
+        Err(e) => Decision::Leave(HostNote::new(
+            host,
+            format!("in flight: could not ask Private CA about {cert_arn}: {e}"),
+        )),
+    }
+}
+
+/// The status-change event Run Command would have sent for the host's invocation of
+/// `command_id` (the shape of `rotation::events`, as EventBridge delivers it).
+pub fn invocation_event(
+    stuck: &Stuck,
+    command_id: &str,
+    document: Document,
+    status: &str,
+    config: &Config,
+) -> Envelope<CommandInvocationDetail> {
+    let host = stuck.record.host.as_str();
+    Envelope {
+        id: format!("reconcile-{command_id}-{host}"),
+        detail_type: SSM_INVOCATION_STATUS.to_owned(),
+        source: "aws.ssm".to_owned(),
+        resources: vec![],
+        detail: CommandInvocationDetail {
+            command_id: command_id.to_owned(),
+            document_name: document.name(config).to_owned(),
+            instance_id: host.to_owned(),
+            status: status.to_owned(),
+        },
+    }
+}
+
+/// The issuance event Private CA would have sent for `cert_arn` (resources: the CA, then the
+/// certificate).
+pub fn issuance_event(cert_arn: &str, config: &Config) -> Envelope<IssuanceDetail> {
+    Envelope {
+        id: format!("reconcile-{cert_arn}"),
+        detail_type: PCA_ISSUANCE.to_owned(),
+        source: "aws.acm-pca".to_owned(),
+        resources: vec![config.ca_arn.clone(), cert_arn.to_owned()],
+        detail: IssuanceDetail {
+            result: "success".to_owned(),
+        },
+    }
+}
+
+/// A handler's outcome, in the reconciler's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// It moved the rotation on; what it did.
+    Moved(String),
+    /// It failed the rotation; why.
+    Failed(String),
+    /// It did nothing; why (a late event moved the host first).
+    Ignored(String),
+}
+
+/// CertIssue's outcome in the reconciler's terms.
+pub fn issue_handled(outcome: cert_issue::Outcome) -> Handled {
+    match outcome {
+        cert_issue::Outcome::Issued {
+            certificate_arn, ..
+        } => Handled::Moved(format!("certificate {certificate_arn} requested")),
+        cert_issue::Outcome::Failed { reason, .. } => Handled::Failed(reason),
+        cert_issue::Outcome::Ignored { reason } => Handled::Ignored(reason),
+    }
+}
+
+/// CertDeploy's outcome in the reconciler's terms.
+pub fn deploy_handled(outcome: cert_deploy::Outcome) -> Handled {
+    match outcome {
+        cert_deploy::Outcome::DeploySent { command_id, .. } => {
+            Handled::Moved(format!("DeployCert {command_id} sent"))
+        }
+        cert_deploy::Outcome::Deployed { serial, .. } => {
+            Handled::Moved(format!("deployed, serial {serial}"))
+        }
+        cert_deploy::Outcome::Failed { reason, .. } => Handled::Failed(reason),
+        cert_deploy::Outcome::Ignored { reason } => Handled::Ignored(reason),
+    }
+}
+
+/// With a handler's answer, the note for the summary. An error a retry may cure leaves the
+/// rotation for the next pass; one it will not (the table refused us) stops the run, as the
+/// run's own store errors do.
+pub fn after_handler(
+    stuck: &Stuck,
+    what: &str,
+    answer: Result<Handled, EventError>,
+) -> Result<Reconciled, CheckError> {
+    let host = &stuck.record.host;
+    match answer {
+        Ok(Handled::Moved(did)) => Ok(Reconciled::Moved(HostNote::new(
+            host,
+            format!("{what}: {did}"),
+        ))),
+        Ok(Handled::Failed(why)) => Ok(Reconciled::Failed(HostNote::new(
+            host,
+            format!("{what}: {why}"),
+        ))),
+        Ok(Handled::Ignored(why)) => Ok(Reconciled::Left(HostNote::new(
+            host,
+            format!("{what}: nothing to do ({why})"),
+        ))),
+        Err(e) if e.is_retryable() => Ok(Reconciled::Left(HostNote::new(
+            host,
+            format!("{what}: will try again on the next pass ({e})"),
+        ))),
+        Err(EventError::Store(e)) => Err(e.into()),
+        Err(EventError::Aws(e)) => Err(e.into()),
+        Err(e @ EventError::NotReady(_)) => Ok(Reconciled::Left(HostNote::new(
+            host,
+            format!("{what}: {e}"),
+        ))),
+    }
+}
+
+/// After failing a stuck rotation: a note; nothing changed when someone else moved the host
+/// first (a late event); the error when the store failed.
+pub fn after_failing<T>(
+    stuck: &Stuck,
+    failure: &RotationFailure,
+    result: Result<T, state::StoreError>,
+) -> Result<Reconciled, CheckError> {
+    match result {
+        Ok(_) => Ok(Reconciled::Failed(HostNote::new(
+            &stuck.record.host,
+            &failure.reason,
+        ))),
+        Err(state::StoreError::Conflict(_)) => Ok(Reconciled::Left(HostNote::new(
+            &stuck.record.host,
+            "moved on before it could be failed (a late event)",
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::step::fixtures::*;
+    use rotation::failure::Failed;
+    use state::record::DeployedCert;
+    use state::RotationId;
+
+    fn stuck(record: HostRecord) -> Stuck {
+        probe(record, &config())
+    }
+
+    fn issuing(n: u32, since: OffsetDateTime) -> HostRecord {
+        HostRecord {
+            state: RotationState::Issuing {
+                rotation: RotationId("r-1".into()),
+                cert_arn: "arn:cert/1".into(),
+                key_fingerprint: "f".into(),
+            },
+            ..csr_requested(n, since)
+        }
+    }
+
+    fn deploying(n: u32, command: Option<&str>, since: OffsetDateTime) -> HostRecord {
+        HostRecord {
+            state: RotationState::Deploying {
+                rotation: RotationId("r-1".into()),
+                cert_arn: "arn:cert/1".into(),
+                command_id: command.map(str::to_owned),
+                pending: DeployedCert {
+                    serial: Some("0b".into()),
+                    not_before: Some(NOW),
+                    not_after: NOW + Duration::days(7),
+                    renew_at: None,
+                    cert_arn: None,
+                },
+            },
+            ..csr_requested(n, since)
+        }
+    }
+
+    fn finished(status: &str) -> Invocation {
+        Invocation::Finished {
+            success: status == "Success",
+            status: status.into(),
+            stdout: String::new(),
+            stderr: String::new(),
+        }
+    }
+
+    fn pca_error(code: &str) -> AwsError {
+        AwsError {
+            service: "ACMPCA",
+            operation: "GetCertificate",
+            code: Some(code.into()),
+            message: "no".into(),
+            retryable: false,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn each_stuck_state_asks_its_source_of_truth() {
+        let old = NOW - Duration::hours(2);
+        assert!(matches!(
+            stuck(csr_requested(1, old)).probe,
+            Probe::Invocation { command_id, document: Document::GenerateCsr } if command_id == "c-1"
+        ));
+        assert!(matches!(
+            stuck(issuing(2, old)).probe,
+            Probe::Certificate { cert_arn } if cert_arn == "arn:cert/1"
+        ));
+        assert!(matches!(
+            stuck(deploying(3, Some("d-1"), old)).probe,
+            Probe::Invocation { command_id, document: Document::DeployCert } if command_id == "d-1"
+        ));
+    }
+
+    #[test]
+    fn pending_answers_and_retryable_errors_are_asked_again() {
+        let pending = |i: &Invocation| *i == Invocation::Pending;
+        assert!(ask_again(&Ok(Invocation::Pending), pending));
+        assert!(!ask_again(&Ok(finished("Success")), pending));
+        assert!(ask_again::<Invocation>(
+            &Err(aws_error("ThrottlingException", true)),
+            pending
+        ));
+        assert!(!ask_again::<Invocation>(
+            &Err(aws_error("AccessDenied", false)),
+            pending
+        ));
+    }
+
+    #[test]
+    fn a_rotation_with_no_command_recorded_is_failed_without_asking() {
+        let mut r = csr_requested(1, NOW - Duration::hours(2));
+        r.state = RotationState::CsrRequested {
+            rotation: RotationId("r-1".into()),
+            command_id: None,
+        };
+        let Probe::Fail(f) = stuck(r).probe else {
+            panic!("fails")
+        };
+        assert_eq!(f.stage, FailureStage::RequestCsr);
+        assert!(f
+            .reason
+            .starts_with("no GenerateCsr command recorded after 60 minutes"));
+        let Probe::Fail(f) = stuck(deploying(2, None, NOW - Duration::hours(2))).probe else {
+            panic!("fails")
+        };
+        assert_eq!(
+            (f.stage, f.certificate_arn.as_deref()),
+            (FailureStage::Deploy, Some("arn:cert/1"))
+        );
+    }
+
+    #[test]
+    fn a_finished_generate_csr_becomes_the_status_event_cert_issue_expects() {
+        let s = stuck(csr_requested(1, NOW - Duration::hours(2)));
+        let d = after_invocation(
+            &s,
+            "c-1",
+            Document::GenerateCsr,
+            Ok(finished("Success")),
+            &config(),
+            NOW,
+        );
+        let Decision::Issue(ev) = d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(ev.source, "aws.ssm");
+        assert_eq!(ev.detail_type, SSM_INVOCATION_STATUS);
+        assert_eq!(ev.detail.command_id, "c-1");
+        assert_eq!(ev.detail.document_name, "gen");
+        assert_eq!(ev.detail.instance_id, host(1).as_str());
+        assert_eq!(ev.detail.status, "Success");
+        assert_eq!(ev.detail.finished_host(), Ok(host(1)));
+        // A failed one too: CertIssue records the host's reason.
+        let d = after_invocation(
+            &s,
+            "c-1",
+            Document::GenerateCsr,
+            Ok(finished("Failed")),
+            &config(),
+            NOW,
+        );
+        assert!(matches!(d, Decision::Issue(ev) if ev.detail.status == "Failed"));
+    }
+
+    #[test]
+    fn a_finished_deploy_cert_becomes_cert_deploys_status_event() {
+        let s = stuck(deploying(1, Some("d-1"), NOW - Duration::hours(2)));
+        let d = after_invocation(
+            &s,
+            "d-1",
+            Document::DeployCert,
+            Ok(finished("Success")),
+            &config(),
+            NOW,
+        );
+        let Decision::DeployStatus(ev) = d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(
+            (
+                ev.detail.document_name.as_str(),
+                ev.detail.command_id.as_str()
+            ),
+            ("dep", "d-1")
+        );
+    }
+
+    #[test]
+    fn a_pending_generate_csr_is_left_until_the_hard_limit_then_failed() {
+        let config = config();
+        // Stuck at 60 minutes; Run Command settles within 15 more.
+        let since = NOW - Duration::minutes(70);
+        let s = stuck(csr_requested(1, since));
+        let ask = |now| {
+            after_invocation(
+                &s,
+                "c-1",
+                Document::GenerateCsr,
+                Ok(Invocation::Pending),
+                &config,
+                now,
+            )
+        };
+        assert!(matches!(ask(NOW), Decision::Leave(n) if n.reason.contains("still running")));
+        assert_eq!(
+            hard_limit(&s.record, &config, NOW),
+            since + Duration::minutes(75)
+        );
+        let Decision::Fail(f) = ask(NOW + Duration::minutes(5)) else {
+            panic!("fails at the hard limit")
+        };
+        assert_eq!(f.stage, FailureStage::RequestCsr);
+        assert_eq!(f.command_id.as_deref(), Some("c-1"));
+        assert!(f.reason.contains("after 75 minutes"), "{}", f.reason);
+    }
+
+    #[test]
+    fn a_pending_deploy_cert_is_never_failed() {
+        let s = stuck(deploying(1, Some("d-1"), NOW - Duration::days(2)));
+        let d = after_invocation(
+            &s,
+            "d-1",
+            Document::DeployCert,
+            Ok(Invocation::Pending),
+            &config(),
+            NOW,
+        );
+        assert!(matches!(d, Decision::Leave(_)), "{d:?}");
+    }
+
+    #[test]
+    fn an_unanswered_question_leaves_the_rotation_for_the_next_pass() {
+        let s = stuck(csr_requested(1, NOW - Duration::days(2)));
+        let d = after_invocation(
+            &s,
+            "c-1",
+            Document::GenerateCsr,
+            Err(aws_error("ThrottlingException", true)),
+            &config(),
+            NOW,
+        );
+        assert!(
+            matches!(&d, Decision::Leave(n) if n.reason.contains("ThrottlingException")),
+            "{d:?}"
+        );
+        let s = stuck(issuing(2, NOW - Duration::hours(2)));
+        let d = after_fetch(
+            &s,
+            "arn:cert/1",
+            Err(pca_error("AccessDeniedException")),
+            &config(),
+        );
+        assert!(matches!(d, Decision::Leave(_)), "{d:?}");
+    }
+
+    #[test]
+    fn an_issued_certificate_becomes_the_issuance_event_cert_deploy_expects() {
+        let s = stuck(issuing(1, NOW - Duration::hours(2)));
+        let ready = Fetched::Ready {
+            certificate: "pem".into(),
+            chain: "chain".into(),
+        };
+        let Decision::Deploy(ev) = after_fetch(&s, "arn:cert/1", Ok(ready), &config()) else {
+            panic!("deploys")
+        };
+        assert_eq!(ev.source, "aws.acm-pca");
+        assert_eq!(ev.detail_type, PCA_ISSUANCE);
+        assert_eq!(ev.resources, [config().ca_arn, "arn:cert/1".to_owned()]);
+        assert_eq!(ev.detail.result, "success");
+        let d = after_fetch(&s, "arn:cert/1", Ok(Fetched::Pending), &config());
+        assert!(matches!(d, Decision::Leave(n) if n.reason.contains("still issuing")));
+    }
+
+    #[test]
+    fn a_certificate_private_ca_says_failed_fails_the_rotation() {
+        let s = stuck(issuing(1, NOW - Duration::hours(2)));
+        for code in CERTIFICATE_FAILED_CODES {
+            let Decision::Fail(f) = after_fetch(&s, "arn:cert/1", Err(pca_error(code)), &config())
+            else {
+                panic!("{code}: fails")
+            };
+            assert_eq!(f.stage, FailureStage::Issue);
+            assert_eq!(f.certificate_arn.as_deref(), Some("arn:cert/1"));
+            assert!(f.reason.contains(code), "{}", f.reason);
+        }
+    }
+
+    #[test]
+    fn the_handlers_outcomes_become_notes_and_only_lasting_errors_stop_the_run() {
+        let s = stuck(csr_requested(1, NOW - Duration::hours(2)));
+        let what = "GenerateCsr had finished";
+        assert_eq!(
+            after_handler(&s, what, Ok(Handled::Moved("certificate requested".into()))).unwrap(),
+            Reconciled::Moved(HostNote::new(
+                host(1),
+                "GenerateCsr had finished: certificate requested"
+            ))
+        );
+        assert!(matches!(
+            after_handler(&s, what, Ok(Handled::Failed("CSR refused".into()))).unwrap(),
+            Reconciled::Failed(n) if n.reason.ends_with("CSR refused")
+        ));
+        assert!(matches!(
+            after_handler(&s, what, Ok(Handled::Ignored("host is in DEPLOYED".into()))).unwrap(),
+            Reconciled::Left(n) if n.reason.contains("nothing to do")
+        ));
+        assert!(matches!(
+            after_handler(&s, what, Err(EventError::NotReady("output".into()))).unwrap(),
+            Reconciled::Left(_)
+        ));
+        assert!(matches!(
+            after_handler(
+                &s,
+                what,
+                Err(EventError::Store(backend_error("ThrottlingException", true)))
+            )
+            .unwrap(),
+            Reconciled::Left(n) if n.reason.contains("next pass")
+        ));
+        assert!(matches!(
+            after_handler(
+                &s,
+                what,
+                Err(EventError::Store(backend_error(
+                    "AccessDeniedException",
+                    false
+                )))
+            ),
+            Err(CheckError::Store(_))
+        ));
+    }
+
+    #[test]
+    fn the_handlers_outcomes_in_the_reconcilers_terms() {
+        let issued = cert_issue::Outcome::Issued {
+            host: host(1).to_string(),
+            certificate_arn: "arn:cert/1".into(),
+        };
+        assert_eq!(
+            issue_handled(issued),
+            Handled::Moved("certificate arn:cert/1 requested".into())
+        );
+        let deployed = cert_deploy::Outcome::Deployed {
+            host: host(1).to_string(),
+            serial: "0b".into(),
+        };
+        assert_eq!(
+            deploy_handled(deployed),
+            Handled::Moved("deployed, serial 0b".into())
+        );
+        let ignored = cert_deploy::Outcome::Ignored {
+            reason: "stale".into(),
+        };
+        assert_eq!(deploy_handled(ignored), Handled::Ignored("stale".into()));
+    }
+
+    #[test]
+    fn after_failing_a_stuck_rotation() {
+        let s = stuck(csr_requested(1, NOW - Duration::hours(2)));
+        let f = RotationFailure::new(FailureStage::RequestCsr, "gone");
+        let done = Failed {
+            attempts: 1,
+            alerted: true,
+        };
+        assert_eq!(
+            after_failing(&s, &f, Ok(done)).unwrap(),
+            Reconciled::Failed(HostNote::new(host(1), "gone"))
+        );
+        assert!(matches!(
+            after_failing::<Failed>(&s, &f, Err(conflict(1))).unwrap(),
+            Reconciled::Left(_)
+        ));
+        assert!(after_failing::<Failed>(&s, &f, Err(backend_error("X", false))).is_err());
+    }
+}
