@@ -13,6 +13,7 @@ help:
 	@echo "make test     fmt, clippy, template checks and the whole test suite"
 	@echo "make bench    benchmarks (prints figures, writes target/bench/report.json)"
 	@echo "make package  build the four Lambda zips for arm64"
+	@echo "make chaos    the chaos test at full size (50 hosts; CHAOS_SEED=<n> replays a run)"
 	@echo "make render   write cloudformation/documents/ into cloudformation/template.yaml"
 
 # Debian packages the checks and the emulated hosts use (openssl runs the host scripts, bats
@@ -51,6 +52,11 @@ nextest: venv system-deps
 	MOTO_PYTHON=$(VENV)/bin/python $(CARGO) nextest run --workspace --locked --no-fail-fast
 
 test: venv system-deps lint check-template nextest
+
+# The chaos test at its full size (CI runs it with 8 hosts inside `make test`).
+CHAOS_HOSTS ?= 50
+chaos: venv system-deps
+	CHAOS_HOSTS=$(CHAOS_HOSTS) MOTO_PYTHON=$(VENV)/bin/python $(CARGO) nextest run --locked -p tests -E 'binary(chaos)' --no-capture
 
 demo: venv system-deps
 	MOTO_PYTHON=$(VENV)/bin/python $(CARGO) run --locked -q -p tests --bin demo
