@@ -27,6 +27,7 @@ use rotation::failure::fail_rotation;
 use rotation::hosts::HostAgent;
 use rotation::telemetry::Metrics;
 use state::ports::{DeploymentRecorder, FleetReader};
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
@@ -61,6 +62,13 @@ where
     // Each branch is `on_issued` / `on_deploy_status` in two awaits: one level less of nested
     // futures keeps the handler's future type (with the SDK adapters' futures inside) within
     // the compiler's limit.
+    // When EventBridge sent the event: an issuance event that no rotation waits for is retried
+    // only while it is young.
+    let sent = event
+        .payload
+        .get("time")
+        .and_then(|t| t.as_str())
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
     let result = match source.as_str() {
         "aws.acm-pca" => match serde_json::from_value::<Envelope<IssuanceDetail>>(event.payload) {
             Ok(ev) => {
@@ -69,7 +77,7 @@ where
                     stage = "deploy",
                     certificate_arn = ev.resources.get(1).map(String::as_str).unwrap_or("")
                 );
-                let stopped = issued(deps, &ev, now).instrument(span.clone()).await;
+                let stopped = issued(deps, &ev, sent, now).instrument(span.clone()).await;
                 settle(deps, stopped, now).instrument(span).await
             }
             Err(e) => Ok(Outcome::Ignored {
@@ -124,7 +132,12 @@ where
 /// requests over 1.7 s; then the event is retried by Lambda).
 pub const FETCH_DELAYS_MS: [u64; 4] = [0, 200, 500, 1000];
 
-/// Handles a Private CA issuance event at `now`.
+/// Waits before each DeployCert request that Run Command refused retryably (three requests over
+/// 0.7 s; then the rotation stays DEPLOYING without a command and the event is retried).
+pub const SEND_DELAYS_MS: [u64; 3] = [0, 200, 500];
+
+/// Handles a Private CA issuance event at `now`. The event's age is not known here (a
+/// synthesized event): a certificate no rotation waits for yet is not ready.
 pub async fn on_issued<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     event: &Envelope<IssuanceDetail>,
@@ -136,7 +149,7 @@ where
     C: CertificateAuthority,
     A: Alerts,
 {
-    settle(deps, issued(deps, event, now).await, now).await
+    settle(deps, issued(deps, event, None, now).await, now).await
 }
 
 /// Handles a DeployCert status change at `now`.
@@ -158,6 +171,7 @@ where
 async fn issued<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     event: &Envelope<IssuanceDetail>,
+    sent: Option<OffsetDateTime>,
     now: OffsetDateTime,
 ) -> Result<Outcome, Stop>
 where
@@ -167,9 +181,9 @@ where
 {
     let cert_arn = issuance::issuance_event(event, &deps.config)?;
     let found = deps.store.host_waiting_for(&cert_arn).await?;
-    let host = issuance::waiting_host(&cert_arn, found)?;
+    let host = issuance::waiting_host(&cert_arn, found, sent, now)?;
     let record = deps.store.host(&host).await?;
-    let issuing = issuance::issuance_record(event, &cert_arn, &host, record)?;
+    let issuing = issuance::issuance_record(event, &cert_arn, &host, record, now)?;
     tracing::info!(%host, "issuance event for a pending rotation");
 
     let mut answer = Ok(Fetched::Pending);
@@ -182,16 +196,32 @@ where
     }
     let claim = issuance::fetched(&issuing, answer, now)?;
 
-    // Claim the deployment: a duplicated event stops here.
-    let answer = deps
-        .store
-        .deploying(&host, &issuing.rotation, &cert_arn, &claim.pending, now)
-        .await;
+    // Claim the deployment: a duplicated event stops here. A claim whose DeployCert could not
+    // be sent is continued as it is.
+    let answer = match &issuing.claimed {
+        Some(_) => Ok(issuing.record.clone()),
+        None => {
+            deps.store
+                .deploying(&host, &issuing.rotation, &cert_arn, &claim.pending, now)
+                .await
+        }
+    };
     let deploy = issuance::claimed(&issuing, claim, answer, &deps.config)?;
-    let answer = deps
-        .hosts
-        .deploy(&deploy.request(&issuing, &deps.config))
-        .await;
+    let mut delays = SEND_DELAYS_MS.iter().peekable();
+    let answer = loop {
+        let delay = delays.next().copied().unwrap_or_default();
+        tokio::time::sleep(StdDuration::from_millis(delay)).await;
+        let answer = deps
+            .hosts
+            .deploy(&deploy.request(&issuing, &deps.config))
+            .await;
+        match &answer {
+            Err(e) if issuance::send_again(&answer) && delays.peek().is_some() => {
+                tracing::warn!(%host, error = %e, "DeployCert refused, sending again")
+            }
+            _ => break answer,
+        }
+    };
     let command_id = issuance::deploy_sent(&issuing, &deploy, answer)?;
     let answer = deps
         .store
