@@ -19,7 +19,7 @@
 use std::time::Duration as StdDuration;
 
 use lambda_runtime::LambdaEvent;
-use rotation::alerts::Alerts;
+use rotation::alerts::{raise_or_log, Alerts};
 use rotation::ca::{CertificateAuthority, Fetched};
 use rotation::error::{FailureKind, FunctionError};
 use rotation::events::{CommandInvocationDetail, Envelope, IssuanceDetail};
@@ -241,6 +241,7 @@ async fn deploy_status<S, H, C, A>(
 where
     S: FleetReader + DeploymentRecorder,
     H: HostAgent,
+    A: Alerts,
 {
     let host = status::deploy_event(event, &deps.config)?;
     let record = deps.store.host(&host).await?;
@@ -250,12 +251,26 @@ where
             Err(status::host_failed(&verify, output))
         }
         Verification::Succeeded(verify, cert) => {
+            // DeployCert reports a failed reload hook on stdout; it never holds DEPLOYED back.
+            let output = deps.hosts.invocation(&verify.command_id, &host).await;
+            let hook = status::reload_hook_failed(&output);
             let answer = deps
                 .store
                 .deployed(&host, &verify.command_id, &cert, now)
                 .await;
             let outcome = status::deployed_recorded(&verify, &cert, answer)?;
             tracing::info!(%host, serial = cert.serial.as_deref().unwrap_or(""), not_after = %cert.not_after, "certificate deployed");
+            match hook {
+                Ok(None) => {}
+                Ok(Some(code)) => {
+                    tracing::warn!(%host, exit_code = %code, "the reload hook failed");
+                    raise_or_log(&deps.alerts, &status::reload_hook_alert(&verify, &code)).await;
+                    Metrics::default()
+                        .count("ReloadHookFailures", 1)
+                        .emit("CertDeploy");
+                }
+                Err(why) => tracing::warn!(%host, why, "the reload hook's result is unknown"),
+            }
             Ok(outcome)
         }
     }

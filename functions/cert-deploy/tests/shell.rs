@@ -338,6 +338,47 @@ async fn success_on_the_host_records_deployed_with_a_renewal_point() {
 }
 
 #[tokio::test]
+async fn a_failed_reload_hook_records_deployed_and_alerts_once() {
+    let deps = deps(deploying());
+    deps.hosts
+        .invocations
+        .lock()
+        .unwrap()
+        .push_back(Ok(Invocation::Finished {
+            success: true,
+            status: "Success".into(),
+            stdout: "ROTATION r-1\nRELOAD_HOOK_FAILED 3\n".into(),
+            stderr: String::new(),
+        }));
+    let out = handle(&deps, deploy_status("Success")).await.unwrap();
+    assert_eq!(out["outcome"], "deployed", "{out}");
+    assert_eq!(deps.store.record(&host()).state, RotationState::Deployed);
+    let alerts = deps.alerts.alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(
+        alerts[0].kind,
+        rotation::alerts::AlertKind::ReloadHookFailed
+    );
+    assert!(
+        alerts[0].reason.contains("exited with 3"),
+        "{:?}",
+        alerts[0]
+    );
+    // A duplicated status event finds the host DEPLOYED: no second alert.
+    let out = handle(&deps, deploy_status("Success")).await.unwrap();
+    assert_eq!(out["outcome"], "ignored", "{out}");
+    assert_eq!(deps.alerts.alerts.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_success_whose_output_is_not_visible_is_deployed_without_alert() {
+    let deps = deps(deploying());
+    let out = handle(&deps, deploy_status("Success")).await.unwrap();
+    assert_eq!(out["outcome"], "deployed", "{out}");
+    assert_eq!(alerts(&deps), 0);
+}
+
+#[tokio::test]
 async fn failure_on_the_host_fails_with_its_reason_and_one_alert() {
     let deps = deps(deploying());
     deps.hosts
