@@ -239,3 +239,98 @@ async fn a_refused_deploy_cert_fails_the_host_with_the_service_s_error() {
     assert_eq!(stack.plan.count("SSM.SendCommand", &access_denied()), 1);
     assert_failed_once(&mut stack, &h, "AccessDeniedException").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deploy_cert_throttled_throughout_is_sent_by_the_retry_after_the_claim_fence() {
+    let h = host(10);
+    let id = HostId::parse(&h).unwrap();
+    let mut stack = FaultyStack::start(&[]).await.unwrap();
+    enrolled(&stack, std::slice::from_ref(&h)).await;
+    stack.cert_check(json!({})).await.unwrap();
+    // Every DeployCert attempt of the first delivery is throttled.
+    let sends = cert_deploy::SEND_DELAYS_MS.len() as u64;
+    stack.plan.add(
+        Rule::on("SSM.SendCommand")
+            .times(sends)
+            .fault(Fault::Throttle),
+    );
+    for _ in 0..20 {
+        stack.settle_round(Delivery::default()).await.unwrap();
+        if matches!(
+            state_of(&stack, &h).await,
+            RotationState::Deploying {
+                command_id: None,
+                ..
+            }
+        ) {
+            break;
+        }
+    }
+    assert_eq!(
+        stack.plan.count("SSM.SendCommand", &Fault::Throttle),
+        sends as usize
+    );
+    // The rotation is claimed, without a command, not failed; the event is being retried.
+    assert!(matches!(
+        state_of(&stack, &h).await,
+        RotationState::Deploying {
+            command_id: None,
+            ..
+        }
+    ));
+    let retried = stack.bus.drain();
+    let issuance: Vec<_> = retried
+        .iter()
+        .filter(|e| e["source"] == "aws.acm-pca")
+        .cloned()
+        .collect();
+    assert_eq!(issuance.len(), 1, "{retried:?}");
+    // A retry right away (or a concurrent duplicate) waits: the claimer may still be sending.
+    assert!(stack.deliver(&issuance[0]).await.is_err());
+    assert!(matches!(
+        state_of(&stack, &h).await,
+        RotationState::Deploying {
+            command_id: None,
+            ..
+        }
+    ));
+    // Lambda's retry comes a minute or more later: move the claim back past the fence.
+    let since = time::OffsetDateTime::now_utc() - cert_deploy::step::issuance::CLAIM_FENCE;
+    tests::aws::dynamodb(&stack.moto.url())
+        .update_item()
+        .table_name(&stack.config.table_name)
+        .key(
+            "hostID",
+            aws_sdk_dynamodb::types::AttributeValue::S(h.clone()),
+        )
+        .update_expression("SET stateSince = :t")
+        .expression_attribute_values(
+            ":t",
+            aws_sdk_dynamodb::types::AttributeValue::N(since.unix_timestamp().to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let out = stack.deliver(&issuance[0]).await.unwrap().unwrap();
+    assert_eq!(out["outcome"], "deploySent", "{out}");
+    stack.settle(Delivery::default()).await.unwrap();
+    assert_eq!(state_of(&stack, &h).await, RotationState::Deployed);
+    let record = stack.store.host(&id).await.unwrap().unwrap();
+    assert!(record.current.is_some());
+    let msgs = stack.inbox.messages().unwrap().to_vec();
+    assert!(msgs.is_empty(), "no alert: {msgs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_get_certificate_fails_the_host_with_the_service_s_error() {
+    let h = host(11);
+    let mut stack = FaultyStack::start(&[]).await.unwrap();
+    enrolled(&stack, std::slice::from_ref(&h)).await;
+    stack.cert_check(json!({})).await.unwrap();
+    stack
+        .plan
+        .add(Rule::on("ACMPCA.GetCertificate").fault(access_denied()));
+    stack.settle(Delivery::default()).await.unwrap();
+    assert!(stack.plan.count("ACMPCA.GetCertificate", &access_denied()) >= 1);
+    assert_failed_once(&mut stack, &h, "AccessDeniedException").await;
+}

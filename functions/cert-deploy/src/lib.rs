@@ -2,14 +2,19 @@
 //!
 //! Two events start it:
 //! - Private CA's issuance event. It acts only for a certificate ARN that a pending rotation is
-//!   waiting for, from our CA; a foreign, stale or duplicated event is ignored with a log line.
+//!   waiting for, from our CA; a stale or duplicated event is ignored with a log line. A
+//!   certificate of our CA that no rotation waits for yet is not ready (Private CA may announce
+//!   it before CertIssue records ISSUING, and the index on pendingCertArn is eventually
+//!   consistent): Lambda retries the event, until it is older than 15 minutes (then ignored).
 //!   It fetches the certificate (retrying while Private CA is still issuing), checks that it is for
 //!   that host, carries the key of the CSR the host made, is a client-auth end-entity certificate
 //!   signed by the chain, claims the deployment with a conditional write (so a duplicated event
-//!   deploys once), and sends DeployCert.
+//!   deploys once), and sends DeployCert. A throttled DeployCert is sent again; if it stays
+//!   throttled the rotation stays DEPLOYING without a command and the event is retried, and the
+//!   retry (after the claim fence) sends it.
 //! - Run Command's status-change event of that DeployCert invocation: success → DEPLOYED with
-//!   serial, validity and the renewal point; anything else → FAILED with the host's reason and
-//!   an alert. The host itself verifies before it swaps files, so a failure leaves its pair intact.
+//!   serial, validity and the renewal point (and one alert if the output says the reload hook
+//!   failed); anything else → FAILED with the host's reason and an alert. The host itself verifies before it swaps files, so a failure leaves its pair intact.
 //!
 //! Decide in pure functions, act in a shell: every decision is in [`step`], a function of the
 //! event, the record, the config, the time and the answers of earlier calls. This module only
