@@ -2,14 +2,19 @@
 //!
 //! Two events start it:
 //! - Private CA's issuance event. It acts only for a certificate ARN that a pending rotation is
-//!   waiting for, from our CA; a foreign, stale or duplicated event is ignored with a log line.
+//!   waiting for, from our CA; a stale or duplicated event is ignored with a log line. A
+//!   certificate of our CA that no rotation waits for yet is not ready (Private CA may announce
+//!   it before CertIssue records ISSUING, and the index on pendingCertArn is eventually
+//!   consistent): Lambda retries the event, until it is older than 15 minutes (then ignored).
 //!   It fetches the certificate (retrying while Private CA is still issuing), checks that it is for
 //!   that host, carries the key of the CSR the host made, is a client-auth end-entity certificate
 //!   signed by the chain, claims the deployment with a conditional write (so a duplicated event
-//!   deploys once), and sends DeployCert.
+//!   deploys once), and sends DeployCert. A throttled DeployCert is sent again; if it stays
+//!   throttled the rotation stays DEPLOYING without a command and the event is retried, and the
+//!   retry (after the claim fence) sends it.
 //! - Run Command's status-change event of that DeployCert invocation: success → DEPLOYED with
-//!   serial, validity and the renewal point; anything else → FAILED with the host's reason and
-//!   an alert. The host itself verifies before it swaps files, so a failure leaves its pair intact.
+//!   serial, validity and the renewal point (and one alert if the output says the reload hook
+//!   failed); anything else → FAILED with the host's reason and an alert. The host itself verifies before it swaps files, so a failure leaves its pair intact.
 //!
 //! Decide in pure functions, act in a shell: every decision is in [`step`], a function of the
 //! event, the record, the config, the time and the answers of earlier calls. This module only
@@ -19,7 +24,7 @@
 use std::time::Duration as StdDuration;
 
 use lambda_runtime::LambdaEvent;
-use rotation::alerts::Alerts;
+use rotation::alerts::{raise_or_log, Alerts};
 use rotation::ca::{CertificateAuthority, Fetched};
 use rotation::error::{FailureKind, FunctionError};
 use rotation::events::{CommandInvocationDetail, Envelope, IssuanceDetail};
@@ -27,6 +32,7 @@ use rotation::failure::fail_rotation;
 use rotation::hosts::HostAgent;
 use rotation::telemetry::Metrics;
 use state::ports::{DeploymentRecorder, FleetReader};
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tracing::Instrument;
 
@@ -61,6 +67,13 @@ where
     // Each branch is `on_issued` / `on_deploy_status` in two awaits: one level less of nested
     // futures keeps the handler's future type (with the SDK adapters' futures inside) within
     // the compiler's limit.
+    // When EventBridge sent the event: an issuance event that no rotation waits for is retried
+    // only while it is young.
+    let sent = event
+        .payload
+        .get("time")
+        .and_then(|t| t.as_str())
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
     let result = match source.as_str() {
         "aws.acm-pca" => match serde_json::from_value::<Envelope<IssuanceDetail>>(event.payload) {
             Ok(ev) => {
@@ -69,7 +82,7 @@ where
                     stage = "deploy",
                     certificate_arn = ev.resources.get(1).map(String::as_str).unwrap_or("")
                 );
-                let stopped = issued(deps, &ev, now).instrument(span.clone()).await;
+                let stopped = issued(deps, &ev, sent, now).instrument(span.clone()).await;
                 settle(deps, stopped, now).instrument(span).await
             }
             Err(e) => Ok(Outcome::Ignored {
@@ -124,7 +137,12 @@ where
 /// requests over 1.7 s; then the event is retried by Lambda).
 pub const FETCH_DELAYS_MS: [u64; 4] = [0, 200, 500, 1000];
 
-/// Handles a Private CA issuance event at `now`.
+/// Waits before each DeployCert request that Run Command refused retryably (three requests over
+/// 0.7 s; then the rotation stays DEPLOYING without a command and the event is retried).
+pub const SEND_DELAYS_MS: [u64; 3] = [0, 200, 500];
+
+/// Handles a Private CA issuance event at `now`. The event's age is not known here (a
+/// synthesized event): a certificate no rotation waits for yet is not ready.
 pub async fn on_issued<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     event: &Envelope<IssuanceDetail>,
@@ -136,7 +154,7 @@ where
     C: CertificateAuthority,
     A: Alerts,
 {
-    settle(deps, issued(deps, event, now).await, now).await
+    settle(deps, issued(deps, event, None, now).await, now).await
 }
 
 /// Handles a DeployCert status change at `now`.
@@ -158,6 +176,7 @@ where
 async fn issued<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     event: &Envelope<IssuanceDetail>,
+    sent: Option<OffsetDateTime>,
     now: OffsetDateTime,
 ) -> Result<Outcome, Stop>
 where
@@ -167,9 +186,9 @@ where
 {
     let cert_arn = issuance::issuance_event(event, &deps.config)?;
     let found = deps.store.host_waiting_for(&cert_arn).await?;
-    let host = issuance::waiting_host(&cert_arn, found)?;
+    let host = issuance::waiting_host(&cert_arn, found, sent, now)?;
     let record = deps.store.host(&host).await?;
-    let issuing = issuance::issuance_record(event, &cert_arn, &host, record)?;
+    let issuing = issuance::issuance_record(event, &cert_arn, &host, record, now)?;
     tracing::info!(%host, "issuance event for a pending rotation");
 
     let mut answer = Ok(Fetched::Pending);
@@ -182,16 +201,32 @@ where
     }
     let claim = issuance::fetched(&issuing, answer, now)?;
 
-    // Claim the deployment: a duplicated event stops here.
-    let answer = deps
-        .store
-        .deploying(&host, &issuing.rotation, &cert_arn, &claim.pending, now)
-        .await;
+    // Claim the deployment: a duplicated event stops here. A claim whose DeployCert could not
+    // be sent is continued as it is.
+    let answer = match &issuing.claimed {
+        Some(_) => Ok(issuing.record.clone()),
+        None => {
+            deps.store
+                .deploying(&host, &issuing.rotation, &cert_arn, &claim.pending, now)
+                .await
+        }
+    };
     let deploy = issuance::claimed(&issuing, claim, answer, &deps.config)?;
-    let answer = deps
-        .hosts
-        .deploy(&deploy.request(&issuing, &deps.config))
-        .await;
+    let mut delays = SEND_DELAYS_MS.iter().peekable();
+    let answer = loop {
+        let delay = delays.next().copied().unwrap_or_default();
+        tokio::time::sleep(StdDuration::from_millis(delay)).await;
+        let answer = deps
+            .hosts
+            .deploy(&deploy.request(&issuing, &deps.config))
+            .await;
+        match &answer {
+            Err(e) if issuance::send_again(&answer) && delays.peek().is_some() => {
+                tracing::warn!(%host, error = %e, "DeployCert refused, sending again")
+            }
+            _ => break answer,
+        }
+    };
     let command_id = issuance::deploy_sent(&issuing, &deploy, answer)?;
     let answer = deps
         .store
@@ -211,6 +246,7 @@ async fn deploy_status<S, H, C, A>(
 where
     S: FleetReader + DeploymentRecorder,
     H: HostAgent,
+    A: Alerts,
 {
     let host = status::deploy_event(event, &deps.config)?;
     let record = deps.store.host(&host).await?;
@@ -220,12 +256,26 @@ where
             Err(status::host_failed(&verify, output))
         }
         Verification::Succeeded(verify, cert) => {
+            // DeployCert reports a failed reload hook on stdout; it never holds DEPLOYED back.
+            let output = deps.hosts.invocation(&verify.command_id, &host).await;
+            let hook = status::reload_hook_failed(&output);
             let answer = deps
                 .store
                 .deployed(&host, &verify.command_id, &cert, now)
                 .await;
             let outcome = status::deployed_recorded(&verify, &cert, answer)?;
             tracing::info!(%host, serial = cert.serial.as_deref().unwrap_or(""), not_after = %cert.not_after, "certificate deployed");
+            match hook {
+                Ok(None) => {}
+                Ok(Some(code)) => {
+                    tracing::warn!(%host, exit_code = %code, "the reload hook failed");
+                    raise_or_log(&deps.alerts, &status::reload_hook_alert(&verify, &code)).await;
+                    Metrics::default()
+                        .count("ReloadHookFailures", 1)
+                        .emit("CertDeploy");
+                }
+                Err(why) => tracing::warn!(%host, why, "the reload hook's result is unknown"),
+            }
             Ok(outcome)
         }
     }

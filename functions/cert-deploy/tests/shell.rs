@@ -217,6 +217,100 @@ async fn a_lookup_no_retry_cures_fails_the_invocation_as_permanent() {
 }
 
 #[tokio::test]
+async fn a_young_issuance_event_no_rotation_waits_for_yet_is_retried() {
+    // Private CA announced the certificate before CertIssue recorded ISSUING.
+    let deps = deps(RotationState::Deployed);
+    let mut event = issued();
+    event["time"] = OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .into();
+    let e = handle(&deps, event).await.unwrap_err();
+    assert_eq!(e.error_type, "NotReady", "{}", e.error_message);
+    assert!(
+        e.error_message.contains("no rotation is waiting"),
+        "{}",
+        e.error_message
+    );
+    assert!(deps.hosts.calls.lock().unwrap().is_empty());
+}
+
+fn fetch_ready(deps: &Deps<Store, Hosts, Ca, Inbox>, cert: &str, chain: &str) {
+    deps.ca
+        .fetches
+        .lock()
+        .unwrap()
+        .push_back(Ok(Fetched::Ready {
+            certificate: cert.into(),
+            chain: chain.into(),
+        }));
+}
+
+#[tokio::test]
+async fn a_throttled_deploy_cert_is_sent_again() {
+    let (cert, chain, fingerprint) = certificate();
+    let deps = deps(issuing(&fingerprint));
+    fetch_ready(&deps, &cert, &chain);
+    deps.hosts
+        .deploys
+        .lock()
+        .unwrap()
+        .push_back(Err(aws_error(true)));
+    let out = handle(&deps, issued()).await.unwrap();
+    assert_eq!(out["outcome"], "deploySent", "{out}");
+    assert_eq!(*deps.hosts.calls.lock().unwrap(), ["deploy", "deploy"]);
+    assert_eq!(alerts(&deps), 0);
+}
+
+#[tokio::test]
+async fn a_deploy_cert_throttled_throughout_is_retried_and_the_retry_sends_it() {
+    let (cert, chain, fingerprint) = certificate();
+    let deps = deps(issuing(&fingerprint));
+    fetch_ready(&deps, &cert, &chain);
+    for _ in cert_deploy::SEND_DELAYS_MS {
+        deps.hosts
+            .deploys
+            .lock()
+            .unwrap()
+            .push_back(Err(aws_error(true)));
+    }
+    let e = handle(&deps, issued()).await.unwrap_err();
+    assert_eq!(e.error_type, "Retryable", "{}", e.error_message);
+    let r = deps.store.record(&host());
+    assert!(
+        matches!(
+            r.state,
+            RotationState::Deploying {
+                command_id: None,
+                ..
+            }
+        ),
+        "{:?}",
+        r.state
+    );
+    assert_eq!(alerts(&deps), 0);
+    // A duplicate while the claim is young waits: the claiming delivery may still be sending.
+    let e = handle(&deps, issued()).await.unwrap_err();
+    assert_eq!(e.error_type, "NotReady", "{}", e.error_message);
+    // Lambda's retry comes a minute or more later: it continues the claim.
+    deps.store
+        .records
+        .lock()
+        .unwrap()
+        .get_mut(&host())
+        .unwrap()
+        .state_since = Some(OffsetDateTime::now_utc() - cert_deploy::step::issuance::CLAIM_FENCE);
+    fetch_ready(&deps, &cert, &chain);
+    let out = handle(&deps, issued()).await.unwrap();
+    assert_eq!(out["outcome"], "deploySent", "{out}");
+    assert!(matches!(
+        deps.store.record(&host()).state,
+        RotationState::Deploying { command_id: Some(c), .. } if c == "deploy-command"
+    ));
+    assert_eq!(alerts(&deps), 0);
+}
+
+#[tokio::test]
 async fn a_certificate_no_rotation_waits_for_is_ignored() {
     let deps = deps(RotationState::Deployed);
     let out = handle(&deps, issued()).await.unwrap();
@@ -241,6 +335,47 @@ async fn success_on_the_host_records_deployed_with_a_renewal_point() {
     let current = r.current.unwrap();
     assert_eq!(current.cert_arn.as_deref(), Some(CERT_ARN));
     assert!(current.renew_at.unwrap() < current.not_after);
+}
+
+#[tokio::test]
+async fn a_failed_reload_hook_records_deployed_and_alerts_once() {
+    let deps = deps(deploying());
+    deps.hosts
+        .invocations
+        .lock()
+        .unwrap()
+        .push_back(Ok(Invocation::Finished {
+            success: true,
+            status: "Success".into(),
+            stdout: "ROTATION r-1\nRELOAD_HOOK_FAILED 3\n".into(),
+            stderr: String::new(),
+        }));
+    let out = handle(&deps, deploy_status("Success")).await.unwrap();
+    assert_eq!(out["outcome"], "deployed", "{out}");
+    assert_eq!(deps.store.record(&host()).state, RotationState::Deployed);
+    let alerts = deps.alerts.alerts.lock().unwrap().clone();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(
+        alerts[0].kind,
+        rotation::alerts::AlertKind::ReloadHookFailed
+    );
+    assert!(
+        alerts[0].reason.contains("exited with 3"),
+        "{:?}",
+        alerts[0]
+    );
+    // A duplicated status event finds the host DEPLOYED: no second alert.
+    let out = handle(&deps, deploy_status("Success")).await.unwrap();
+    assert_eq!(out["outcome"], "ignored", "{out}");
+    assert_eq!(deps.alerts.alerts.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_success_whose_output_is_not_visible_is_deployed_without_alert() {
+    let deps = deps(deploying());
+    let out = handle(&deps, deploy_status("Success")).await.unwrap();
+    assert_eq!(out["outcome"], "deployed", "{out}");
+    assert_eq!(alerts(&deps), 0);
 }
 
 #[tokio::test]

@@ -21,6 +21,8 @@ pub enum AlertKind {
     CrlRefused,
     /// A certificate was revoked by an operator.
     CertificateRevoked,
+    /// A host installed its new certificate but its reload hook failed.
+    ReloadHookFailed,
 }
 
 /// One alert.
@@ -70,6 +72,7 @@ impl Alert {
             AlertKind::CertificateExpired => "certificate expired",
             AlertKind::CrlRefused => "CRL refused",
             AlertKind::CertificateRevoked => "certificate revoked",
+            AlertKind::ReloadHookFailed => "reload hook failed",
         };
         let mut s = match (&self.host, &self.stage) {
             (Some(h), Some(st)) => format!("[cert-rotation] {h}: {what} at {st}"),

@@ -5,6 +5,17 @@
 //! host made, is a client-auth end-entity certificate and is signed by the chain's first
 //! certificate. The deployment is claimed (ISSUING → DEPLOYING) before DeployCert is sent, so
 //! a duplicated event deploys once.
+//!
+//! Events come in any order. Private CA may announce a certificate before CertIssue has recorded
+//! ISSUING with its ARN (CertIssue learns the ARN from IssueCertificate's answer), and the
+//! index that maps the ARN to its host is eventually consistent: a certificate of our CA that
+//! no rotation waits for yet is not ready (Lambda retries the event), until the event is older
+//! than [`WAIT_FOR_ROTATION`] (a certificate no rotation of ours asked for: ignored).
+//!
+//! A DeployCert that Run Command refused retryably (a throttle) leaves the rotation DEPLOYING
+//! without a command; a redelivered event for that certificate continues it and sends again —
+//! once the claim is older than [`CLAIM_FENCE`], so that a duplicated event never sends a
+//! second DeployCert while the delivery that claimed is still sending its own.
 
 use rotation::ca::Fetched;
 use rotation::config::HostSettings;
@@ -15,7 +26,7 @@ use rotation::Config;
 use state::ports::StoreError;
 use state::record::{DeployedCert, FailureStage, RotationState};
 use state::{HostId, HostRecord, RotationId};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use super::{failure, written, Outcome, Stop};
 
@@ -30,9 +41,23 @@ pub struct Issuance {
     pub rotation: RotationId,
     /// The certificate.
     pub cert_arn: String,
-    /// SHA-256 of the CSR's SubjectPublicKeyInfo: the certificate must carry this key.
+    /// SHA-256 of the CSR's SubjectPublicKeyInfo: the certificate must carry this key (empty
+    /// when the deployment is already claimed).
     pub key_fingerprint: String,
+    /// The facts recorded with the claim when the deployment is already claimed (DEPLOYING this
+    /// certificate, no DeployCert sent): the certificate passed the checks then; it must be the
+    /// one claimed, and DeployCert is sent without claiming again.
+    pub claimed: Option<DeployedCert>,
 }
+
+/// How long after an issuance event a certificate of our CA that no rotation waits for is
+/// still expected to be recorded (CertIssue's write, the index catching up, Lambda's retries).
+pub const WAIT_FOR_ROTATION: Duration = Duration::minutes(15);
+
+/// How old a DEPLOYING claim without a DeployCert command must be before another delivery
+/// continues it: longer than CertDeploy may run (its timeout, 60 s), so the delivery that
+/// claimed has sent or given up.
+pub const CLAIM_FENCE: Duration = Duration::seconds(90);
 
 impl Issuance {
     fn fail(&self, record: &HostRecord, stage: FailureStage, reason: String) -> Stop {
@@ -104,33 +129,69 @@ pub fn issuance_event(event: &Envelope<IssuanceDetail>, config: &Config) -> Resu
     Ok(cert_arn.clone())
 }
 
-/// With the lookup's answer, the host to load.
-pub fn waiting_host(cert_arn: &str, found: Option<HostId>) -> Result<HostId, Stop> {
-    found.ok_or_else(|| Stop::Ignore(format!("no rotation is waiting for {cert_arn}")))
+/// With the lookup's answer, the host to load. A certificate of our CA that no rotation waits
+/// for may be one whose ISSUING write (or index entry) is still coming: not ready, unless the
+/// event (sent at `sent`, when known) is older than [`WAIT_FOR_ROTATION`].
+pub fn waiting_host(
+    cert_arn: &str,
+    found: Option<HostId>,
+    sent: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<HostId, Stop> {
+    match (found, sent) {
+        (Some(host), _) => Ok(host),
+        (None, Some(sent)) if now - sent > WAIT_FOR_ROTATION => Err(Stop::Ignore(format!(
+            "no rotation is waiting for {cert_arn} (the event is from {sent}, more than {} minutes ago)",
+            WAIT_FOR_ROTATION.whole_minutes()
+        ))),
+        (None, _) => Err(Stop::not_ready(&format!(
+            "no rotation is waiting for {cert_arn} yet (its ISSUING record may still be coming)"
+        ))),
+    }
 }
 
-/// With the host's record, the rotation waiting for `cert_arn`. A failed issuance fails it.
+/// With the host's record at `now`, the rotation waiting for `cert_arn`: ISSUING it, or
+/// DEPLOYING it without a DeployCert command under a claim older than [`CLAIM_FENCE`] (a send
+/// that failed retryably). A failed issuance fails it.
 pub fn issuance_record(
     event: &Envelope<IssuanceDetail>,
     cert_arn: &str,
     host: &HostId,
     record: Option<HostRecord>,
+    now: OffsetDateTime,
 ) -> Result<Issuance, Stop> {
     let Some(record) = record else {
         return Err(Stop::Ignore(format!("host {host} is no longer enrolled")));
+    };
+    let issuance = |rotation: &RotationId, key_fingerprint: &str, claimed| Issuance {
+        host: host.clone(),
+        rotation: rotation.clone(),
+        cert_arn: cert_arn.to_owned(),
+        key_fingerprint: key_fingerprint.to_owned(),
+        record: record.clone(),
+        claimed,
     };
     let issuance = match &record.state {
         RotationState::Issuing {
             rotation,
             cert_arn: waiting,
             key_fingerprint,
-        } if waiting == cert_arn => Issuance {
-            host: host.clone(),
-            rotation: rotation.clone(),
-            cert_arn: cert_arn.to_owned(),
-            key_fingerprint: key_fingerprint.clone(),
-            record: record.clone(),
-        },
+        } if waiting == cert_arn => issuance(rotation, key_fingerprint, None),
+        RotationState::Deploying {
+            rotation,
+            cert_arn: deploying,
+            command_id: None,
+            pending,
+        } if deploying == cert_arn => {
+            let since = record.state_since.unwrap_or(OffsetDateTime::UNIX_EPOCH);
+            if now - since < CLAIM_FENCE {
+                return Err(Stop::not_ready(&format!(
+                    "host {host} claimed the deployment of {cert_arn} at {since}: that delivery \
+                     may still be sending DeployCert"
+                )));
+            }
+            issuance(rotation, "", Some(pending.clone()))
+        }
         other => {
             return Err(Stop::Ignore(format!(
                 "host {host} is in {} (stale or duplicated event)",
@@ -187,13 +248,16 @@ pub fn fetched(
             ))
         }
     };
-    let facts = check_certificate(
-        &certificate,
-        &chain,
-        &issuance.host,
-        &issuance.key_fingerprint,
-        now,
-    )
+    let facts = match &issuance.claimed {
+        None => check_certificate(
+            &certificate,
+            &chain,
+            &issuance.host,
+            &issuance.key_fingerprint,
+            now,
+        ),
+        Some(claimed) => check_claimed_certificate(&certificate, &chain, claimed),
+    }
     .map_err(|reason| issuance.fail(&issuance.record, FailureStage::Deploy, reason))?;
     Ok(Claim {
         pending: DeployedCert {
@@ -228,6 +292,27 @@ pub fn check_certificate(
     Ok(facts)
 }
 
+/// Whether `certificate` is the one a claim recorded (`claimed`: it passed
+/// [`check_certificate`] before the claim), still signed by the first certificate of `chain`.
+pub fn check_claimed_certificate(
+    certificate: &str,
+    chain: &str,
+    claimed: &DeployedCert,
+) -> Result<pki::CertificateFacts, String> {
+    let facts = pki::parse_certificate_pem(certificate)
+        .map_err(|e| format!("issued certificate unreadable: {e}"))?;
+    if claimed.serial.as_deref() != Some(facts.serial.as_str()) {
+        return Err(format!(
+            "issued certificate {} is not the one claimed ({})",
+            facts.serial,
+            claimed.serial.as_deref().unwrap_or("no serial")
+        ));
+    }
+    pki::certificate_signed_by(certificate, chain)
+        .map_err(|e| format!("certificate does not chain to the CA: {e}"))?;
+    Ok(facts)
+}
+
 /// With the store's answer to the claim, the DeployCert to send. A conflict is a duplicated
 /// event that claimed first.
 pub fn claimed(
@@ -251,20 +336,29 @@ pub fn claimed(
     })
 }
 
-/// With Run Command's answer to DeployCert, the command to record; a send that failed fails
-/// the rotation (it is claimed: a retried event would find it DEPLOYING and stop).
+/// Whether to send DeployCert again (after the shell's next delay): Run Command refused in a
+/// way a retry may cure (a throttle).
+pub fn send_again(answer: &Result<String, AwsError>) -> bool {
+    matches!(answer, Err(e) if e.retryable)
+}
+
+/// With Run Command's last answer to DeployCert, the command to record. A refusal a retry may
+/// cure leaves the rotation DEPLOYING without a command and fails the invocation as retryable:
+/// the redelivered event continues it. Any other refusal fails the rotation with its reason.
 pub fn deploy_sent(
     issuance: &Issuance,
     deploy: &Deploy,
     answer: Result<String, AwsError>,
 ) -> Result<String, Stop> {
-    answer.map_err(|e| {
-        issuance.fail(
+    match answer {
+        Ok(command_id) => Ok(command_id),
+        Err(e) if e.retryable => Err(Stop::Error(e.into())),
+        Err(e) => Err(issuance.fail(
             &deploy.record,
             FailureStage::Deploy,
             format!("could not send DeployCert: {e}"),
-        )
-    })
+        )),
+    }
 }
 
 /// With the store's answer to recording the DeployCert command, the outcome.

@@ -3,7 +3,13 @@
 //! Success → DEPLOYED with serial, validity and the renewal point (placed once, here, from the
 //! certificate's real validity); anything else → FAILED with the host's reason and an alert.
 //! The host itself verifies before it swaps files, so a failure leaves its pair intact.
+//!
+//! After a successful swap DeployCert runs the reload hook; if the hook fails it prints
+//! `RELOAD_HOOK_FAILED <exit code>` and still succeeds (the new pair is in place). On success the
+//! invocation's output is read: the rotation is DEPLOYED either way, and a failed hook raises one
+//! alert ([`reload_hook_alert`]). An output that cannot be read does not hold DEPLOYED back.
 
+use rotation::alerts::{Alert, AlertKind};
 use rotation::error::AwsError;
 use rotation::events::{CommandInvocationDetail, Envelope, SSM_INVOCATION_STATUS};
 use rotation::hosts::Invocation;
@@ -154,6 +160,43 @@ pub fn deployed_recorded(
         host: verify.host.to_string(),
         serial: cert.serial.clone().unwrap_or_default(),
     })
+}
+
+/// The line DeployCert prints on stdout when the reload hook failed after the swap.
+pub const RELOAD_HOOK_FAILED: &str = "RELOAD_HOOK_FAILED";
+
+/// With the successful invocation's output, the reload hook's exit code if it failed: the
+/// `RELOAD_HOOK_FAILED <exit code>` line. `Err` when the output could not be read (not visible
+/// yet, or the call failed): the hook's result is unknown.
+pub fn reload_hook_failed(output: &Result<Invocation, AwsError>) -> Result<Option<String>, String> {
+    match output {
+        Ok(Invocation::Finished { stdout, .. }) => Ok(stdout.lines().find_map(|l| {
+            let rest = l.trim().strip_prefix(RELOAD_HOOK_FAILED)?;
+            (rest.is_empty() || rest.starts_with(char::is_whitespace))
+                .then(|| rest.trim().to_owned())
+        })),
+        Ok(Invocation::Pending) => Err("the DeployCert output is not visible yet".into()),
+        Err(e) => Err(format!("output unavailable: {e}")),
+    }
+}
+
+/// The alert for a reload hook that exited with `code` after `verify`'s certificate was
+/// installed (raised once: after DEPLOYED was recorded by this delivery).
+pub fn reload_hook_alert(verify: &Verify, code: &str) -> Alert {
+    let code = if code.is_empty() { "unknown" } else { code };
+    Alert {
+        host: Some(verify.host.to_string()),
+        stage: Some(FailureStage::Verify.to_string()),
+        command_id: Some(verify.command_id.clone()),
+        certificate_arn: Some(verify.cert_arn.clone()),
+        ..Alert::new(
+            AlertKind::ReloadHookFailed,
+            format!(
+                "the new certificate is installed but the reload hook exited with {code}: \
+                 the service may still use the old certificate until it is reloaded"
+            ),
+        )
+    }
 }
 
 #[cfg(test)]

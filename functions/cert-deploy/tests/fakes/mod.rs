@@ -121,7 +121,11 @@ impl PendingCertificates for Store {
         }
         let records = self.records.lock().unwrap();
         Ok(records.values().find_map(|r| match &r.state {
-            state::RotationState::Issuing { cert_arn: a, .. } if a == cert_arn => {
+            // As the index: the pending certificate stays recorded while DEPLOYING.
+            state::RotationState::Issuing { cert_arn: a, .. }
+            | state::RotationState::Deploying { cert_arn: a, .. }
+                if a == cert_arn =>
+            {
                 Some(r.host.clone())
             }
             _ => None,

@@ -15,6 +15,7 @@ fn issuance(pki: &Pki) -> Issuance {
         CERT_ARN,
         &host(),
         Some(issuing(&pki.fingerprint)),
+        NOW,
     )
     .unwrap()
 }
@@ -64,15 +65,110 @@ fn a_certificate_of_another_ca_is_ignored() {
 }
 
 #[test]
-fn a_certificate_no_rotation_waits_for_is_ignored() {
-    let why = ignored(waiting_host(CERT_ARN, None));
+fn a_certificate_no_rotation_waits_for_yet_is_not_ready() {
+    // Private CA announced it before CertIssue recorded ISSUING, or the index is behind.
+    for sent in [
+        None,
+        Some(NOW - Duration::seconds(1)),
+        Some(NOW - WAIT_FOR_ROTATION),
+    ] {
+        let r = waiting_host(CERT_ARN, None, sent, NOW);
+        assert_eq!(error_kind(r), FailureKind::NotReady, "{sent:?}");
+    }
+    // Clocks differ: an event from the future is young.
+    let r = waiting_host(CERT_ARN, None, Some(NOW + Duration::minutes(5)), NOW);
+    assert_eq!(error_kind(r), FailureKind::NotReady);
+    let sent = Some(NOW - Duration::seconds(1));
+    assert_eq!(
+        waiting_host(CERT_ARN, Some(host()), sent, NOW).unwrap(),
+        host()
+    );
+    assert_eq!(
+        waiting_host(CERT_ARN, Some(host()), None, NOW).unwrap(),
+        host()
+    );
+}
+
+#[test]
+fn a_certificate_no_rotation_waited_for_in_fifteen_minutes_is_ignored() {
+    let sent = NOW - WAIT_FOR_ROTATION - Duration::seconds(1);
+    let why = ignored(waiting_host(CERT_ARN, None, Some(sent), NOW));
     assert!(why.contains("no rotation is waiting for"), "{why}");
-    assert_eq!(waiting_host(CERT_ARN, Some(host())).unwrap(), host());
+    assert!(why.contains("more than 15 minutes ago"), "{why}");
+}
+
+/// A DEPLOYING record of [`CERT_ARN`] without a command, claimed `ago`.
+fn claimed_at(ago: Duration) -> HostRecord {
+    HostRecord {
+        state_since: Some(NOW - ago),
+        ..deploying(None)
+    }
+}
+
+#[test]
+fn a_claim_whose_deploy_cert_was_not_sent_is_continued_after_the_fence() {
+    for ago in [CLAIM_FENCE, CLAIM_FENCE + Duration::minutes(2)] {
+        let i = issuance_record(&issued(), CERT_ARN, &host(), Some(claimed_at(ago)), NOW).unwrap();
+        assert_eq!(i.claimed, Some(pending_cert()));
+        assert_eq!(i.record, claimed_at(ago));
+        assert_eq!(i.rotation, rotation());
+    }
+}
+
+#[test]
+fn a_claim_younger_than_the_fence_is_not_ready() {
+    // The delivery that claimed may still be sending its DeployCert: a duplicate waits.
+    for ago in [Duration::ZERO, CLAIM_FENCE - Duration::seconds(1)] {
+        let r = issuance_record(&issued(), CERT_ARN, &host(), Some(claimed_at(ago)), NOW);
+        assert_eq!(error_kind(r), FailureKind::NotReady, "{ago}");
+    }
+}
+
+#[test]
+fn a_claim_of_another_certificate_is_ignored() {
+    let mut r = claimed_at(CLAIM_FENCE * 2);
+    if let RotationState::Deploying { cert_arn, .. } = &mut r.state {
+        *cert_arn = format!("{CA_ARN}/certificate/00");
+    }
+    let why = ignored(issuance_record(&issued(), CERT_ARN, &host(), Some(r), NOW));
+    assert!(why.contains("(stale"), "{why}");
+}
+
+#[test]
+fn a_continued_claim_deploys_only_the_claimed_certificate() {
+    let pki = Pki::new();
+    let i = issuance_record(
+        &issued(),
+        CERT_ARN,
+        &host(),
+        Some(claimed_at(CLAIM_FENCE)),
+        NOW,
+    )
+    .unwrap();
+    let serial = pki::parse_certificate_pem(&pki.certificate).unwrap().serial;
+    let mut i = Issuance {
+        claimed: Some(DeployedCert {
+            serial: Some(serial.clone()),
+            ..pending_cert()
+        }),
+        ..i
+    };
+    let claim = fetched(&i, ready(&pki.certificate, &pki.chain), NOW).unwrap();
+    assert_eq!(claim.serial, serial);
+    // Another certificate at that ARN (it cannot be, but the claim says which one passed).
+    i.claimed = Some(pending_cert());
+    let f = failing(fetched(&i, ready(&pki.certificate, &pki.chain), NOW));
+    assert!(
+        f.failure.reason.contains("is not the one claimed"),
+        "{}",
+        f.failure.reason
+    );
+    assert_eq!(f.record, claimed_at(CLAIM_FENCE));
 }
 
 #[test]
 fn a_host_no_longer_enrolled_is_ignored() {
-    let why = ignored(issuance_record(&issued(), CERT_ARN, &host(), None));
+    let why = ignored(issuance_record(&issued(), CERT_ARN, &host(), None, NOW));
     assert!(why.contains("no longer enrolled"), "{why}");
 }
 
@@ -89,14 +185,14 @@ fn a_host_not_waiting_for_this_certificate_is_ignored() {
         record(RotationState::Deployed),
     ] {
         let kind = r.state.kind();
-        let why = ignored(issuance_record(&issued(), CERT_ARN, &host(), Some(r)));
+        let why = ignored(issuance_record(&issued(), CERT_ARN, &host(), Some(r), NOW));
         assert!(why.contains(&format!("is in {kind} (stale")), "{why}");
     }
 }
 
 #[test]
 fn a_failed_issuance_fails_the_rotation() {
-    let r = issuance_record(&not_issued(), CERT_ARN, &host(), Some(issuing("ab")));
+    let r = issuance_record(&not_issued(), CERT_ARN, &host(), Some(issuing("ab")), NOW);
     let f = failing(r);
     assert_eq!(f.failure.stage, FailureStage::Issue);
     assert_eq!(
@@ -109,7 +205,8 @@ fn a_failed_issuance_fails_the_rotation() {
 
 #[test]
 fn the_waiting_rotation_fetches_its_certificate() {
-    let i = issuance_record(&issued(), CERT_ARN, &host(), Some(issuing("ab"))).unwrap();
+    let i = issuance_record(&issued(), CERT_ARN, &host(), Some(issuing("ab")), NOW).unwrap();
+    assert_eq!(i.claimed, None);
     assert_eq!((i.host, i.rotation), (host(), rotation()));
     assert_eq!(
         (i.cert_arn.as_str(), i.key_fingerprint.as_str()),
@@ -317,18 +414,37 @@ fn a_sent_deploy_cert_is_recorded() {
 }
 
 #[test]
-fn deploy_cert_not_sent_fails_the_claimed_rotation() {
+fn deploy_cert_refused_for_good_fails_the_claimed_rotation_with_the_reason() {
     let pki = Pki::new();
     let i = issuance(&pki);
     let d = deploy(&pki, &i);
-    let f = failing(deploy_sent(&i, &d, Err(aws(true))));
+    assert!(!send_again(&Err(aws(false))));
+    let f = failing(deploy_sent(&i, &d, Err(aws(false))));
     assert_eq!(f.failure.stage, FailureStage::Deploy);
     assert!(
         f.failure.reason.starts_with("could not send DeployCert: "),
         "{}",
         f.failure.reason
     );
+    assert!(
+        f.failure.reason.contains("AccessDeniedException"),
+        "{}",
+        f.failure.reason
+    );
     assert_eq!(f.record, deploying(None));
+}
+
+#[test]
+fn deploy_cert_throttled_is_sent_again_then_retried_and_never_fails_the_rotation() {
+    let pki = Pki::new();
+    let i = issuance(&pki);
+    let d = deploy(&pki, &i);
+    assert!(send_again(&Err(aws(true))));
+    assert!(!send_again(&Ok(COMMAND.into())));
+    assert_eq!(
+        error_kind(deploy_sent(&i, &d, Err(aws(true)))),
+        FailureKind::Retryable
+    );
 }
 
 #[test]

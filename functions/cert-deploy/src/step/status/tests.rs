@@ -216,3 +216,59 @@ fn a_deployment_the_store_refuses_for_good_fails_the_rotation() {
     );
     assert_eq!(f.record, deploying(Some(COMMAND)));
 }
+
+fn finished(stdout: &str) -> Result<Invocation, AwsError> {
+    Ok(Invocation::Finished {
+        success: true,
+        status: "Success".into(),
+        stdout: stdout.into(),
+        stderr: String::new(),
+    })
+}
+
+#[test]
+fn a_failed_reload_hook_is_read_from_the_output() {
+    let out = "ROTATION r-1\nINSTALLED /etc/pki/host.crt\nRELOAD_HOOK_FAILED 3\n";
+    assert_eq!(reload_hook_failed(&finished(out)), Ok(Some("3".into())));
+    assert_eq!(
+        reload_hook_failed(&finished("RELOAD_HOOK_FAILED\n")),
+        Ok(Some(String::new()))
+    );
+}
+
+#[test]
+fn an_output_without_the_line_is_a_reload_hook_that_did_not_fail() {
+    for out in [
+        "",
+        "ROTATION r-1\nINSTALLED\n",
+        "RELOAD_HOOK_FAILEDX 1\n",
+        "note: RELOAD_HOOK_FAILED 1\n",
+    ] {
+        assert_eq!(reload_hook_failed(&finished(out)), Ok(None), "{out:?}");
+    }
+}
+
+#[test]
+fn an_output_that_cannot_be_read_leaves_the_reload_hook_unknown() {
+    assert!(reload_hook_failed(&Ok(Invocation::Pending)).is_err());
+    let why = reload_hook_failed(&Err(aws(false))).unwrap_err();
+    assert!(why.contains("AccessDeniedException"), "{why}");
+}
+
+#[test]
+fn a_failed_reload_hook_alerts_with_the_host_command_and_exit_code() {
+    let (verify, _) = success();
+    let a = reload_hook_alert(&verify, "3");
+    assert_eq!(a.kind, AlertKind::ReloadHookFailed);
+    assert_eq!(a.host.as_deref(), Some(HOST));
+    assert_eq!(a.command_id.as_deref(), Some(COMMAND));
+    assert_eq!(a.certificate_arn.as_deref(), Some(CERT_ARN));
+    assert!(a.reason.contains("exited with 3"), "{}", a.reason);
+    assert!(
+        a.subject().contains("reload hook failed"),
+        "{}",
+        a.subject()
+    );
+    let a = reload_hook_alert(&verify, "");
+    assert!(a.reason.contains("exited with unknown"), "{}", a.reason);
+}
