@@ -78,6 +78,8 @@ pub mod attr {
     pub const NEXT_ATTEMPT_AT: &str = "nextAttemptAt";
     /// Revoked serial.
     pub const REVOKED_SERIAL: &str = "revokedSerial";
+    /// The highest alert level raised in this failure episode.
+    pub const ALERT_LEVEL: &str = "alertLevel";
 }
 
 /// Keys of the service's own items in the table (not hosts): `crl#<CA id>` holds the CRL ledger.
@@ -207,6 +209,9 @@ pub fn item_from_record(record: &HostRecord) -> Item {
     }
     if let Some(t) = record.attempts.next_attempt_at {
         put(attr::NEXT_ATTEMPT_AT, Attr::n(t.unix_timestamp()));
+    }
+    if let Some(level) = record.attempts.alerted {
+        put(attr::ALERT_LEVEL, Attr::s(level.as_str()));
     }
     let kind = record.state.kind();
     if kind != StateKind::Idle {

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use crate::host::HostId;
 use crate::item::{attr, legacy_time, record_from_item, rfc3339, Attr, Item};
 use crate::ports::TransitionConflict;
-use crate::record::{DeployedCert, FailureStage, HostRecord, RotationId, StateKind};
+use crate::record::{AlertLevel, DeployedCert, FailureStage, HostRecord, RotationId, StateKind};
 
 /// A step of the state machine, with what it expects to find.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +99,12 @@ pub enum Change {
         /// The revoked serial.
         serial: String,
     },
+    /// An alert of `level` was raised for the host's current episode. Bumps no version, so it
+    /// never makes a concurrent claim or transition conflict; a successful deployment clears it.
+    Alerted {
+        /// The level raised.
+        level: AlertLevel,
+    },
 }
 
 impl Change {
@@ -113,6 +119,7 @@ impl Change {
             Change::Deployed { .. } => "complete deployment",
             Change::Fail { .. } => "fail",
             Change::Revoke { .. } => "mark revoked",
+            Change::Alerted { .. } => "record the alert level",
         }
     }
 }
@@ -305,6 +312,7 @@ impl Rule {
                         attr::FAILURE_REASON,
                         attr::NEXT_ATTEMPT_AT,
                         attr::REVOKED_SERIAL,
+                        attr::ALERT_LEVEL,
                     ])
             }
             Change::Fail {
@@ -348,6 +356,7 @@ impl Rule {
                 .state(&[Deployed, Idle])
                 .enter(Revoked, now)
                 .set(attr::REVOKED_SERIAL, Attr::s(serial)),
+            Change::Alerted { level } => b.set(attr::ALERT_LEVEL, Attr::s(level.as_str())),
         };
         b.rule
     }
