@@ -104,7 +104,9 @@ where
     let loaded = match load(&deps, request.scope, request.dry_run, now).await {
         Ok(loaded) => loaded,
         Err(e) => {
-            step::summary::failed_run_metrics(None).emit("CertCheck");
+            step::summary::failed_run_metrics(None)
+                .stack(deps.config.stack_name.as_deref())
+                .emit("CertCheck");
             return Err(e);
         }
     };
@@ -123,11 +125,15 @@ where
     let result = act(&deps, stuck, start, &mut summary, &mut host_alerts, now).await;
     send_alerts(&deps, host_alerts, now).await;
     if let Err(e) = result {
-        step::summary::failed_run_metrics(soonest_expiry_hours).emit("CertCheck");
+        step::summary::failed_run_metrics(soonest_expiry_hours)
+            .stack(deps.config.stack_name.as_deref())
+            .emit("CertCheck");
         return Err(e);
     }
-    let (summary, metrics) = summary.finish(soonest_expiry_hours);
-    metrics.emit("CertCheck");
+    let (summary, mut metrics) = summary.finish(soonest_expiry_hours);
+    metrics
+        .stack(deps.config.stack_name.as_deref())
+        .emit("CertCheck");
     tracing::info!(
         due = summary.due,
         started = summary.started.len(),
