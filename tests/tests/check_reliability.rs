@@ -145,3 +145,32 @@ async fn fifteen_failing_hosts_make_one_digest_alert() {
     assert_eq!(s["failed"].as_array().unwrap().len(), 15, "{s}");
     assert_eq!(alert_bodies(&mut stack).len(), 1, "no second alert");
 }
+
+/// Scenario 1: one host SSM refuses to describe (an ID it calls malformed) never stops the run
+/// for the others: it waits, noted, and the others rotate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_ssm_refuses_waits_and_the_others_rotate() {
+    let mut stack = FaultyStack::start(&[]).await.unwrap();
+    let hosts = [host(1), host(2), host(3)];
+    enrolled(&stack, &hosts).await;
+    stack.plan.add(
+        Rule::on("SSM.DescribeInstanceInformation")
+            .host(&hosts[0])
+            .fault(Fault::Error {
+                status: 400,
+                code: "InvalidInstanceId".into(),
+            }),
+    );
+    let s = stack.cert_check(json!({})).await.unwrap();
+    assert_eq!(s["started"].as_array().unwrap().len(), 2, "{s}");
+    assert!(s["skipped"].to_string().contains("offline, waiting"), "{s}");
+    stack.settle(Delivery::default()).await.unwrap();
+    let r = stack
+        .store
+        .host(&HostId::parse(&hosts[0]).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.attempts.failed, 0, "{r:?}");
+    assert!(alert_bodies(&mut stack).is_empty());
+}

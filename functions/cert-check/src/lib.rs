@@ -15,7 +15,11 @@
 //! - returns a JSON summary and prints metrics (also when the run fails after reading the table).
 //!
 //! A throttled SendCommand (after the SDK's retries) hands that host's claim back without
-//! counting an attempt and the run goes on with the others. A run that fails for a reason a
+//! counting an attempt and the run goes on with the others. A send that timed out but reached
+//! the host runs GenerateCsr with a command ID this run never recorded: its status event finds no
+//! matching rotation and is dropped, the host is retried on the next pass (a new key); spotting
+//! that command later is left to the reconcile pass. A host SSM refuses to describe (an ID it
+//! calls malformed, deregistered) is asked about alone and, still refused, waits as unknown. A run that fails for a reason a
 //! retry will not fix (access denied, a validation error) raises one `RUN_FAILED` alert.
 //!
 //! It never waits on a host: CertIssue picks up from the GenerateCsr status-change event.
