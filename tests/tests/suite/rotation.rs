@@ -659,3 +659,55 @@ async fn failed_deployment_on_the_host_keeps_the_pair_and_alerts_once() {
     let (ok, out) = openssl(&["verify", "-CAfile", path(&f.chain), path(&f.cert)]);
     assert!(ok, "the host still has a working pair: {out}");
 }
+
+/// Scenario 4: an offline host whose certificate has expired is alerted once as expired, spends
+/// no attempt, and is not alerted again on later runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offline_host_with_an_expired_certificate_is_alerted_once() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let off = host(3);
+    stack.add_host(
+        &off,
+        HostSpec {
+            online: false,
+            has_openssl: true,
+        },
+    );
+    let expired = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    let client =
+        aws_sdk_dynamodb::Client::new(&tests::aws::sdk_config(&stack.endpoints.moto, true));
+    tests::table::put_items(
+        &client,
+        &stack.config.table_name,
+        [tests::table::item(&[
+            (state::item::attr::HOST_ID, tests::table::s(&off)),
+            (
+                "expiry",
+                tests::table::s(&state::item::legacy_time(expired)),
+            ),
+            ("serial", tests::table::s("4c:1f:aa:00:9e")),
+        ])],
+    )
+    .await
+    .unwrap();
+    for run in 0..3 {
+        let s = stack.cert_check(json!({})).await.unwrap();
+        assert!(s["failed"].as_array().unwrap().is_empty(), "run {run}: {s}");
+        assert!(
+            s["skipped"].to_string().contains("offline, waiting"),
+            "run {run}: {s}"
+        );
+        let msgs = stack.inbox.messages().unwrap().to_vec();
+        assert_eq!(msgs.len(), 1, "run {run}: one alert: {msgs:?}");
+        let body: serde_json::Value = serde_json::from_str(&msgs[0].message).unwrap();
+        assert_eq!(body["kind"], "CERTIFICATE_EXPIRED", "{body}");
+        assert_eq!(body["host"], off.as_str());
+        let r = stack
+            .store
+            .host(&HostId::parse(&off).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.attempts.failed, 0, "run {run}: {r:?}");
+    }
+}
