@@ -296,6 +296,7 @@ fn initial_item(initial: Initial, host: &HostId, base: OffsetDateTime) -> Item {
         attempts: Attempts {
             failed: 1,
             next_attempt_at: None,
+            ..Attempts::default()
         },
     })
 }

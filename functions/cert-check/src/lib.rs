@@ -4,15 +4,26 @@
 //! (`aws lambda invoke` with `{"hosts": [...], "force": true, "dryRun": true}` or
 //! `{"revoke": {"host": "mi-…", "reason": "KEY_COMPROMISE", "rotate": true}}`), it reads every
 //! page of the table, plans each host, and:
-//! - starts due rotations on hosts that are online: claim the host with a conditional write,
-//!   then send GenerateCsr, then record the command (so two runs never start two rotations);
+//! - starts due rotations on hosts that are online: check reachability, then claim the host with
+//!   a conditional write, then send GenerateCsr, then record the command (so two runs never
+//!   start two rotations); an offline or unregistered host is not claimed and spends no attempt:
+//!   it waits ("offline, waiting") and rotates on the first pass that finds it online;
 //! - reconciles rotations stuck in flight (events are best effort): asks the host (Run
 //!   Command's invocation) or Private CA where each really stands and carries out what the lost
 //!   event would have (CertIssue's or CertDeploy's own step), failing only what cannot be moved
-//!   on (see [`step::reconcile`]); retries failed ones after their backoff; hosts that are
-//!   offline fail with a reason and one alert;
-//! - alerts on expired certificates;
-//! - returns a JSON summary and prints metrics.
+//!   on (see [`step::reconcile`]); retries failed ones after their capped backoff, for as long
+//!   as it takes (retries never give up);
+//! - alerts once per level per episode (first failure, under a day left, expired), after the
+//!   rotations started, as one digest when more than ten hosts need one;
+//! - returns a JSON summary and prints metrics (also when the run fails after reading the table).
+//!
+//! A throttled SendCommand (after the SDK's retries) hands that host's claim back without
+//! counting an attempt and the run goes on with the others. A send that timed out but reached
+//! the host runs GenerateCsr with a command ID this run never recorded: its status event finds no
+//! matching rotation and is dropped, the host is retried on the next pass (a new key); spotting
+//! that command later is left to the reconcile pass. A host SSM refuses to describe (an ID it
+//! calls malformed, deregistered) is asked about alone and, still refused, waits as unknown. A run that fails for a reason a
+//! retry will not fix (access denied, a validation error) raises one `RUN_FAILED` alert.
 //!
 //! It never waits on a host: CertIssue picks up from the GenerateCsr status-change event.
 //!
@@ -36,15 +47,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use lambda_runtime::LambdaEvent;
-use rotation::alerts::{raise_or_log, Alerts};
+use rotation::alerts::{one_per_host, outgoing, raise_or_log, Alerts, HostAlert};
 use rotation::ca::CertificateAuthority;
 use rotation::error::{FailureKind, FunctionError};
-use rotation::failure::{fail_rotation, RotationFailure};
-use rotation::hosts::HostAgent;
+use rotation::failure::{record_failure, record_level, Recorded, RotationFailure};
+use rotation::hosts::{HostAgent, Reachability};
 use state::plan::DueWindow;
 use state::ports::{
     FleetReader, PendingCertificates, RevocationRecorder, RotationStarter, StoreError,
 };
+use state::rules::Change;
 use state::HostId;
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -74,9 +86,12 @@ where
     A: Alerts + 'static,
 {
     let result = match step::request::parse_request(event.payload) {
-        Ok(request) => run(deps, request, OffsetDateTime::now_utc()).await,
+        Ok(request) => run(deps.clone(), request, OffsetDateTime::now_utc()).await,
         Err(e) => Err(e),
     };
+    if let Some(alert) = step::error::run_failed_alert(&result) {
+        raise_or_log(&deps.alerts, &alert).await;
+    }
     match &result {
         Err(e @ CheckError::Refused(_)) => tracing::warn!(error = %e, "revocation refused"),
         Err(e) if e.kind() == FailureKind::Retryable => {
@@ -100,7 +115,15 @@ where
     C: CertificateAuthority + 'static,
     A: Alerts + 'static,
 {
-    let loaded = load(&deps, request.scope, request.dry_run, now).await?;
+    let loaded = match load(&deps, request.scope, request.dry_run, now).await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            step::summary::failed_run_metrics(None)
+                .stack(deps.config.stack_name.as_deref())
+                .emit("CertCheck");
+            return Err(e);
+        }
+    };
     let Actions {
         mut summary,
         soonest_expiry_hours,
@@ -111,15 +134,20 @@ where
     if request.dry_run {
         return Ok(summary);
     }
-    for alert in &alerts {
-        raise_or_log(&deps.alerts, alert).await;
+    // The plan's alerts first: of two for one host, the later (a failure's) wins a tie.
+    let mut host_alerts = alerts;
+    let result = act(&deps, stuck, start, &mut summary, &mut host_alerts, now).await;
+    send_alerts(&deps, host_alerts, now).await;
+    if let Err(e) = result {
+        step::summary::failed_run_metrics(soonest_expiry_hours)
+            .stack(deps.config.stack_name.as_deref())
+            .emit("CertCheck");
+        return Err(e);
     }
-    // Stuck rotations: moved on from what the host or the CA says; failed (and retried after
-    // their backoff) only when that cannot be done.
-    reconcile::reconcile_stuck(&deps, &stuck, &mut summary, now).await?;
-    start_all(&deps, start, &mut summary, now).await?;
-    let (summary, metrics) = summary.finish(soonest_expiry_hours);
-    metrics.emit("CertCheck");
+    let (summary, mut metrics) = summary.finish(soonest_expiry_hours);
+    metrics
+        .stack(deps.config.stack_name.as_deref())
+        .emit("CertCheck");
     tracing::info!(
         due = summary.due,
         started = summary.started.len(),
@@ -129,6 +157,58 @@ where
         "run complete"
     );
     Ok(summary)
+}
+
+/// Fails the stuck rotations and starts the due ones, gathering the alerts they call for.
+async fn act<S, H, C, A>(
+    deps: &Arc<Deps<S, H, C, A>>,
+    stuck: Vec<step::plan::Stuck>,
+    start: Vec<Start>,
+    summary: &mut Summary,
+    host_alerts: &mut Vec<HostAlert>,
+    now: OffsetDateTime,
+) -> Result<(), CheckError>
+where
+    S: FleetReader + RotationStarter + PendingCertificates + 'static,
+    H: HostAgent + 'static,
+    C: CertificateAuthority + 'static,
+    A: Alerts + 'static,
+{
+    // Stuck rotations: moved on from what the host or the CA says; failed (and retried after
+    // their backoff) only when that cannot be done.
+    reconcile::reconcile_stuck(deps, &stuck, summary, now).await?;
+    start_all(deps, start, summary, host_alerts, now).await
+}
+
+/// Raises the run's host alerts, one per host, as one digest when there are many, and records
+/// each host's level so the next run does not repeat it. Runs after the rotations started.
+async fn send_alerts<S, H, C, A>(
+    deps: &Deps<S, H, C, A>,
+    host_alerts: Vec<HostAlert>,
+    now: OffsetDateTime,
+) where
+    S: RotationStarter,
+    A: Alerts,
+{
+    let host_alerts = one_per_host(host_alerts);
+    let mut raised = true;
+    for alert in outgoing(&host_alerts) {
+        raised &= raise_or_log(&deps.alerts, &alert).await;
+    }
+    if raised {
+        for a in &host_alerts {
+            record_level(&deps.store, &a.host, a.level, now).await;
+        }
+    }
+}
+
+/// The host alert a recorded failure calls for.
+fn host_alert(host: &HostId, recorded: &Recorded) -> Option<HostAlert> {
+    recorded.alert.as_ref().map(|(level, alert)| HostAlert {
+        host: host.clone(),
+        level: *level,
+        alert: alert.clone(),
+    })
 }
 
 /// Reads what the request's scope needs and plans it (carrying out a revocation on the way).
@@ -182,6 +262,7 @@ async fn start_all<S, H, C, A>(
     deps: &Arc<Deps<S, H, C, A>>,
     starts: Vec<Start>,
     summary: &mut Summary,
+    host_alerts: &mut Vec<HostAlert>,
     now: OffsetDateTime,
 ) -> Result<(), CheckError>
 where
@@ -194,7 +275,7 @@ where
         return Ok(());
     }
     let ids: Vec<HostId> = starts.iter().map(|s| s.record.host.clone()).collect();
-    let reach = Arc::new(deps.hosts.reachability(&ids).await?);
+    let reach = Arc::new(reachability(deps, &ids).await?);
     let mut tasks = tokio::task::JoinSet::new();
     let mut queue = starts.into_iter();
     // After an error no further host is started, but the rotations in flight run to their end
@@ -214,7 +295,10 @@ where
             break;
         };
         match done.map_err(|e| CheckError::LostTask(e.to_string())) {
-            Ok(Ok(started)) => summary.absorb(started),
+            Ok(Ok((started, alert))) => {
+                summary.absorb(started);
+                host_alerts.extend(alert);
+            }
             Ok(Err(e)) | Err(e) => {
                 tracing::error!(error = %e, "stopping the run after this error");
                 first_error.get_or_insert(e);
@@ -224,38 +308,77 @@ where
     first_error.map_or(Ok(()), Err)
 }
 
-/// One host: claim, check reachability, send GenerateCsr, record the command.
+/// The reachability of `ids`. If SSM refuses the batch for what it names (an ID it calls
+/// malformed), each host is asked alone, and a host it still refuses is unknown (it waits):
+/// one bad host never stops the run for the others.
+async fn reachability<S, H, C, A>(
+    deps: &Deps<S, H, C, A>,
+    ids: &[HostId],
+) -> Result<HashMap<HostId, Reachability>, CheckError>
+where
+    H: HostAgent,
+{
+    match deps.hosts.reachability(ids).await {
+        Ok(map) => Ok(map),
+        Err(e) if e.retryable => Err(e.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "SSM refused the batch; asking host by host");
+            let mut map = HashMap::new();
+            for id in ids {
+                match deps.hosts.reachability(std::slice::from_ref(id)).await {
+                    Ok(one) => map.extend(one),
+                    Err(e) if e.retryable => return Err(e.into()),
+                    Err(e) => {
+                        tracing::warn!(host = %id, error = %e, "SSM does not know this host");
+                        map.insert(id.clone(), Reachability::Unknown);
+                    }
+                }
+            }
+            Ok(map)
+        }
+    }
+}
+
+/// One host: check reachability, claim, send GenerateCsr, record the command.
 async fn start_one<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     start: Start,
-    reach: &HashMap<HostId, rotation::hosts::Reachability>,
+    reach: &HashMap<HostId, Reachability>,
     now: OffsetDateTime,
-) -> Result<Started, CheckError>
+) -> Result<(Started, Option<HostAlert>), CheckError>
 where
     S: FleetReader + RotationStarter,
     H: HostAgent,
     A: Alerts,
 {
-    // Claim first: of concurrent runs, only one gets past this line for this host.
+    // Reachability before the claim: a host that cannot take GenerateCsr spends no attempt.
+    if let HostStep::Wait(note) = step::start::on_reachability(&start, reach) {
+        let alert = step::start::waiting_alert(&start, &note, now);
+        return Ok((Started::Skipped(note), alert));
+    }
+    // Claim: of concurrent runs, only one gets past this line for this host.
     let claimed = deps.store.start(&start.record, &start.rotation, now).await;
     let claimed = match step::start::after_claim(&start, claimed)? {
         Claim::Won(record) => *record,
-        Claim::Lost(skipped) => return Ok(skipped),
+        Claim::Lost(skipped) => return Ok((skipped, None)),
     };
-    if let HostStep::Fail(failure) = step::start::on_reachability(&start, reach) {
-        let failed = fail(deps, &claimed, failure.clone(), now).await;
-        return step::start::after_failing(&start, &failure, failed);
-    }
     let sent = deps.hosts.request_csr(&start.csr.request()).await;
     let command_id = match step::start::after_send(sent) {
         AfterSend::Record { command_id } => command_id,
         AfterSend::Fail(failure) => {
             let failed = fail(deps, &claimed, failure.clone(), now).await;
-            return step::start::after_failing(&start, &failure, failed);
+            let alert = failed
+                .as_ref()
+                .ok()
+                .and_then(|r| host_alert(&claimed.host, r));
+            return Ok((step::start::after_failing(&start, &failure, failed)?, alert));
         }
-        AfterSend::FailAndRetry(failure, error) => {
-            let _ = fail(deps, &claimed, failure, now).await;
-            return Err(error.into());
+        AfterSend::Release(failure) => {
+            let released = release(deps, &claimed, &failure, now).await;
+            return Ok((
+                step::start::after_release(&start, &failure, released)?,
+                None,
+            ));
         }
     };
     let recorded = deps
@@ -270,27 +393,47 @@ where
     }
     let started = step::start::after_recording(&start, recorded)?;
     tracing::info!(command_id, rotation = %start.rotation, reason = %step::summary::describe(&start.item), "GenerateCsr sent");
-    Ok(started)
+    Ok((started, None))
 }
 
-/// Fails `record`'s rotation under the failure policy (one alert per episode).
+/// Hands a claimed rotation back without counting an attempt: FAILED with the attempts as they
+/// were and the retry due now, so the next pass starts it again; no alert.
+async fn release<S, H, C, A>(
+    deps: &Deps<S, H, C, A>,
+    claimed: &state::HostRecord,
+    failure: &RotationFailure,
+    now: OffsetDateTime,
+) -> Result<state::HostRecord, StoreError>
+where
+    S: RotationStarter,
+{
+    let Some(rotation) = claimed.state.rotation().cloned() else {
+        return Err(StoreError::Conflict(state::TransitionConflict {
+            host: claimed.host.clone(),
+            transition: "fail",
+        }));
+    };
+    tracing::warn!(host = %claimed.host, reason = %failure.reason, "left for the next pass");
+    let change = Change::Fail {
+        from: claimed.state.kind(),
+        rotation,
+        stage: failure.stage,
+        reason: failure.reason.clone(),
+        attempts: claimed.attempts.failed,
+        next_attempt_at: now,
+    };
+    deps.store.transition(&claimed.host, change, now).await
+}
+
+/// Fails `record`'s rotation under the failure policy, returning the alert it calls for.
 async fn fail<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     record: &state::HostRecord,
     failure: RotationFailure,
     now: OffsetDateTime,
-) -> Result<rotation::failure::Failed, StoreError>
+) -> Result<Recorded, StoreError>
 where
     S: RotationStarter,
-    A: Alerts,
 {
-    fail_rotation(
-        &deps.store,
-        &deps.alerts,
-        &deps.config,
-        record,
-        failure,
-        now,
-    )
-    .await
+    record_failure(&deps.store, &deps.config, record, failure, now).await
 }

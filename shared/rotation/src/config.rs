@@ -74,6 +74,9 @@ pub struct Config {
     pub crl_bucket: String,
     /// `CRL_PREFIX`.
     pub crl_prefix: String,
+    /// `STACK_NAME`: the stack's name, the `StackName` dimension of every metric (optional;
+    /// without it the metrics carry no dimension).
+    pub stack_name: Option<String>,
 }
 
 impl Config {
@@ -194,6 +197,7 @@ impl Config {
             scan_segments: parse_num("SCAN_SEGMENTS", "4")?.clamp(1.0, 64.0) as u32,
             crl_bucket: opt("CRL_BUCKET", ""),
             crl_prefix: opt("CRL_PREFIX", "crl/"),
+            stack_name: get("STACK_NAME").filter(|v| !v.is_empty()),
         })
     }
 }

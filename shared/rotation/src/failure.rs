@@ -1,10 +1,14 @@
 //! Failing a rotation the same way everywhere: record FAILED with the attempt count and the next
-//! retry time, and alert once per failure episode (on its first failure, and again only when
-//! retries are exhausted), never once per retry.
+//! retry time, and alert once per level per failure episode, never once per retry. Retries never
+//! give up (the backoff is capped); the alerts escalate by the certificate's time left instead:
+//! the first failure, under 24 hours left, expired ([`state::plan::alert_due`]). The level
+//! raised is recorded on the item (`alertLevel`), so a rerun or a later failure never repeats it;
+//! a successful deployment clears it.
 
-use state::ports::{Failure, RotationFailer, StoreError};
-use state::record::FailureStage;
-use state::HostRecord;
+use state::plan::alert_due;
+use state::ports::{AlertRecorder, Failure, RotationFailer, StoreError};
+use state::record::{AlertLevel, FailureStage};
+use state::{HostId, HostRecord};
 use time::OffsetDateTime;
 
 use crate::alerts::{raise_or_log, Alert, AlertKind, Alerts};
@@ -32,17 +36,34 @@ pub struct Failed {
     pub alerted: bool,
 }
 
-/// Records the failure of `record`'s rotation and alerts when this is the episode's first
-/// failure or its last allowed attempt. A lost race (someone else moved the host) is returned
-/// as the store's conflict error and nothing is alerted.
-pub async fn fail_rotation<S: RotationFailer, A: Alerts>(
+/// A failure recorded, with the alert it calls for (not raised yet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// Attempts in this episode, including this one.
+    pub attempts: u32,
+    /// The alert due, with its level.
+    pub alert: Option<(AlertLevel, Alert)>,
+}
+
+/// The alert kind of each level.
+pub fn alert_kind(level: AlertLevel) -> AlertKind {
+    match level {
+        AlertLevel::Failed => AlertKind::RotationFailed,
+        AlertLevel::Urgent => AlertKind::ExpiresSoon,
+        AlertLevel::Expired => AlertKind::CertificateExpired,
+    }
+}
+
+/// Records the failure of `record`'s rotation and returns the alert its episode calls for, if
+/// any, without raising it (CertCheck gathers a run's alerts into a digest when there are many).
+/// A lost race (someone else moved the host) is returned as the store's conflict error.
+pub async fn record_failure<S: RotationFailer>(
     store: &S,
-    alerts: &A,
     config: &Config,
     record: &HostRecord,
     failure: RotationFailure,
     now: OffsetDateTime,
-) -> Result<Failed, StoreError> {
+) -> Result<Recorded, StoreError> {
     let RotationFailure {
         stage,
         reason,
@@ -63,31 +84,73 @@ pub async fn fail_rotation<S: RotationFailer, A: Alerts>(
         )
         .await?;
     tracing::warn!(host = %record.host, stage = %stage, attempts = outcome.attempts, %reason, "rotation failed");
-    let kind = if outcome.attempts >= config.plan.max_attempts {
-        Some(AlertKind::RetriesExhausted)
-    } else if outcome.attempts == 1 {
-        Some(AlertKind::RotationFailed)
-    } else {
-        None
-    };
-    let alerted = match kind {
-        Some(kind) => {
-            let alert = Alert {
-                kind,
-                host: Some(record.host.to_string()),
-                stage: Some(stage.to_string()),
-                reason,
-                attempt: Some(outcome.attempts),
-                command_id,
-                certificate_arn,
-            };
-            // The failure is recorded; a lost alert must not undo it. The log line carries it.
-            raise_or_log(alerts, &alert).await
+    let alert = alert_due(record, true, now).map(|level| {
+        let alert = Alert {
+            kind: alert_kind(level),
+            host: Some(record.host.to_string()),
+            stage: Some(stage.to_string()),
+            reason,
+            attempt: Some(outcome.attempts),
+            command_id,
+            certificate_arn,
+        };
+        (level, alert)
+    });
+    Ok(Recorded {
+        attempts: outcome.attempts,
+        alert,
+    })
+}
+
+/// Raises `alert` and records its `level` on `host`'s item. A lost alert or a failed write is
+/// logged and never undoes what the caller recorded. Returns whether the alert went out.
+pub async fn raise_and_record<S: AlertRecorder, A: Alerts>(
+    store: &S,
+    alerts: &A,
+    host: &HostId,
+    level: AlertLevel,
+    alert: &Alert,
+    now: OffsetDateTime,
+) -> bool {
+    let raised = raise_or_log(alerts, alert).await;
+    if raised {
+        record_level(store, host, level, now).await;
+    }
+    raised
+}
+
+/// Records that an alert of `level` went out for `host` (logged if it cannot be written: the
+/// next run would then repeat the alert, never lose it).
+pub async fn record_level<S: AlertRecorder>(
+    store: &S,
+    host: &HostId,
+    level: AlertLevel,
+    now: OffsetDateTime,
+) {
+    if let Err(e) = store.alerted(host, level, now).await {
+        tracing::warn!(%host, level = level.as_str(), error = %e, "could not record the alert level");
+    }
+}
+
+/// Records the failure of `record`'s rotation and raises the alert its episode calls for (see
+/// the module). A lost race is returned as the store's conflict error and nothing is alerted.
+pub async fn fail_rotation<S: RotationFailer, A: Alerts>(
+    store: &S,
+    alerts: &A,
+    config: &Config,
+    record: &HostRecord,
+    failure: RotationFailure,
+    now: OffsetDateTime,
+) -> Result<Failed, StoreError> {
+    let recorded = record_failure(store, config, record, failure, now).await?;
+    let alerted = match &recorded.alert {
+        Some((level, alert)) => {
+            raise_and_record(store, alerts, &record.host, *level, alert, now).await
         }
         None => false,
     };
     Ok(Failed {
-        attempts: outcome.attempts,
+        attempts: recorded.attempts,
         alerted,
     })
 }

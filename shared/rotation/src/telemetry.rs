@@ -12,7 +12,12 @@ pub const NAMESPACE: &str = "CertRotation";
 #[derive(Debug, Default)]
 pub struct Metrics {
     values: Vec<(&'static str, f64, &'static str)>,
+    stack: Option<String>,
 }
+
+/// The dimension the stack's alarms select on: the stack's name, so two stacks in one account
+/// and region never feed each other's alarms.
+pub const STACK_DIMENSION: &str = "StackName";
 
 impl Metrics {
     /// A count.
@@ -27,6 +32,13 @@ impl Metrics {
         self
     }
 
+    /// Sets the stack's name, the [`STACK_DIMENSION`] of every value (else `emit` reads the
+    /// `STACK_NAME` variable the template sets on every function).
+    pub fn stack(&mut self, name: Option<&str>) -> &mut Self {
+        self.stack = name.map(str::to_owned);
+        self
+    }
+
     /// The EMF document for `function`.
     pub fn document(&self, function: &str, timestamp_ms: i64) -> Value {
         let defs: Vec<Value> = self
@@ -34,15 +46,19 @@ impl Metrics {
             .iter()
             .map(|(n, _, u)| json!({ "Name": n, "Unit": u }))
             .collect();
+        let dimensions: Vec<&str> = self.stack.iter().map(|_| STACK_DIMENSION).collect();
         let mut doc = Map::new();
+        if let Some(stack) = &self.stack {
+            doc.insert(STACK_DIMENSION.into(), json!(stack));
+        }
         doc.insert(
             "_aws".into(),
             json!({
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": NAMESPACE,
-                    // No dimensions: the stack's alarms watch the dimensionless metrics.
-                    "Dimensions": [[]],
+                    // The stack's name when known: the stack's alarms select on it.
+                    "Dimensions": [dimensions],
                     "Metrics": defs,
                 }]
             }),
@@ -61,7 +77,17 @@ impl Metrics {
             return;
         }
         let ts = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-        let line = self.document(function, ts).to_string();
+        let from_env;
+        let doc = if self.stack.is_none() {
+            from_env = Metrics {
+                values: self.values.clone(),
+                stack: std::env::var("STACK_NAME").ok().filter(|s| !s.is_empty()),
+            };
+            from_env.document(function, ts)
+        } else {
+            self.document(function, ts)
+        };
+        let line = doc.to_string();
         // CloudWatch reads EMF from a Lambda's stdout; elsewhere (tests, the demo) it is a log line.
         if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
             tracing::debug!(metrics = %line, "metrics");
@@ -69,5 +95,30 @@ impl Metrics {
         }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stack_name_is_the_dimension_when_known() {
+        let mut m = Metrics::default();
+        m.count("RotationsFailed", 2);
+        let doc = m.document("CertCheck", 0);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([[]])
+        );
+        assert!(doc.get(STACK_DIMENSION).is_none());
+        m.stack(Some("prod-certs"));
+        let doc = m.document("CertCheck", 0);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["StackName"]])
+        );
+        assert_eq!(doc["StackName"], json!("prod-certs"));
+        assert_eq!(doc["RotationsFailed"], json!(2.0));
     }
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
 use crate::host::HostId;
-use crate::record::{HostRecord, RotationState, StateKind};
+use crate::record::{AlertLevel, HostRecord, RotationState, StateKind};
 
 /// How the renewal point is placed inside a certificate's lifetime.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,7 +114,9 @@ pub struct PlanPolicy {
     pub renewal: RenewalPolicy,
     /// An in-flight rotation older than this is stuck (events are best effort).
     pub in_flight_timeout: Duration,
-    /// Failed attempts after which CertCheck stops retrying by itself.
+    /// `MAX_ATTEMPTS`, still parsed so existing stacks deploy; it no longer stops retries: a
+    /// failed rotation is retried with the capped backoff for as long as it takes, and alerts
+    /// escalate by the time left on the certificate instead (see [`AlertLevel`]).
     pub max_attempts: u32,
     /// Backoff after the first failure; doubles per further failure.
     pub backoff_base: Duration,
@@ -207,11 +209,6 @@ pub enum PlanItem {
         /// Earliest retry.
         until: OffsetDateTime,
     },
-    /// Retries exhausted: an operator must act (force or fix the host).
-    GivenUp {
-        /// Failed attempts so far.
-        attempts: u32,
-    },
     /// Revoked, and the stack does not re-issue automatically.
     RevokedHeld,
 }
@@ -234,10 +231,8 @@ pub fn plan_host(record: &HostRecord, now: OffsetDateTime, policy: &PlanPolicy) 
     }
     match &record.state {
         RotationState::Failed { .. } => {
+            // Retries never give up: the backoff is capped, and the alerts escalate by time left.
             let failed = record.attempts.failed.max(1);
-            if failed >= policy.max_attempts {
-                return PlanItem::GivenUp { attempts: failed };
-            }
             match record.attempts.next_attempt_at {
                 Some(until) if until > now => PlanItem::Backoff { until },
                 _ => PlanItem::Retry {
@@ -274,6 +269,27 @@ pub fn plan_host(record: &HostRecord, now: OffsetDateTime, policy: &PlanPolicy) 
                 }
             }
         },
+    }
+}
+
+/// Validity left under which a host in trouble is alerted again ([`AlertLevel::Urgent`]).
+pub const URGENT_LEFT: Duration = Duration::hours(24);
+
+/// The alert level `record`'s trouble has reached at `now`, if it is above the one already
+/// raised this episode. `failing`: the host has just failed, is failed, or cannot be reached.
+/// An expired certificate is alerted whatever the host is doing; under [`URGENT_LEFT`] left only
+/// a host in trouble is; a first failure is [`AlertLevel::Failed`].
+pub fn alert_due(record: &HostRecord, failing: bool, now: OffsetDateTime) -> Option<AlertLevel> {
+    let left = record.current.as_ref().map(|c| c.not_after - now);
+    let level = match left {
+        Some(left) if left <= Duration::ZERO => AlertLevel::Expired,
+        _ if !failing => return None,
+        Some(left) if left < URGENT_LEFT => AlertLevel::Urgent,
+        _ => AlertLevel::Failed,
+    };
+    match record.attempts.alerted {
+        Some(done) if done >= level => None,
+        _ => Some(level),
     }
 }
 
@@ -386,6 +402,7 @@ mod tests {
         failed.attempts = Attempts {
             failed: 1,
             next_attempt_at: Some(nb + Duration::hours(1)),
+            ..Attempts::default()
         };
         assert!(matches!(
             plan_host(&failed, nb, &policy),
@@ -395,11 +412,70 @@ mod tests {
             plan_host(&failed, nb + Duration::hours(2), &policy),
             PlanItem::Retry { attempt: 2 }
         );
-        failed.attempts.failed = policy.max_attempts;
-        assert!(matches!(
-            plan_host(&failed, nb + Duration::hours(2), &policy),
-            PlanItem::GivenUp { .. }
-        ));
+    }
+
+    #[test]
+    fn retries_never_give_up_while_backing_off_capped() {
+        let policy = PlanPolicy::default();
+        let nb = datetime!(2026-11-01 00:00 UTC);
+        let mut failed = deployed(host(1), nb, nb + Duration::days(7));
+        failed.state = RotationState::Failed {
+            rotation: None,
+            stage: crate::record::FailureStage::RequestCsr,
+            reason: "x".into(),
+        };
+        for n in [policy.max_attempts, policy.max_attempts + 1, 40] {
+            failed.attempts = Attempts {
+                failed: n,
+                next_attempt_at: Some(nb + policy.backoff(n)),
+                ..Attempts::default()
+            };
+            assert_eq!(
+                plan_host(&failed, nb + Duration::hours(13), &policy),
+                PlanItem::Retry { attempt: n + 1 },
+                "after {n} failures"
+            );
+        }
+        // Also once the certificate has expired: the host still needs one.
+        assert_eq!(
+            plan_host(&failed, nb + Duration::days(9), &policy),
+            PlanItem::Retry { attempt: 41 }
+        );
+    }
+
+    #[test]
+    fn alerts_escalate_by_time_left_once_per_level() {
+        let nb = datetime!(2026-11-01 00:00 UTC);
+        let na = nb + Duration::days(7);
+        let mut r = deployed(host(1), nb, na);
+        // A healthy host is alerted only once expired.
+        assert_eq!(alert_due(&r, false, nb + Duration::days(6)), None);
+        assert_eq!(alert_due(&r, false, na), Some(AlertLevel::Expired));
+        // A host in trouble: first failure, then under a day left, then expired.
+        assert_eq!(
+            alert_due(&r, true, nb + Duration::days(5)),
+            Some(AlertLevel::Failed)
+        );
+        r.attempts.alerted = Some(AlertLevel::Failed);
+        assert_eq!(alert_due(&r, true, nb + Duration::days(5)), None);
+        let urgent = na - Duration::hours(23);
+        assert_eq!(alert_due(&r, true, urgent), Some(AlertLevel::Urgent));
+        assert_eq!(alert_due(&r, false, urgent), None);
+        r.attempts.alerted = Some(AlertLevel::Urgent);
+        assert_eq!(alert_due(&r, true, urgent), None);
+        assert_eq!(
+            alert_due(&r, true, na + Duration::hours(1)),
+            Some(AlertLevel::Expired)
+        );
+        r.attempts.alerted = Some(AlertLevel::Expired);
+        assert_eq!(alert_due(&r, true, na + Duration::days(3)), None);
+        // A first failure with under a day left goes straight to urgent.
+        r.attempts.alerted = None;
+        assert_eq!(alert_due(&r, true, urgent), Some(AlertLevel::Urgent));
+        // No certificate yet: a failure is alerted once.
+        r.current = None;
+        assert_eq!(alert_due(&r, true, na), Some(AlertLevel::Failed));
+        assert_eq!(alert_due(&r, false, na), None);
     }
 
     #[test]

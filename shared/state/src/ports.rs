@@ -192,6 +192,21 @@ pub trait RotationFailer: Transitions {
     }
 }
 
+/// Recording the alert level raised for a host's episode (every function that alerts on hosts).
+pub trait AlertRecorder: Transitions {
+    /// Records that an alert of `level` went out for `host`'s current episode.
+    fn alerted(
+        &self,
+        host: &HostId,
+        level: crate::record::AlertLevel,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send {
+        self.transition(host, Change::Alerted { level }, now)
+    }
+}
+
+impl<T: Transitions> AlertRecorder for T {}
+
 /// What CertCheck writes to start rotations.
 pub trait RotationStarter: RotationFailer {
     /// Claims the host for a new rotation if it is still exactly as `record` shows (same version).

@@ -267,6 +267,42 @@ pub struct Attempts {
     pub failed: u32,
     /// Not before this time may CertCheck retry.
     pub next_attempt_at: Option<OffsetDateTime>,
+    /// The highest alert raised in the current episode (`alertLevel`; reset when a rotation
+    /// succeeds), so a rerun never repeats one.
+    pub alerted: Option<AlertLevel>,
+}
+
+/// How loud a host's trouble has been made, in escalating order: one alert per level per
+/// episode (first failure; under a day left; expired).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AlertLevel {
+    /// The episode's first failure was alerted.
+    Failed,
+    /// Under 24 hours of validity left, with the host still failing or offline.
+    Urgent,
+    /// The certificate expired.
+    Expired,
+}
+
+impl AlertLevel {
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertLevel::Failed => "FAILED",
+            AlertLevel::Urgent => "URGENT",
+            AlertLevel::Expired => "EXPIRED",
+        }
+    }
+
+    /// The level a stored value names (unknown values read as none).
+    pub fn parse(s: &str) -> Option<AlertLevel> {
+        match s {
+            "FAILED" => Some(AlertLevel::Failed),
+            "URGENT" => Some(AlertLevel::Urgent),
+            "EXPIRED" => Some(AlertLevel::Expired),
+            _ => None,
+        }
+    }
 }
 
 /// One host's item, validated.

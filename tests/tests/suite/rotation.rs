@@ -330,20 +330,9 @@ async fn assert_failed_once(stack: &mut LocalStack, h: &str, reason_part: &str) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn offline_host_and_host_without_openssl_fail_once_with_a_reason() {
+async fn host_without_openssl_fails_once_with_a_reason() {
     let mut stack = LocalStack::start(&[]).await.unwrap();
-    let (off, no_ssl) = (host(1), host(2));
-    stack
-        .enrol_host(
-            &off,
-            &mixed(1),
-            HostSpec {
-                online: false,
-                has_openssl: true,
-            },
-        )
-        .await
-        .unwrap();
+    let no_ssl = host(2);
     stack
         .enrol_host(
             &no_ssl,
@@ -357,7 +346,6 @@ async fn offline_host_and_host_without_openssl_fail_once_with_a_reason() {
         .unwrap();
     stack.cert_check(json!({})).await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();
-    assert_failed_once(&mut stack, &off, "not online").await;
     assert_failed_once(&mut stack, &no_ssl, "openssl not found").await;
     assert_eq!(
         stack.capture.calls().get("ACMPCA.IssueCertificate"),
@@ -368,19 +356,61 @@ async fn offline_host_and_host_without_openssl_fail_once_with_a_reason() {
     let s = stack.cert_check(json!({})).await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();
     assert!(s["started"].as_array().unwrap().is_empty(), "{s}");
-    assert_failed_once(&mut stack, &off, "not online").await;
-    let r = stack
-        .store
-        .host(&HostId::parse(&no_ssl).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(r.state.kind(), StateKind::Failed);
+    assert_failed_once(&mut stack, &no_ssl, "openssl not found").await;
     assert!(
         !stack.host_files(&no_ssl, &mixed(2)).key.exists(),
         "no key appeared"
     );
     let _ = PlanPolicy::default();
+}
+
+/// Scenario 4: an offline host is not claimed, spends no attempt and raises no alert while it
+/// is away, and rotates on the first run after it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offline_host_waits_without_spending_attempts_and_rotates_when_back() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let off = host(1);
+    stack
+        .enrol_host(
+            &off,
+            &mixed(1),
+            HostSpec {
+                online: false,
+                has_openssl: true,
+            },
+        )
+        .await
+        .unwrap();
+    let id = HostId::parse(&off).unwrap();
+    for run in 0..3 {
+        let s = stack.cert_check(json!({})).await.unwrap();
+        stack.settle(Delivery::default()).await.unwrap();
+        assert!(
+            s["started"].as_array().unwrap().is_empty(),
+            "run {run}: {s}"
+        );
+        assert!(s["failed"].as_array().unwrap().is_empty(), "run {run}: {s}");
+        let skipped = s["skipped"].to_string();
+        assert!(skipped.contains("offline, waiting"), "run {run}: {s}");
+        let r = stack.store.host(&id).await.unwrap().unwrap();
+        assert_eq!(r.attempts.failed, 0, "run {run}: {r:?}");
+        assert_ne!(r.state.kind(), StateKind::Failed, "run {run}: {r:?}");
+        assert_ne!(
+            r.state.kind(),
+            StateKind::CsrRequested,
+            "run {run}: not claimed"
+        );
+    }
+    assert!(
+        stack.inbox.messages().unwrap().is_empty(),
+        "no alert while the certificate is valid"
+    );
+    stack.ssm.set_online(&off, true);
+    let s = stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    assert_eq!(s["started"].as_array().unwrap().len(), 1, "{s}");
+    let r = stack.store.host(&id).await.unwrap().unwrap();
+    assert_eq!(r.state, RotationState::Deployed, "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -628,4 +658,56 @@ async fn failed_deployment_on_the_host_keeps_the_pair_and_alerts_once() {
     );
     let (ok, out) = openssl(&["verify", "-CAfile", path(&f.chain), path(&f.cert)]);
     assert!(ok, "the host still has a working pair: {out}");
+}
+
+/// Scenario 4: an offline host whose certificate has expired is alerted once as expired, spends
+/// no attempt, and is not alerted again on later runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offline_host_with_an_expired_certificate_is_alerted_once() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let off = host(3);
+    stack.add_host(
+        &off,
+        HostSpec {
+            online: false,
+            has_openssl: true,
+        },
+    );
+    let expired = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    let client =
+        aws_sdk_dynamodb::Client::new(&tests::aws::sdk_config(&stack.endpoints.moto, true));
+    tests::table::put_items(
+        &client,
+        &stack.config.table_name,
+        [tests::table::item(&[
+            (state::item::attr::HOST_ID, tests::table::s(&off)),
+            (
+                "expiry",
+                tests::table::s(&state::item::legacy_time(expired)),
+            ),
+            ("serial", tests::table::s("4c:1f:aa:00:9e")),
+        ])],
+    )
+    .await
+    .unwrap();
+    for run in 0..3 {
+        let s = stack.cert_check(json!({})).await.unwrap();
+        assert!(s["failed"].as_array().unwrap().is_empty(), "run {run}: {s}");
+        assert!(
+            s["skipped"].to_string().contains("offline, waiting"),
+            "run {run}: {s}"
+        );
+        let msgs = stack.inbox.messages().unwrap().to_vec();
+        assert_eq!(msgs.len(), 1, "run {run}: one alert: {msgs:?}");
+        let body: serde_json::Value = serde_json::from_str(&msgs[0].message).unwrap();
+        assert_eq!(body["kind"], "CERTIFICATE_EXPIRED", "{body}");
+        assert_eq!(body["host"], off.as_str());
+        let r = stack
+            .store
+            .host(&HostId::parse(&off).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.attempts.failed, 0, "run {run}: {r:?}");
+    }
 }

@@ -7,6 +7,7 @@
 //! revocation refused for what it names is the one refusal answered rather than failed (see
 //! [`CheckError::Refused`]).
 
+use rotation::alerts::{Alert, AlertKind};
 use rotation::error::{FailureKind, FunctionError};
 use rotation::AwsError;
 use state::ports::StoreError;
@@ -52,6 +53,19 @@ impl From<CheckError> for FunctionError {
             CheckError::LostTask(what) => FunctionError::lost_task(what),
             _ => FunctionError::new(e.kind(), &e),
         }
+    }
+}
+
+/// The one alert of a run that failed for a reason a retry will not fix (access denied, a
+/// validation error): it names the cause. Retryable failures are retried by Lambda and alarmed
+/// on by their metric; a caller's mistake is answered to the caller.
+pub fn run_failed_alert<T>(result: &Result<T, CheckError>) -> Option<Alert> {
+    match result {
+        Err(e) if e.kind() == FailureKind::Permanent => Some(Alert::new(
+            AlertKind::RunFailed,
+            format!("CertCheck stopped before finishing its run, nothing more will rotate until this is fixed: {e}"),
+        )),
+        _ => None,
     }
 }
 
@@ -105,5 +119,22 @@ mod tests {
         let e = FunctionError::from(CheckError::LostTask("task 7 panicked".into()));
         assert_eq!(e, FunctionError::lost_task("task 7 panicked"));
         assert_eq!(e.kind, FailureKind::Retryable);
+    }
+
+    #[test]
+    fn only_a_permanent_failure_raises_a_run_failed_alert_naming_its_cause() {
+        use crate::step::fixtures::backend_error;
+        let denied: Result<(), CheckError> =
+            Err(backend_error("AccessDeniedException", false).into());
+        let a = run_failed_alert(&denied).unwrap();
+        assert_eq!(a.kind, AlertKind::RunFailed);
+        assert!(a.reason.contains("AccessDeniedException"), "{}", a.reason);
+        assert_eq!(a.host, None);
+        let throttled: Result<(), CheckError> =
+            Err(backend_error("ThrottlingException", true).into());
+        assert_eq!(run_failed_alert(&throttled), None);
+        let bad: Result<(), CheckError> = Err(CheckError::BadRequest("x".into()));
+        assert_eq!(run_failed_alert(&bad), None);
+        assert_eq!(run_failed_alert(&Ok::<(), CheckError>(())), None);
     }
 }

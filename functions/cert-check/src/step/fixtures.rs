@@ -91,6 +91,7 @@ pub fn failed(n: u32, failed: u32, next: OffsetDateTime) -> HostRecord {
         attempts: Attempts {
             failed,
             next_attempt_at: Some(next),
+            ..Attempts::default()
         },
         ..deployed(n, NOW - Duration::days(5))
     }

@@ -5,12 +5,12 @@
 //! rotation ID and GenerateCsr parameters), which expired certificates to alert on, and the
 //! summary as far as it is known before any effect. A dry run gets the plan and no effect.
 
-use rotation::alerts::{Alert, AlertKind};
+use rotation::alerts::{Alert, AlertKind, HostAlert};
 use rotation::failure::RotationFailure;
 use rotation::Config;
-use state::plan::{plan_host, DueReason, Plan, PlanItem, PlanPolicy};
+use state::plan::{alert_due, plan_host, DueReason, Plan, PlanItem, PlanPolicy};
 use state::ports::{FleetScan, StoreError};
-use state::record::{FailureStage, StateKind};
+use state::record::{AlertLevel, FailureStage, StateKind};
 use state::{HostId, HostRecord};
 use time::OffsetDateTime;
 
@@ -81,8 +81,9 @@ pub struct Actions {
     pub summary: Summary,
     /// Hours left on the soonest NotAfter of the plan's certificates.
     pub soonest_expiry_hours: Option<f64>,
-    /// Alerts to raise first (expired certificates).
-    pub alerts: Vec<Alert>,
+    /// Alerts the plan calls for (expired certificates; under a day left on a failed host),
+    /// raised after the rotations started so they never delay one.
+    pub alerts: Vec<HostAlert>,
     /// Stuck rotations to fail.
     pub stuck: Vec<Stuck>,
     /// Rotations to start, if their host is reachable.
@@ -104,7 +105,6 @@ pub fn skip_reason(item: &PlanItem) -> Option<&'static str> {
     match item {
         PlanItem::InFlight => Some("rotation in flight"),
         PlanItem::Backoff { .. } => Some("failed; waiting for the retry backoff"),
-        PlanItem::GivenUp { .. } => Some("retries exhausted; force it once the host is fixed"),
         PlanItem::RevokedHeld => Some("revoked; re-issue is off"),
         _ => None,
     }
@@ -153,7 +153,11 @@ pub fn plan_actions(
             ..Actions::default()
         };
     }
-    let alerts = summary.expired.iter().map(|h| expired_alert(h)).collect();
+    let alerts = plan
+        .items
+        .iter()
+        .filter_map(|(record, _)| plan_alert(record, now))
+        .collect();
     let mut stuck = Vec::new();
     let mut start = Vec::new();
     for (record, item) in plan.items {
@@ -179,13 +183,38 @@ pub fn plan_actions(
     }
 }
 
+/// The alert the plan calls for on `record`, once per level per episode: its certificate has
+/// expired (whatever the host does), or it is failed with under a day left.
+pub fn plan_alert(record: &HostRecord, now: OffsetDateTime) -> Option<HostAlert> {
+    let failing = record.state.kind() == StateKind::Failed;
+    let (level, alert) = match alert_due(record, failing, now)? {
+        AlertLevel::Expired => (AlertLevel::Expired, expired_alert(record.host.as_str())),
+        AlertLevel::Urgent => (
+            AlertLevel::Urgent,
+            Alert {
+                host: Some(record.host.to_string()),
+                ..Alert::new(
+                    AlertKind::ExpiresSoon,
+                    "the certificate expires within a day and its rotation keeps failing; retries go on",
+                )
+            },
+        ),
+        AlertLevel::Failed => return None,
+    };
+    Some(HostAlert {
+        host: record.host.clone(),
+        level,
+        alert,
+    })
+}
+
 /// The alert for a host whose certificate has expired.
 pub fn expired_alert(host: &str) -> Alert {
     Alert {
         host: Some(host.to_owned()),
         ..Alert::new(
             AlertKind::CertificateExpired,
-            "the host's certificate has expired; a new one is being requested",
+            "the host's certificate has expired; a new one is requested as soon as the host can take it",
         )
     }
 }
@@ -310,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn hosts_in_flight_backing_off_given_up_or_held_are_skipped_with_a_reason() {
+    fn hosts_in_flight_backing_off_or_held_are_skipped_and_many_failures_still_retry() {
         let mut config = config();
         config.plan.reissue_revoked = false;
         let records = vec![
@@ -343,15 +372,14 @@ mod tests {
                     host(2).to_string(),
                     "failed; waiting for the retry backoff".into()
                 ),
-                (
-                    host(3).to_string(),
-                    "retries exhausted; force it once the host is fixed".into()
-                ),
                 (host(4).to_string(), "revoked; re-issue is off".into()),
             ]
         );
-        assert!(a.start.is_empty() && a.stuck.is_empty() && a.alerts.is_empty());
-        assert_eq!(a.summary.due, 0);
+        assert!(a.stuck.is_empty() && a.alerts.is_empty());
+        // Five failures no longer give up: host 3 retries.
+        assert_eq!(a.start.len(), 1);
+        assert_eq!(a.start[0].item, PlanItem::Retry { attempt: 6 });
+        assert_eq!(a.summary.due, 1);
     }
 
     #[test]
@@ -365,8 +393,10 @@ mod tests {
         let a = plan_actions(loaded(records), false, &config(), NOW);
         assert_eq!(a.summary.due, 3);
         assert_eq!(a.summary.expired, [host(1).to_string()]);
-        assert_eq!(a.alerts, [expired_alert(host(1).as_str())]);
-        assert_eq!(a.alerts[0].kind, AlertKind::CertificateExpired);
+        assert_eq!(a.alerts.len(), 1);
+        assert_eq!(a.alerts[0].alert, expired_alert(host(1).as_str()));
+        assert_eq!(a.alerts[0].alert.kind, AlertKind::CertificateExpired);
+        assert_eq!(a.alerts[0].level, AlertLevel::Expired);
         let items: Vec<(HostId, PlanItem)> = a
             .start
             .iter()
@@ -383,6 +413,35 @@ mod tests {
         assert!(a.summary.plan.is_none() && !a.summary.dry_run);
         // Certificates of hosts 1, 2, 4: host 1's expired a day ago.
         assert_eq!(a.soonest_expiry_hours, Some(-24.0));
+    }
+
+    #[test]
+    fn expired_and_urgent_alerts_go_out_once_per_episode() {
+        let mut expired = deployed(1, NOW - Duration::days(8));
+        let a = plan_actions(loaded(vec![expired.clone()]), false, &config(), NOW);
+        assert_eq!(a.alerts.len(), 1);
+        // Already alerted as expired this episode: not again.
+        expired.attempts.alerted = Some(AlertLevel::Expired);
+        let a = plan_actions(loaded(vec![expired]), false, &config(), NOW);
+        assert!(a.alerts.is_empty(), "{:?}", a.alerts);
+        // A failed host with under a day left: urgent, once.
+        let mut f = failed(2, 3, NOW + Duration::hours(1));
+        f.current.as_mut().unwrap().not_after = NOW + Duration::hours(5);
+        f.attempts.alerted = Some(AlertLevel::Failed);
+        let a = plan_actions(loaded(vec![f.clone()]), false, &config(), NOW);
+        assert_eq!(a.alerts.len(), 1);
+        assert_eq!(a.alerts[0].level, AlertLevel::Urgent);
+        assert_eq!(a.alerts[0].alert.kind, AlertKind::ExpiresSoon);
+        f.attempts.alerted = Some(AlertLevel::Urgent);
+        assert!(plan_actions(loaded(vec![f.clone()]), false, &config(), NOW)
+            .alerts
+            .is_empty());
+        // A healthy host under a day from expiry is not alerted (it is being rotated).
+        let mut healthy = deployed(3, NOW - Duration::days(6));
+        healthy.current.as_mut().unwrap().not_after = NOW + Duration::hours(5);
+        assert!(plan_actions(loaded(vec![healthy]), false, &config(), NOW)
+            .alerts
+            .is_empty());
     }
 
     #[test]

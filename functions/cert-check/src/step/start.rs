@@ -1,19 +1,24 @@
 //! Starting one rotation, one decision per I/O result.
 //!
-//! The shell claims the host ([`Start::rotation`], conditional write), then asks
-//! [`on_reachability`] whether to send GenerateCsr or fail the rotation; after SendCommand,
-//! [`after_send`] says whether to record the command, fail the rotation, or fail it and also
-//! stop the run so Lambda retries; [`after_claim`], [`after_failing`] and [`after_recording`]
-//! turn the store's answers into the host's [`Started`] outcome.
+//! The shell first asks [`on_reachability`] whether the host can take GenerateCsr: an offline or
+//! not-yet-registered host is not claimed and spends no attempt, it waits for the next pass
+//! (alerted only once its certificate is under a day from expiry, [`waiting_alert`]). Then it
+//! claims the host ([`Start::rotation`], conditional write); after SendCommand, [`after_send`]
+//! says whether to record the command, fail the rotation, or (throttled, or any retryable error
+//! after the SDK's own retries) leave the host for the next pass without counting an attempt,
+//! while the run goes on with the other hosts; [`after_claim`], [`after_failing`] and
+//! [`after_recording`] turn the store's answers into the host's [`Started`] outcome.
 
 use std::collections::HashMap;
 
 use pki::KeyAlgorithm;
+use rotation::alerts::{Alert, AlertKind, HostAlert};
 use rotation::failure::RotationFailure;
 use rotation::hosts::{CsrRequest, Reachability};
 use rotation::{AwsError, Config};
-use state::plan::PlanItem;
+use state::plan::{alert_due, PlanItem};
 use state::ports::StoreError;
+use state::record::AlertLevel;
 use state::record::FailureStage;
 use state::{HostId, HostPath, HostRecord, RotationId};
 use time::OffsetDateTime;
@@ -130,26 +135,50 @@ pub fn after_claim(
     }
 }
 
-/// What to do with a claimed host given the reachability of the fleet.
-#[derive(Debug, Clone)]
+/// What to do with a due host given the reachability of the fleet, before claiming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostStep {
-    /// Send GenerateCsr.
+    /// Claim it and send GenerateCsr.
     Send,
-    /// Fail the rotation.
-    Fail(RotationFailure),
+    /// Leave it as it is (no claim, no attempt spent) until a pass finds it online.
+    Wait(HostNote),
 }
 
-/// Online hosts get GenerateCsr; offline ones and ones SSM does not know (absent from the map)
-/// fail at REQUEST_CSR with a reason.
+/// Online hosts get GenerateCsr; offline ones and ones SSM does not know (absent from the map:
+/// not registered yet, deregistered, or an ID SSM refuses) wait, noted as skipped.
 pub fn on_reachability(start: &Start, reach: &HashMap<HostId, Reachability>) -> HostStep {
     let reason = match reach.get(&start.record.host) {
         Some(Reachability::Online) => return HostStep::Send,
         Some(Reachability::Offline(status)) => {
-            format!("host is not online (SSM ping status {status})")
+            format!("offline, waiting (SSM ping status {status})")
         }
-        Some(Reachability::Unknown) | None => "host is not registered with Systems Manager".into(),
+        Some(Reachability::Unknown) | None => {
+            "offline, waiting (not registered with Systems Manager)".into()
+        }
     };
-    HostStep::Fail(RotationFailure::new(FailureStage::RequestCsr, reason))
+    HostStep::Wait(HostNote::new(&start.record.host, reason))
+}
+
+/// The alert for a waiting host: only once its certificate has under a day left (expired
+/// certificates are alerted by the plan, whatever the host does), once per episode.
+pub fn waiting_alert(start: &Start, note: &HostNote, now: OffsetDateTime) -> Option<HostAlert> {
+    match alert_due(&start.record, true, now)? {
+        AlertLevel::Urgent => Some(HostAlert {
+            host: start.record.host.clone(),
+            level: AlertLevel::Urgent,
+            alert: Alert {
+                host: Some(start.record.host.to_string()),
+                ..Alert::new(
+                    AlertKind::ExpiresSoon,
+                    format!(
+                        "the certificate expires within a day and the host cannot be reached: {}",
+                        note.reason
+                    ),
+                )
+            },
+        }),
+        _ => None,
+    }
 }
 
 /// What to do after SendCommand.
@@ -162,9 +191,10 @@ pub enum AfterSend {
     },
     /// Fail the rotation (it is retried after its backoff).
     Fail(RotationFailure),
-    /// Fail the rotation, then fail the run with `error` so Lambda retries it. If even the
-    /// failure cannot be recorded, the reconciler fails the rotation after the timeout.
-    FailAndRetry(RotationFailure, AwsError),
+    /// SSM is throttling (or failed in a way worth retrying) even after the SDK's retries: hand
+    /// the claim back without counting an attempt (FAILED with the attempts unchanged and the
+    /// retry due at once, so the next pass starts it again) and go on with the other hosts.
+    Release(RotationFailure),
 }
 
 /// Decides after SendCommand answered.
@@ -177,7 +207,10 @@ pub fn after_send(result: Result<String, AwsError>) -> AfterSend {
                 format!("could not send GenerateCsr: {e}"),
             );
             if e.retryable {
-                AfterSend::FailAndRetry(failure, e)
+                AfterSend::Release(RotationFailure {
+                    reason: format!("left for the next pass: {}", failure.reason),
+                    ..failure
+                })
             } else {
                 AfterSend::Fail(failure)
             }
@@ -194,6 +227,23 @@ pub fn after_failing<T>(
 ) -> Result<Started, CheckError> {
     match result {
         Ok(_) | Err(StoreError::Conflict(_)) => Ok(Started::Failed(HostNote::new(
+            &start.record.host,
+            &failure.reason,
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// After handing the claim back: skipped (left for the next pass), also when someone else moved
+/// the host first; otherwise the store's error (the reconciler fails the rotation after the
+/// in-flight timeout if even this write is lost).
+pub fn after_release<T>(
+    start: &Start,
+    failure: &RotationFailure,
+    result: Result<T, StoreError>,
+) -> Result<Started, CheckError> {
+    match result {
+        Ok(_) | Err(StoreError::Conflict(_)) => Ok(Started::Skipped(HostNote::new(
             &start.record.host,
             &failure.reason,
         ))),
@@ -237,13 +287,13 @@ mod tests {
         HashMap::from([(host(n), r)])
     }
 
-    fn failure_reason(step: HostStep) -> String {
+    fn wait_reason(step: HostStep) -> String {
         match step {
-            HostStep::Fail(f) => {
-                assert_eq!(f.stage, FailureStage::RequestCsr);
-                f.reason
+            HostStep::Wait(note) => {
+                assert_eq!(note.host, host(1).to_string());
+                note.reason
             }
-            HostStep::Send => panic!("expected a failure"),
+            HostStep::Send => panic!("expected to wait"),
         }
     }
 
@@ -310,28 +360,50 @@ mod tests {
     }
 
     #[test]
-    fn offline_hosts_fail_with_their_ping_status() {
+    fn offline_hosts_wait_with_their_ping_status() {
         let step = on_reachability(
             &start(1),
             &reach(1, Reachability::Offline("ConnectionLost".into())),
         );
         assert_eq!(
-            failure_reason(step),
-            "host is not online (SSM ping status ConnectionLost)"
+            wait_reason(step),
+            "offline, waiting (SSM ping status ConnectionLost)"
         );
     }
 
     #[test]
-    fn unregistered_hosts_fail_whether_unknown_or_missing() {
+    fn unregistered_hosts_wait_whether_unknown_or_missing() {
         for map in [
             reach(1, Reachability::Unknown),
             reach(2, Reachability::Online),
         ] {
             assert_eq!(
-                failure_reason(on_reachability(&start(1), &map)),
-                "host is not registered with Systems Manager"
+                wait_reason(on_reachability(&start(1), &map)),
+                "offline, waiting (not registered with Systems Manager)"
             );
         }
+    }
+
+    #[test]
+    fn a_waiting_host_is_alerted_only_under_a_day_from_expiry_and_once() {
+        let note = HostNote::new(host(1), "offline, waiting (SSM ping status ConnectionLost)");
+        // Deployed 6 days ago, 7-day certificate: a day left, not under.
+        assert_eq!(waiting_alert(&start(1), &note, NOW), None);
+        let mut s = start(1);
+        let na = s.record.current.as_ref().unwrap().not_after;
+        let a = waiting_alert(&s, &note, na - Duration::hours(2)).unwrap();
+        assert_eq!(a.level, AlertLevel::Urgent);
+        assert_eq!(a.alert.kind, AlertKind::ExpiresSoon);
+        assert!(
+            a.alert.reason.ends_with("ConnectionLost)"),
+            "{}",
+            a.alert.reason
+        );
+        s.record.attempts.alerted = Some(AlertLevel::Urgent);
+        assert_eq!(waiting_alert(&s, &note, na - Duration::hours(2)), None);
+        // Expired: the plan's alert, not this one.
+        s.record.attempts.alerted = None;
+        assert_eq!(waiting_alert(&s, &note, na + Duration::hours(2)), None);
     }
 
     #[test]
@@ -360,11 +432,16 @@ mod tests {
     }
 
     #[test]
-    fn a_throttled_send_fails_the_rotation_and_the_run() {
+    fn a_throttled_send_leaves_the_host_for_the_next_pass() {
         match after_send(Err(aws_error("ThrottlingException", true))) {
-            AfterSend::FailAndRetry(f, e) => {
-                assert!(f.reason.contains("ThrottlingException"));
-                assert!(e.retryable);
+            AfterSend::Release(f) => {
+                assert_eq!(f.stage, FailureStage::RequestCsr);
+                assert!(
+                    f.reason.starts_with("left for the next pass: "),
+                    "{}",
+                    f.reason
+                );
+                assert!(f.reason.contains("ThrottlingException"), "{}", f.reason);
             }
             other => panic!("{other:?}"),
         }
@@ -382,6 +459,22 @@ mod tests {
         );
         assert!(matches!(
             after_failing::<()>(&s, &f, Err(backend_error("AccessDeniedException", false))),
+            Err(CheckError::Store(_))
+        ));
+    }
+
+    #[test]
+    fn after_handing_the_claim_back() {
+        let s = start(1);
+        let f = RotationFailure::new(FailureStage::RequestCsr, "left for the next pass: x");
+        let skipped = Started::Skipped(HostNote::new(host(1), "left for the next pass: x"));
+        assert_eq!(after_release(&s, &f, Ok(())).unwrap(), skipped);
+        assert_eq!(
+            after_release::<()>(&s, &f, Err(conflict(1))).unwrap(),
+            skipped
+        );
+        assert!(matches!(
+            after_release::<()>(&s, &f, Err(backend_error("AccessDeniedException", false))),
             Err(CheckError::Store(_))
         ));
     }

@@ -90,6 +90,17 @@ impl Summary {
     }
 }
 
+/// The metrics of a run that failed: the soonest expiry whenever the table could be read (an
+/// alarm on it must not go quiet because later work failed), and one failed run.
+pub fn failed_run_metrics(soonest_expiry_hours: Option<f64>) -> Metrics {
+    let mut metrics = Metrics::default();
+    if let Some(hours) = soonest_expiry_hours {
+        metrics.hours("HoursToSoonestExpiry", hours);
+    }
+    metrics.count("RunsFailed", 1);
+    metrics
+}
+
 /// A plan item in words (dry runs, logs).
 pub fn describe(item: &PlanItem) -> String {
     match item {
@@ -99,7 +110,6 @@ pub fn describe(item: &PlanItem) -> String {
         PlanItem::NotDue { renew_at } => format!("not due until {renew_at}"),
         PlanItem::InFlight => "rotation in flight".into(),
         PlanItem::Backoff { until } => format!("failed; retry after {until}"),
-        PlanItem::GivenUp { attempts } => format!("gave up after {attempts} attempts"),
         PlanItem::RevokedHeld => "revoked; re-issue is off".into(),
     }
 }
@@ -169,6 +179,16 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_run_still_reports_the_soonest_expiry() {
+        let doc = failed_run_metrics(Some(-2.0)).document("CertCheck", 0);
+        assert_eq!(doc["HoursToSoonestExpiry"], json!(-2.0));
+        assert_eq!(doc["RunsFailed"], json!(1.0));
+        let doc = failed_run_metrics(None).document("CertCheck", 0);
+        assert!(doc.get("HoursToSoonestExpiry").is_none());
+        assert_eq!(doc["RunsFailed"], json!(1.0));
+    }
+
+    #[test]
     fn finish_without_certificates_has_no_expiry_metric() {
         let (_, metrics) = Summary::default().finish(None);
         let doc = metrics.document("CertCheck", 0);
@@ -188,10 +208,6 @@ mod tests {
                 "stuck in ISSUING: will be failed and retried",
             ),
             (PlanItem::InFlight, "rotation in flight"),
-            (
-                PlanItem::GivenUp { attempts: 5 },
-                "gave up after 5 attempts",
-            ),
             (PlanItem::RevokedHeld, "revoked; re-issue is off"),
         ];
         for (item, text) in cases {

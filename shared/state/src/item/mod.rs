@@ -81,6 +81,8 @@ pub mod attr {
     /// Set (to [`super::UNSETTLED_VALUE`]) only while a rotation is in flight or failed: the hash
     /// key of the sparse index the reconcile pass reads instead of the whole table.
     pub const UNSETTLED: &str = "unsettled";
+    /// The highest alert level raised in this failure episode.
+    pub const ALERT_LEVEL: &str = "alertLevel";
 }
 
 /// The one value of [`attr::UNSETTLED`] (the index's only partition: it holds only the hosts
@@ -219,6 +221,9 @@ pub fn item_from_record(record: &HostRecord) -> Item {
     }
     if let Some(t) = record.attempts.next_attempt_at {
         put(attr::NEXT_ATTEMPT_AT, Attr::n(t.unix_timestamp()));
+    }
+    if let Some(level) = record.attempts.alerted {
+        put(attr::ALERT_LEVEL, Attr::s(level.as_str()));
     }
     let kind = record.state.kind();
     if kind != StateKind::Idle {

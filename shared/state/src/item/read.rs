@@ -133,6 +133,9 @@ fn parse_record(item: &Item) -> Result<HostRecord, InvalidRow> {
     let attempts = Attempts {
         failed: r.number(attr::ATTEMPTS)?.unwrap_or(0).clamp(0, 1_000) as u32,
         next_attempt_at: r.epoch(attr::NEXT_ATTEMPT_AT)?,
+        alerted: r
+            .string(attr::ALERT_LEVEL)?
+            .and_then(|s| crate::record::AlertLevel::parse(&s)),
     };
     Ok(HostRecord {
         host,

@@ -114,6 +114,7 @@ fn records_round_trip_through_items() {
             attempts: Attempts {
                 failed: 2,
                 next_attempt_at: Some(nb),
+                ..Attempts::default()
             },
         };
         let back = record_from_item(&item_from_record(&record)).unwrap();

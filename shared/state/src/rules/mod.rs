@@ -27,7 +27,7 @@ use crate::item::{
     attr, is_unsettled, legacy_time, record_from_item, rfc3339, Attr, Item, UNSETTLED_VALUE,
 };
 use crate::ports::TransitionConflict;
-use crate::record::{DeployedCert, FailureStage, HostRecord, RotationId, StateKind};
+use crate::record::{AlertLevel, DeployedCert, FailureStage, HostRecord, RotationId, StateKind};
 
 /// A step of the state machine, with what it expects to find.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +101,12 @@ pub enum Change {
         /// The revoked serial.
         serial: String,
     },
+    /// An alert of `level` was raised for the host's current episode. Bumps no version, so it
+    /// never makes a concurrent claim or transition conflict; a successful deployment clears it.
+    Alerted {
+        /// The level raised.
+        level: AlertLevel,
+    },
 }
 
 impl Change {
@@ -115,6 +121,7 @@ impl Change {
             Change::Deployed { .. } => "complete deployment",
             Change::Fail { .. } => "fail",
             Change::Revoke { .. } => "mark revoked",
+            Change::Alerted { .. } => "record the alert level",
         }
     }
 }
@@ -315,6 +322,7 @@ impl Rule {
                         attr::FAILURE_REASON,
                         attr::NEXT_ATTEMPT_AT,
                         attr::REVOKED_SERIAL,
+                        attr::ALERT_LEVEL,
                     ])
             }
             Change::Fail {
@@ -358,6 +366,7 @@ impl Rule {
                 .state(&[Deployed, Idle])
                 .enter(Revoked, now)
                 .set(attr::REVOKED_SERIAL, Attr::s(serial)),
+            Change::Alerted { level } => b.set(attr::ALERT_LEVEL, Attr::s(level.as_str())),
         };
         b.rule
     }

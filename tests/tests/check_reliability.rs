@@ -1,0 +1,176 @@
+//! CertCheck under faults (through the fault proxy): a run that cannot read the table fails
+//! loudly and once; a throttled SendCommand slows one host down and never fails the run; many
+//! hosts failing at once make one digest, not one message each.
+
+use lambda_runtime::{Context, LambdaEvent};
+use rotation::error::FailureKind;
+use serde_json::{json, Value};
+use state::ports::FleetReader;
+use state::record::{HostOverrides, RotationState};
+use state::HostId;
+use tests::faults::{Fault, FaultyStack, Rule};
+use tests::stack::{Delivery, LocalStack};
+
+fn host(i: u64) -> String {
+    format!("mi-{:017x}", 0xc4ec000 + i)
+}
+
+async fn enrolled(stack: &LocalStack, hosts: &[String]) {
+    for h in hosts {
+        stack
+            .enrol_host(h, &HostOverrides::default(), LocalStack::online())
+            .await
+            .unwrap();
+    }
+}
+
+fn alert_bodies(stack: &mut FaultyStack) -> Vec<Value> {
+    stack
+        .inbox
+        .messages()
+        .unwrap()
+        .iter()
+        .map(|m| serde_json::from_str(&m.message).unwrap())
+        .collect()
+}
+
+/// Scenario 1: the table refuses CertCheck (AccessDenied on Scan).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_the_table_refuses_fails_as_permanent_with_one_alert_naming_the_cause() {
+    let mut stack = FaultyStack::start(&[]).await.unwrap();
+    enrolled(&stack, &[host(1), host(2)]).await;
+    stack
+        .plan
+        .add(Rule::on("DynamoDB.Scan").fault(Fault::Error {
+            status: 400,
+            code: "AccessDeniedException".into(),
+        }));
+    let e = cert_check::handle(
+        stack.check.clone(),
+        LambdaEvent {
+            payload: json!({}),
+            context: Context::default(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.kind, FailureKind::Permanent, "{}", e.message);
+    let bodies = alert_bodies(&mut stack);
+    assert_eq!(bodies.len(), 1, "exactly one alert: {bodies:?}");
+    assert_eq!(bodies[0]["kind"], "RUN_FAILED", "{:?}", bodies[0]);
+    assert!(
+        bodies[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("AccessDeniedException"),
+        "{:?}",
+        bodies[0]
+    );
+}
+
+/// Scenario 7 (CertCheck's part): one host's SendCommand is throttled past the SDK's retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_throttled_send_leaves_that_host_for_the_next_pass_and_the_run_goes_on() {
+    let mut stack = FaultyStack::start(&[]).await.unwrap();
+    let hosts = [host(1), host(2), host(3)];
+    enrolled(&stack, &hosts).await;
+    stack.plan.add(
+        Rule::on("SSM.SendCommand")
+            .host(&hosts[0])
+            .fault(Fault::Throttle),
+    );
+    let s = stack.cert_check(json!({})).await.unwrap();
+    assert_eq!(s["started"].as_array().unwrap().len(), 2, "{s}");
+    assert!(s["failed"].as_array().unwrap().is_empty(), "{s}");
+    assert!(
+        s["skipped"].to_string().contains("left for the next pass"),
+        "{s}"
+    );
+    stack.settle(Delivery::default()).await.unwrap();
+    let throttled = HostId::parse(&hosts[0]).unwrap();
+    let r = stack.store.host(&throttled).await.unwrap().unwrap();
+    assert_eq!(r.attempts.failed, 0, "no attempt counted: {r:?}");
+    for h in &hosts[1..] {
+        let r = stack
+            .store
+            .host(&HostId::parse(h).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.state, RotationState::Deployed, "{h}: {r:?}");
+    }
+    assert!(
+        alert_bodies(&mut stack).is_empty(),
+        "a throttle alerts no one"
+    );
+    // SSM recovers: the next pass starts it.
+    stack.plan.clear();
+    let s = stack.cert_check(json!({})).await.unwrap();
+    assert_eq!(s["started"], json!([hosts[0]]), "{s}");
+    stack.settle(Delivery::default()).await.unwrap();
+    let r = stack.store.host(&throttled).await.unwrap().unwrap();
+    assert_eq!(r.state, RotationState::Deployed, "{r:?}");
+}
+
+/// Scenario 9: fifteen hosts fail in one run (SSM refuses every send): one digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifteen_failing_hosts_make_one_digest_alert() {
+    let mut stack = FaultyStack::start(&[]).await.unwrap();
+    let hosts: Vec<String> = (1..=15).map(host).collect();
+    enrolled(&stack, &hosts).await;
+    stack
+        .plan
+        .add(Rule::on("SSM.SendCommand").fault(Fault::Error {
+            status: 400,
+            code: "InvalidDocument".into(),
+        }));
+    let s = stack.cert_check(json!({})).await.unwrap();
+    assert_eq!(s["failed"].as_array().unwrap().len(), 15, "{s}");
+    let bodies = alert_bodies(&mut stack);
+    assert_eq!(bodies.len(), 1, "one digest: {bodies:?}");
+    let reason = bodies[0]["reason"].as_str().unwrap();
+    assert_eq!(bodies[0]["kind"], "DIGEST", "{:?}", bodies[0]);
+    assert!(reason.starts_with("15 hosts need attention."), "{reason}");
+    assert!(reason.contains("15 × ROTATION_FAILED"), "{reason}");
+    assert!(
+        reason.contains(&hosts[0]) && reason.contains(&hosts[9]),
+        "{reason}"
+    );
+    assert!(reason.ends_with(" and 5 more"), "{reason}");
+    // Each host's level is recorded: a forced rerun that fails again repeats nothing.
+    let s = stack
+        .cert_check(json!({"hosts": hosts, "force": true}))
+        .await
+        .unwrap();
+    assert_eq!(s["failed"].as_array().unwrap().len(), 15, "{s}");
+    assert_eq!(alert_bodies(&mut stack).len(), 1, "no second alert");
+}
+
+/// Scenario 1: one host SSM refuses to describe (an ID it calls malformed) never stops the run
+/// for the others: it waits, noted, and the others rotate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_ssm_refuses_waits_and_the_others_rotate() {
+    let mut stack = FaultyStack::start(&[]).await.unwrap();
+    let hosts = [host(1), host(2), host(3)];
+    enrolled(&stack, &hosts).await;
+    stack.plan.add(
+        Rule::on("SSM.DescribeInstanceInformation")
+            .host(&hosts[0])
+            .fault(Fault::Error {
+                status: 400,
+                code: "InvalidInstanceId".into(),
+            }),
+    );
+    let s = stack.cert_check(json!({})).await.unwrap();
+    assert_eq!(s["started"].as_array().unwrap().len(), 2, "{s}");
+    assert!(s["skipped"].to_string().contains("offline, waiting"), "{s}");
+    stack.settle(Delivery::default()).await.unwrap();
+    let r = stack
+        .store
+        .host(&HostId::parse(&hosts[0]).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.attempts.failed, 0, "{r:?}");
+    assert!(alert_bodies(&mut stack).is_empty());
+}
