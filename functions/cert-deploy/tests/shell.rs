@@ -2,7 +2,7 @@
 //! check that the shell carries out each kind of decision (record, send, fail with one alert,
 //! ignore, fail the invocation with the right error type).
 
-mod fakes;
+use rotation::fakes;
 
 use fakes::{aws_error, store_error, Ca, Hosts, Inbox, Store};
 use lambda_runtime::{Diagnostic, LambdaEvent};

@@ -21,6 +21,8 @@ pub mod crl;
 pub mod error;
 pub mod events;
 pub mod failure;
+#[cfg(feature = "fakes")]
+pub mod fakes;
 pub mod hosts;
 pub mod telemetry;
 

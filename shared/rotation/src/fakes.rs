@@ -1,16 +1,17 @@
+//! Enabled by the `fakes` feature, for the function crates' shell tests only (the tests crate has the
+//! full in-memory kit, but it depends on the functions, so they cannot use it).
+//!
 //! In-memory ports for the shell tests: a store that carries out the rules' pure model, and a
 //! host agent, a CA and alerts that answer what the test scripted. One error can be scripted
 //! per store operation; everything called is counted.
 
-#![allow(dead_code)]
-
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use rotation::alerts::{Alert, Alerts};
-use rotation::ca::{CertificateAuthority, Fetched};
-use rotation::error::AwsError;
-use rotation::hosts::{CsrRequest, DeployRequest, HostAgent, Invocation, Reachability};
+use crate::alerts::{Alert, Alerts};
+use crate::ca::{CertificateAuthority, Fetched};
+use crate::error::AwsError;
+use crate::hosts::{CsrRequest, DeployRequest, HostAgent, Invocation, Reachability};
 use state::plan::DueWindow;
 use state::ports::{FleetReader, FleetScan, PendingCertificates, StoreError, Transitions};
 use state::rules::{apply_to_record, Change};
