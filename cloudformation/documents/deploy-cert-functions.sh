@@ -23,6 +23,21 @@ decode_pem() {
   fi
 }
 
+# The certificate verifies against the chain for TLS client use. The verdict is read from the
+# output, the line "<certificate>: OK": the exit status of openssl verify is not trusted, as the
+# one of req -verify must not be (before OpenSSL 3 it exits 0 on a failed verification). Prints
+# openssl's output when the verification fails.
+chain_verifies() {
+  local chain="$1" cert="$2" out rc=0
+  out=$(openssl verify -purpose sslclient -CAfile "$chain" "$cert" 2>&1) || rc=$?
+  if [ "$rc" = 0 ] && [[ $'\n'"${out}"$'\n' == *$'\n'"${cert}: OK"$'\n'* ]] &&
+    [[ $'\n'"${out}" != *$'\n'error* ]]; then
+    return 0
+  fi
+  printf '%s\n' "$out"
+  return 1
+}
+
 # Same-file comparison with shell builtins only (cmp is not part of the minimal toolset).
 same_content() {
   [ -f "$1" ] && [ -f "$2" ] && [ "$(cat -- "$1")" = "$(cat -- "$2")" ]
@@ -43,6 +58,31 @@ run_bounded() {
     timeout 120 "$@"
   else
     "$@"
+  fi
+}
+
+# The reload hook, after a successful swap: whatever it does, the new pair is in place and the
+# document succeeds. A failure is told twice: "WARNING: reload hook failed: <why>" on stderr for
+# whoever reads the host's output, and the marker "RELOAD_HOOK_FAILED <status>" alone on a line of
+# stdout for the caller to count and alert on. The status is the hook's exit status (124: stopped
+# by run_bounded's timeout; 128+N: killed by signal N), 126 when the path is not an executable
+# file, 127 when nothing is there.
+run_reload_hook() {
+  local hook="$1" rc=0 why
+  shift
+  if [ ! -e "$hook" ]; then
+    rc=127
+    why="${hook} does not exist"
+  elif [ ! -f "$hook" ] || [ ! -x "$hook" ]; then
+    rc=126
+    why="${hook} is not an executable file"
+  else
+    run_bounded "$hook" "$@" >&2 </dev/null || rc=$?
+    why="${hook} exited with status ${rc}"
+  fi
+  if [ "$rc" != 0 ]; then
+    printf 'WARNING: reload hook failed: %s\n' "$why" >&2
+    printf 'RELOAD_HOOK_FAILED %s\n' "$rc"
   fi
 }
 

@@ -3,6 +3,7 @@ if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 # Nothing live is replaced before every check has passed. On success stdout is
 #   ROTATION <rotationId>
 #   DEPLOYED serial=<hex serial> notAfter=<openssl date, e.g. Nov 28 10:15:30 2026 GMT>
+#   RELOAD_HOOK_FAILED <status>      only when the reload hook failed (the swap stands, exit 0)
 # Errors: one "ERROR: <reason>" line on stderr, staged certificate/chain removed, live files
 # untouched, and a non-zero exit:
 #   2 invalid parameter, 3 openssl not found, 4 staged key missing or unreadable,
@@ -10,7 +11,6 @@ if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 #   7 certificate subject is not CN=<hostId> or not an end-entity certificate,
 #   8 chain verification or validity period failed, 9 signing helper check failed,
 #   10 filesystem error while staging or swapping, 1 unexpected failure.
-# A failing reload hook only prints "WARNING: reload hook failed ..." on stderr (exit stays 0).
 set -euo pipefail
 set -o errtrace
 umask 077
@@ -136,7 +136,7 @@ fi
 if ! openssl x509 -in "$staged_cert" -noout -checkend 0 >/dev/null 2>&1; then
   fail 8 "the certificate has expired"
 fi
-if ! out=$(openssl verify -purpose sslclient -CAfile "$staged_chain" "$staged_cert" 2>&1); then
+if ! out=$(chain_verifies "$staged_chain" "$staged_cert"); then
   fail 8 "the certificate does not verify against the chain: $(one_line "$out")"
 fi
 
@@ -196,13 +196,5 @@ printf '%s\n' "$facts"
 
 # 7. Optional reload hook. The new pair is valid and in place whatever the hook does.
 if [ -n "$reload_hook" ]; then
-  if [ -f "$reload_hook" ] && [ -x "$reload_hook" ]; then
-    hook_rc=0
-    run_bounded "$reload_hook" "$live_cert" "$live_key" "$live_chain" >&2 </dev/null || hook_rc=$?
-    if [ "$hook_rc" != 0 ]; then
-      printf 'WARNING: reload hook failed: %s exited with status %s\n' "$reload_hook" "$hook_rc" >&2
-    fi
-  else
-    printf 'WARNING: reload hook failed: %s is not an executable file\n' "$reload_hook" >&2
-  fi
+  run_reload_hook "$reload_hook" "$live_cert" "$live_key" "$live_chain"
 fi

@@ -66,7 +66,7 @@ tmp_csr=$(mktemp "${csr_path}/.${host_id}.csr.XXXXXX") || fail 4 "cannot create 
 if ! out=$(openssl req -new -config "$tmp_conf" -key "$staged_key" -subj "/CN=${host_id}" -sha256 -out "$tmp_csr" 2>&1); then
   fail 5 "openssl req failed: $(one_line "$out")"
 fi
-if ! out=$(openssl req -in "$tmp_csr" -noout -verify 2>&1); then
+if ! out=$(csr_verifies "$tmp_csr"); then
   fail 5 "the new CSR does not verify: $(one_line "$out")"
 fi
 chmod 0644 -- "$tmp_csr" || fail 4 "cannot set mode 0644 on the CSR"

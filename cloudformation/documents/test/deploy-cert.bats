@@ -128,3 +128,57 @@ b64() { base64 -w0 "$@"; }
   [ ! -e "${dir}/h.key" ]
   [ "$(cat "${dir}/h.key.next")" = new ]
 }
+
+@test "chain_verifies: the right chain, and only with openssl's OK line" {
+  chain_verifies "${pki}/ca.pem" "${pki}/host.pem"
+  run chain_verifies "${pki}/host.pem" "${pki}/host.pem"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *error* ]]
+}
+
+# An openssl that exits 0 whatever it prints, as OpenSSL 1.1's req -verify does.
+fake_openssl() {
+  mkdir -p "${dir}/bin"
+  printf '#!/bin/sh\nprintf "%%s\\n" "%s"\nexit 0\n' "$1" >"${dir}/bin/openssl"
+  chmod +x "${dir}/bin/openssl"
+  PATH="${dir}/bin:${PATH}"
+}
+
+@test "chain_verifies reads the verdict, not the exit status" {
+  fake_openssl "error 20 at 0 depth lookup: unable to get local issuer certificate"
+  run chain_verifies "${pki}/ca.pem" "${pki}/host.pem"
+  [ "$status" -eq 1 ]
+  fake_openssl "${pki}/other.pem: OK"
+  run chain_verifies "${pki}/ca.pem" "${pki}/host.pem"
+  [ "$status" -eq 1 ]
+  fake_openssl "${pki}/host.pem: OK"
+  chain_verifies "${pki}/ca.pem" "${pki}/host.pem"
+}
+
+@test "run_reload_hook: nothing on stdout when the hook succeeds, and it gets the paths" {
+  printf '#!/bin/sh\nprintf "%%s|" "$@" >"%s/args"\n' "$dir" >"${dir}/hook"
+  chmod +x "${dir}/hook"
+  run --separate-stderr run_reload_hook "${dir}/hook" c k ch
+  [ "$status" -eq 0 ]
+  [ "$output" = "" ]
+  [ "$(cat "${dir}/args")" = "c|k|ch|" ]
+}
+
+@test "run_reload_hook: a failure is the marker line on stdout and a warning on stderr, status 0" {
+  printf '#!/bin/sh\necho out; exit 3\n' >"${dir}/hook"
+  chmod +x "${dir}/hook"
+  run --separate-stderr run_reload_hook "${dir}/hook" c k ch
+  [ "$status" -eq 0 ]
+  [ "$output" = "RELOAD_HOOK_FAILED 3" ]
+  [[ "$stderr" == *"WARNING: reload hook failed: ${dir}/hook exited with status 3" ]]
+}
+
+@test "run_reload_hook: 126 for a file that is not executable, 127 for nothing there" {
+  printf '#!/bin/sh\n' >"${dir}/hook"
+  chmod 0644 "${dir}/hook"
+  run --separate-stderr run_reload_hook "${dir}/hook"
+  [ "$output" = "RELOAD_HOOK_FAILED 126" ]
+  run --separate-stderr run_reload_hook "${dir}/missing"
+  [ "$output" = "RELOAD_HOOK_FAILED 127" ]
+  [ "$stderr" = "WARNING: reload hook failed: ${dir}/missing does not exist" ]
+}
