@@ -28,11 +28,7 @@ ensure_dir() {
 
 # Refuse a key directory that others can write to: they could replace the key between our steps.
 check_key_dir() {
-  local dir="$1" mode
-  mode=$(stat -L -c '%a' -- "$dir") || fail 4 "cannot stat ${dir}"
-  if (((8#${mode} & 8#022) != 0)); then
-    fail 2 "keyPath ${dir} is writable by group or others (mode ${mode}); refusing to keep a private key there"
-  fi
+  check_dir_guarded keyPath "$1" "keep a private key"
 }
 
 # The CSR's self-signature verifies. The verdict is read from the output ("verify OK", no

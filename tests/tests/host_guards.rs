@@ -1,9 +1,11 @@
-//! What DeployCert and GenerateCsr refuse on a host, and what they report: verifications that
-//! OpenSSL 1.1 reports as failed with exit status 0, and a reload hook that fails after the swap.
+//! What DeployCert and GenerateCsr refuse on a host, and what they report: directories other
+//! users can write to, symlinks planted where the scripts write, verifications that OpenSSL 1.1
+//! reports as failed with exit status 0, and a reload hook that fails after the swap.
 //!
-//! Why: the scripts run as root on hosts we do not control. A verdict read from an exit status
-//! that lies would install what nobody checked; a failing reload hook leaves services on the old
-//! pair, which someone must hear about.
+//! Why: the scripts run as root on hosts we do not control. A file written through a planted
+//! symlink, or a verdict read from an exit status that lies, would install or overwrite what
+//! nobody checked; a failing reload hook leaves services on the old pair, which someone must
+//! hear about.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -31,6 +33,123 @@ async fn host_ready_to_deploy() -> (Bench, String) {
     b.rotate().await;
     let next = b.new_certificate().await;
     (b, next)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_cert_refuses_a_certificate_or_chain_directory_others_can_write() {
+    let (b, next) = host_ready_to_deploy().await;
+    let f = b.files();
+    let before = b.live();
+    for (param, dir) in [
+        ("certPath", b.on_host(b.layout.cert)),
+        ("cacertPath", b.on_host(b.layout.cacert)),
+        ("keyPath", b.on_host(b.layout.key)),
+    ] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+        for bad in [mode | 0o020, mode | 0o002] {
+            chmod(&dir, bad);
+            let run = b.deploy(&next, &b.ca.pem).await;
+            chmod(&dir, mode);
+            assert_eq!(run.status, "Failed", "{param} mode {bad:o}: {run:?}");
+            assert_ne!(run.response_code, 0);
+            let why = error_line(&run);
+            // The certificate and the chain share a directory here: either name may be given.
+            assert!(
+                why.contains(dir.to_str().unwrap()) && why.contains("writable by group or others"),
+                "{param}: {why}"
+            );
+            assert_eq!(b.live(), before, "{param}: the live pair is untouched");
+        }
+    }
+    // Back to a safe mode, the same deployment goes through.
+    assert_succeeded(&b.deploy(&next, &b.ca.pem).await, "DeployCert");
+    assert_eq!(read_pem(&f.cert), next.trim_end());
+}
+
+/// A racing user who plants a symlink as soon as a staging or backup path is removed: the stand-in
+/// `rm` does the removal, then the planting (the race won every time).
+fn plant_after_rm(victim: &Path, watched: &[&Path]) -> String {
+    let cases: Vec<String> = watched
+        .iter()
+        .map(|p| {
+            format!(
+                "    '{}') ln -s '{}' \"$a\" ;;",
+                p.display(),
+                victim.display()
+            )
+        })
+        .collect();
+    format!(
+        "\"$next\" \"$@\"\nrc=$?\nfor a in \"$@\"; do\n  case \"$a\" in\n{}\n  esac\ndone\nexit $rc",
+        cases.join("\n")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_planted_at_a_staging_or_backup_path_is_never_written_through() {
+    let (b, next) = host_ready_to_deploy().await;
+    let f = b.files();
+    let victim = b.root.join("etc/victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let staged_cert = f.cert.with_extension("crt.next");
+    let staged_chain = f.chain.with_extension("crt.next");
+    let chain_prev = f.chain.with_extension("crt.prev");
+    let watched = [
+        staged_cert.as_path(),
+        staged_chain.as_path(),
+        f.cert_prev.as_path(),
+        f.key_prev.as_path(),
+        chain_prev.as_path(),
+    ];
+    // Planted before the run, and planted again whenever the script removes one of them.
+    for p in [&staged_cert, &staged_chain] {
+        std::os::unix::fs::symlink(&victim, p).unwrap();
+    }
+    b.ssm
+        .put_host_tool(&b.host, "rm", &plant_after_rm(&victim, &watched));
+    let run = b.deploy(&next, &b.ca.pem).await;
+    b.ssm.clear_host_tools(&b.host);
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "precious\n",
+        "written through a planted symlink: {run:?}"
+    );
+    assert_succeeded(
+        &run,
+        "DeployCert replaces a staging symlink, never follows it",
+    );
+    assert_eq!(read_pem(&f.cert), next.trim_end());
+    assert_matching_pair(&f.cert, &f.key, &f.chain, "after the deployment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_symlink_at_a_published_path_is_refused() {
+    let (b, _) = host_ready_to_deploy().await;
+    // A second rotation, so that there is a previous pair too.
+    b.rotate().await;
+    let next = b.new_certificate().await;
+    let f = b.files();
+    let victim = b.root.join("etc/victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let chain_prev = f.chain.with_extension("crt.prev");
+    for published in [&f.cert_prev, &f.key_prev, &chain_prev, &f.cert, &f.chain] {
+        let saved = published.with_extension("saved");
+        std::fs::rename(published, &saved).unwrap();
+        std::os::unix::fs::symlink(&victim, published).unwrap();
+        let before = std::fs::read(&f.key).unwrap();
+        let run = b.deploy(&next, &b.ca.pem).await;
+        std::fs::remove_file(published).unwrap();
+        std::fs::rename(&saved, published).unwrap();
+        assert_eq!(run.status, "Failed", "{}: {run:?}", published.display());
+        let why = error_line(&run);
+        assert!(
+            why.contains("symbolic link") && why.contains(published.to_str().unwrap()),
+            "{why}"
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        assert_eq!(std::fs::read(&f.key).unwrap(), before, "live key untouched");
+    }
+    assert_succeeded(&b.deploy(&next, &b.ca.pem).await, "DeployCert");
 }
 
 /// A stand-in for openssl that damages the signature of every CSR `req -new` writes: one base64

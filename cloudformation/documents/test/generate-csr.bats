@@ -13,6 +13,7 @@ setup() {
   # shellcheck source=generate-csr-functions.sh
   . "${BATS_TEST_DIRNAME}/../generate-csr-functions.sh"
   dir="${BATS_TEST_TMPDIR}"
+  fs_error=4
 }
 
 @test "set_genpkey_args: RSA sizes and named EC curves" {
