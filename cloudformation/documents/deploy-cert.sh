@@ -1,16 +1,21 @@
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 # DeployCert: verify the issued certificate against the staged key and the chain, then swap it in.
-# Nothing live is replaced before every check has passed. On success stdout is
+# Nothing live is replaced before every check has passed, and a swap a crash interrupted is
+# completed by the next run of this document or of GenerateCsr (swap.sh: the journal, the steps,
+# the layout: {host}.crt and {host}.key are symlinks into a generation directory when certPath
+# and keyPath are one directory, so that the pair changes in one rename). On success stdout is
 #   ROTATION <rotationId>
 #   DEPLOYED serial=<hex serial> notAfter=<openssl date, e.g. Nov 28 10:15:30 2026 GMT>
+#   RELOAD_HOOK_FAILED <status>      only when the reload hook failed (the swap stands, exit 0)
 # Errors: one "ERROR: <reason>" line on stderr, staged certificate/chain removed, live files
 # untouched, and a non-zero exit:
-#   2 invalid parameter, 3 openssl not found, 4 staged key missing or unreadable,
+#   2 invalid parameter, or a directory others can write to (or another user owns), or a
+#     symbolic link this script did not make at a published path,
+#   3 openssl not found, 4 staged key missing or unreadable,
 #   5 certificate/chain not decodable, 6 certificate key differs from the staged key,
 #   7 certificate subject is not CN=<hostId> or not an end-entity certificate,
 #   8 chain verification or validity period failed, 9 signing helper check failed,
 #   10 filesystem error while staging or swapping, 1 unexpected failure.
-# A failing reload hook only prints "WARNING: reload hook failed ..." on stderr (exit stays 0).
 set -euo pipefail
 set -o errtrace
 umask 077
@@ -30,19 +35,26 @@ reload_hook='{{ reloadHook }}'
 rotation_id='{{ rotationId }}'
 
 export LC_ALL=C
+fs_error=10
 staged_files_written=0
 committed=0
 staged_cert=''
 staged_chain=''
+staged_generation=''
 
 # shellcheck source=prologue.sh
 . "$(dirname "${BASH_SOURCE[0]}")/prologue.sh"
+# shellcheck source=swap.sh
+. "$(dirname "${BASH_SOURCE[0]}")/swap.sh"
 # shellcheck source=deploy-cert-functions.sh
 . "$(dirname "${BASH_SOURCE[0]}")/deploy-cert-functions.sh"
 
+# A run that stops before the journal is written takes its staged files away; once it is
+# written, they are the swap's and stay for whichever run completes it.
 cleanup() {
   if [ "$committed" != 1 ] && [ "$staged_files_written" = 1 ]; then
     rm -f -- "$staged_cert" "$staged_chain"
+    [ -z "$staged_generation" ] || rm -rf -- "$staged_generation"
   fi
 }
 trap cleanup EXIT
@@ -76,12 +88,26 @@ live_chain="${cacert_path}/ca_chain_certificate.crt"
 staged_cert="${live_cert}.next"
 staged_key="${live_key}.next"
 staged_chain="${live_chain}.next"
-prev_cert="${live_cert}.prev"
-prev_key="${live_key}.prev"
-prev_chain="${live_chain}.prev"
 
-# 0. The staged key from GenerateCsr must be there. A repeated DeployCert for a certificate that
-#    is already live (its key was consumed by the first run) succeeds without changing anything.
+# 0. The directories: the key's must exist (GenerateCsr made it), the others are made if missing;
+#    none may be writable by others, and no published path may be a symlink we did not make.
+#    Then a swap a crash interrupted is completed, and what a crash left is cleared.
+[ -d "$key_path" ] || fail 4 "staged private key ${staged_key} not found (run GenerateCsr first)"
+check_dir_guarded keyPath "$key_path" "keep a private key"
+for dir in "$cert_path" "$cacert_path"; do
+  if [ ! -d "$dir" ]; then
+    mkdir -p -- "$dir" 2>/dev/null || fail 10 "cannot create directory ${dir}"
+  fi
+done
+check_dir_guarded certPath "$cert_path" "publish a certificate"
+check_dir_guarded cacertPath "$cacert_path" "publish a CA chain"
+check_published_paths "$cert_path" "$key_path" "$cacert_path" "$host_id"
+finish_interrupted_swap "$key_path" "$host_id"
+remove_leftovers "$cert_path" "$host_id"
+remove_leftovers "$cacert_path" "$host_id"
+
+# The staged key from GenerateCsr must be there. A repeated DeployCert for a certificate that is
+# already live (its key was consumed by the first run) succeeds without changing anything.
 if [ ! -f "$staged_key" ] || [ -L "$staged_key" ]; then
   if [ -f "$live_cert" ] && [ -f "$live_key" ]; then
     tmp_check=$(mktemp) || fail 10 "cannot create a temporary file"
@@ -100,16 +126,18 @@ if ! key_pub=$(openssl pkey -in "$staged_key" -pubout 2>/dev/null); then
   fail 4 "staged private key ${staged_key} is not readable by openssl"
 fi
 
-for dir in "$cert_path" "$cacert_path"; do
-  if [ ! -d "$dir" ]; then
-    mkdir -p -- "$dir" 2>/dev/null || fail 10 "cannot create directory ${dir}"
-  fi
-done
-
-# 1. Stage the certificate and chain beside the live files.
+# 1. Stage the certificate and chain beside the live files: the certificate as {host}.crt.next,
+#    or, when it shares the key's directory, in a new generation directory there.
 staged_files_written=1
-decode_pem certificate "$certificate_b64" "$staged_cert"
-decode_pem chain "$chain_b64" "$staged_chain"
+if [ "$cert_path" -ef "$key_path" ]; then
+  generation=$(new_generation "$key_path" "$host_id") || fail 10 "cannot create a generation directory in ${key_path}"
+  staged_generation="${key_path}/${generation}"
+  staged_cert="${staged_generation}/${host_id}.crt"
+else
+  generation=-
+fi
+decode_pem certificate "$certificate_b64" "$staged_cert" "$host_id"
+decode_pem chain "$chain_b64" "$staged_chain" "$host_id"
 
 # 2. The certificate must carry the staged key's public key.
 if ! cert_pub=$(openssl x509 -in "$staged_cert" -noout -pubkey 2>/dev/null); then
@@ -136,7 +164,7 @@ fi
 if ! openssl x509 -in "$staged_cert" -noout -checkend 0 >/dev/null 2>&1; then
   fail 8 "the certificate has expired"
 fi
-if ! out=$(openssl verify -purpose sslclient -CAfile "$staged_chain" "$staged_cert" 2>&1); then
+if ! out=$(chain_verifies "$staged_chain" "$staged_cert"); then
   fail 8 "the certificate does not verify against the chain: $(one_line "$out")"
 fi
 
@@ -167,42 +195,26 @@ fi
 
 facts=$(cert_facts "$staged_cert") || exit $?
 
-# 6. Swap. Keep the previous live files as .prev (hard link, or copy keeping the mode), then
-#    rename each staged file over its live name in the same directory (atomic per file).
+# 6. Swap (swap.sh): modes set, everything staged flushed to disk, the journal written; from
+#    there on the swap only rolls forward, here or, after a crash, in the next run.
 chmod 0644 -- "$staged_cert" "$staged_chain" || fail 10 "cannot set mode 0644 on the staged files"
 chmod 0400 -- "$staged_key" || fail 10 "cannot set mode 0400 on the staged key"
-
-keep_prev "$live_cert" "$prev_cert" || fail 10 "cannot keep the previous certificate as ${prev_cert}"
-keep_prev "$live_key" "$prev_key" || fail 10 "cannot keep the previous key as ${prev_key}"
-keep_prev "$live_chain" "$prev_chain" || fail 10 "cannot keep the previous chain as ${prev_chain}"
-had_key=0
-had_chain=0
-[ ! -f "$live_key" ] || had_key=1
-[ ! -f "$live_chain" ] || had_chain=1
-
-moved=0
-if mv -f -- "$staged_chain" "$live_chain"; then moved=1; fi
-if [ "$moved" = 1 ] && mv -f -- "$staged_key" "$live_key"; then moved=2; fi
-if [ "$moved" = 2 ] && mv -f -- "$staged_cert" "$live_cert"; then moved=3; fi
-if [ "$moved" != 3 ]; then
-  [ "$moved" -lt 2 ] || restore "$live_key" "$staged_key" "$prev_key" "$had_key" || true
-  [ "$moved" -lt 1 ] || restore "$live_chain" "$staged_chain" "$prev_chain" "$had_chain" || true
-  fail 10 "could not move the new files into place; the previous files were put back"
+if [ -n "$staged_generation" ]; then
+  ln -- "$staged_key" "${staged_generation}/${host_id}.key" 2>/dev/null ||
+    cp -p -- "$staged_key" "${staged_generation}/${host_id}.key" ||
+    fail 10 "cannot put the staged key into ${staged_generation}"
 fi
+flush_to_disk "$staged_cert" "$staged_chain" "$staged_key" "${staged_cert%/*}" "$cacert_path" "$key_path" ||
+  fail 10 "cannot flush the staged files to disk"
+write_journal "$key_path" "$cert_path" "$cacert_path" "$host_id" "$generation" ||
+  fail 10 "cannot write the swap journal in ${key_path}"
 committed=1
+complete_swap "$key_path" "$cert_path" "$cacert_path" "$host_id" "$generation"
 
 printf 'ROTATION %s\n' "$rotation_id"
 printf '%s\n' "$facts"
 
 # 7. Optional reload hook. The new pair is valid and in place whatever the hook does.
 if [ -n "$reload_hook" ]; then
-  if [ -f "$reload_hook" ] && [ -x "$reload_hook" ]; then
-    hook_rc=0
-    run_bounded "$reload_hook" "$live_cert" "$live_key" "$live_chain" >&2 </dev/null || hook_rc=$?
-    if [ "$hook_rc" != 0 ]; then
-      printf 'WARNING: reload hook failed: %s exited with status %s\n' "$reload_hook" "$hook_rc" >&2
-    fi
-  else
-    printf 'WARNING: reload hook failed: %s is not an executable file\n' "$reload_hook" >&2
-  fi
+  run_reload_hook "$reload_hook" "$live_cert" "$live_key" "$live_chain"
 fi

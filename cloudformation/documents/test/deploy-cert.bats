@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # shellcheck source-path=SCRIPTDIR/.. disable=SC2154 # bats' run sets $output and $stderr
-# DeployCert's helpers (deploy-cert-functions.sh): decoding the parameters, the success line, and
-# the file moves of the swap.
+# DeployCert's helpers (deploy-cert-functions.sh): decoding the parameters, the chain's verdict,
+# the success line, and the reload hook's report. The swap itself is tested in swap.bats.
 
 bats_require_minimum_version 1.5.0
 
@@ -21,51 +21,71 @@ setup() {
   umask 077
   # shellcheck source=prologue.sh
   . "${BATS_TEST_DIRNAME}/../prologue.sh"
+  # shellcheck source=swap.sh
+  . "${BATS_TEST_DIRNAME}/../swap.sh"
   # shellcheck source=deploy-cert-functions.sh
   . "${BATS_TEST_DIRNAME}/../deploy-cert-functions.sh"
   pki="${BATS_FILE_TMPDIR}"
   dir="${BATS_TEST_TMPDIR}"
+  fs_error=10
+  host=mi-0123456789abcdef0
 }
 
 b64() { base64 -w0 "$@"; }
 
 @test "decode_pem writes one certificate" {
-  decode_pem certificate "$(b64 "${pki}/host.pem")" "${dir}/host.crt.next"
+  decode_pem certificate "$(b64 "${pki}/host.pem")" "${dir}/host.crt.next" "$host"
   [ "$(cat "${dir}/host.crt.next")" = "$(cat "${pki}/host.pem")" ]
 }
 
 @test "decode_pem takes a chain of several certificates, but one certificate only" {
   cat "${pki}/host.pem" "${pki}/ca.pem" >"${dir}/two.pem"
-  decode_pem chain "$(b64 "${dir}/two.pem")" "${dir}/chain.next"
-  run --separate-stderr decode_pem certificate "$(b64 "${dir}/two.pem")" "${dir}/crt.next"
+  decode_pem chain "$(b64 "${dir}/two.pem")" "${dir}/chain.next" "$host"
+  run --separate-stderr decode_pem certificate "$(b64 "${dir}/two.pem")" "${dir}/crt.next" "$host"
   [ "$status" -eq 5 ]
   [ "$stderr" = "ERROR: the certificate parameter must hold exactly one PEM certificate (found 2)" ]
 }
 
 @test "decode_pem refuses private key material, even next to a certificate" {
   cat "${pki}/ca.pem" "${pki}/host.key" >"${dir}/leak.pem"
-  run --separate-stderr decode_pem chain "$(b64 "${dir}/leak.pem")" "${dir}/chain.next"
+  run --separate-stderr decode_pem chain "$(b64 "${dir}/leak.pem")" "${dir}/chain.next" "$host"
   [ "$status" -eq 5 ]
   [ "$stderr" = "ERROR: the chain parameter contains private key material; refusing it" ]
 }
 
 @test "decode_pem: exit 5 for bad base64, no certificate, or a certificate openssl cannot read" {
-  run --separate-stderr decode_pem chain 'not*base64' "${dir}/c"
+  run --separate-stderr decode_pem chain 'not*base64' "${dir}/c" "$host"
   [ "$status" -eq 5 ]
   [ "$stderr" = "ERROR: the chain parameter is not valid base64" ]
-  run --separate-stderr decode_pem chain "$(printf 'hello\n' | b64)" "${dir}/c"
+  run --separate-stderr decode_pem chain "$(printf 'hello\n' | b64)" "${dir}/c" "$host"
   [ "$status" -eq 5 ]
   [ "$stderr" = "ERROR: the chain parameter holds no PEM certificate" ]
   printf -- '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' >"${dir}/bad.pem"
-  run --separate-stderr decode_pem certificate "$(b64 "${dir}/bad.pem")" "${dir}/c"
+  run --separate-stderr decode_pem certificate "$(b64 "${dir}/bad.pem")" "${dir}/c" "$host"
   [ "$status" -eq 5 ]
   [ "$stderr" = "ERROR: the certificate parameter is not a readable PEM X.509 certificate" ]
 }
 
 @test "decode_pem replaces a stale staged file" {
   printf 'old\n' >"${dir}/crt.next"
-  decode_pem certificate "$(b64 "${pki}/host.pem")" "${dir}/crt.next"
+  decode_pem certificate "$(b64 "${pki}/host.pem")" "${dir}/crt.next" "$host"
   run ! grep -q old "${dir}/crt.next"
+}
+
+@test "decode_pem replaces a symlink at its destination, never writes through it" {
+  printf 'precious\n' >"${dir}/victim"
+  ln -s "${dir}/victim" "${dir}/crt.next"
+  decode_pem certificate "$(b64 "${pki}/host.pem")" "${dir}/crt.next" "$host"
+  [ ! -L "${dir}/crt.next" ]
+  [ "$(cat "${dir}/crt.next")" = "$(cat "${pki}/host.pem")" ]
+  [ "$(cat "${dir}/victim")" = precious ]
+}
+
+@test "decode_pem leaves no temporary file behind, refused or not" {
+  run --separate-stderr decode_pem chain "$(printf 'hello\n' | b64)" "${dir}/c" "$host"
+  [ "$status" -eq 5 ]
+  decode_pem chain "$(b64 "${pki}/ca.pem")" "${dir}/c" "$host"
+  [ "$(find "$dir" -name ".${host}.tmp.*" | wc -l)" -eq 0 ]
 }
 
 @test "same_content: equal files only, both present" {
@@ -99,32 +119,56 @@ b64() { base64 -w0 "$@"; }
   [ "$status" -eq 3 ]
 }
 
-@test "keep_prev keeps the live file as .prev, a hard link, replacing an older .prev" {
-  printf 'live\n' >"${dir}/h.crt"
-  printf 'older\n' >"${dir}/h.crt.prev"
-  keep_prev "${dir}/h.crt" "${dir}/h.crt.prev"
-  [ "$(cat "${dir}/h.crt.prev")" = live ]
-  [ "$(stat -c '%i' "${dir}/h.crt")" = "$(stat -c '%i' "${dir}/h.crt.prev")" ]
+@test "chain_verifies: the right chain, and only with openssl's OK line" {
+  chain_verifies "${pki}/ca.pem" "${pki}/host.pem"
+  run chain_verifies "${pki}/host.pem" "${pki}/host.pem"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *error* ]]
 }
 
-@test "keep_prev: nothing live, nothing kept, success" {
-  keep_prev "${dir}/none" "${dir}/none.prev"
-  [ ! -e "${dir}/none.prev" ]
+# An openssl that exits 0 whatever it prints, as OpenSSL 1.1's req -verify does.
+fake_openssl() {
+  mkdir -p "${dir}/bin"
+  printf '#!/bin/sh\nprintf "%%s\\n" "%s"\nexit 0\n' "$1" >"${dir}/bin/openssl"
+  chmod +x "${dir}/bin/openssl"
+  PATH="${dir}/bin:${PATH}"
 }
 
-@test "restore puts the previous file back when there was one" {
-  printf 'new\n' >"${dir}/h.key"
-  printf 'previous\n' >"${dir}/h.key.prev"
-  chmod 0400 "${dir}/h.key.prev"
-  restore "${dir}/h.key" "${dir}/h.key.next" "${dir}/h.key.prev" 1
-  [ "$(cat "${dir}/h.key")" = previous ]
-  [ "$(stat -c '%a' "${dir}/h.key")" = 400 ]
-  [ ! -e "${dir}/h.key.restore" ]
+@test "chain_verifies reads the verdict, not the exit status" {
+  fake_openssl "error 20 at 0 depth lookup: unable to get local issuer certificate"
+  run chain_verifies "${pki}/ca.pem" "${pki}/host.pem"
+  [ "$status" -eq 1 ]
+  fake_openssl "${pki}/other.pem: OK"
+  run chain_verifies "${pki}/ca.pem" "${pki}/host.pem"
+  [ "$status" -eq 1 ]
+  fake_openssl "${pki}/host.pem: OK"
+  chain_verifies "${pki}/ca.pem" "${pki}/host.pem"
 }
 
-@test "restore moves a first-ever file back to its staging name" {
-  printf 'new\n' >"${dir}/h.key"
-  restore "${dir}/h.key" "${dir}/h.key.next" "${dir}/h.key.prev" 0
-  [ ! -e "${dir}/h.key" ]
-  [ "$(cat "${dir}/h.key.next")" = new ]
+@test "run_reload_hook: nothing on stdout when the hook succeeds, and it gets the paths" {
+  printf '#!/bin/sh\nprintf "%%s|" "$@" >"%s/args"\n' "$dir" >"${dir}/hook"
+  chmod +x "${dir}/hook"
+  run --separate-stderr run_reload_hook "${dir}/hook" c k ch
+  [ "$status" -eq 0 ]
+  [ "$output" = "" ]
+  [ "$(cat "${dir}/args")" = "c|k|ch|" ]
+}
+
+@test "run_reload_hook: a failure is the marker line on stdout and a warning on stderr, status 0" {
+  printf '#!/bin/sh\necho out; exit 3\n' >"${dir}/hook"
+  chmod +x "${dir}/hook"
+  run --separate-stderr run_reload_hook "${dir}/hook" c k ch
+  [ "$status" -eq 0 ]
+  [ "$output" = "RELOAD_HOOK_FAILED 3" ]
+  [[ "$stderr" == *"WARNING: reload hook failed: ${dir}/hook exited with status 3" ]]
+}
+
+@test "run_reload_hook: 126 for a file that is not executable, 127 for nothing there" {
+  printf '#!/bin/sh\n' >"${dir}/hook"
+  chmod 0644 "${dir}/hook"
+  run --separate-stderr run_reload_hook "${dir}/hook"
+  [ "$output" = "RELOAD_HOOK_FAILED 126" ]
+  run --separate-stderr run_reload_hook "${dir}/missing"
+  [ "$output" = "RELOAD_HOOK_FAILED 127" ]
+  [ "$stderr" = "WARNING: reload hook failed: ${dir}/missing does not exist" ]
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # shellcheck source-path=SCRIPTDIR/.. disable=SC2154 # bats' run sets $output and $stderr
-# GenerateCsr's helpers (generate-csr-functions.sh): key algorithms, directories, key directory mode.
+# GenerateCsr's helpers (generate-csr-functions.sh): key algorithms, directories, key directory
+# mode, the CSR's verdict.
 
 bats_require_minimum_version 1.5.0
 
@@ -12,6 +13,7 @@ setup() {
   # shellcheck source=generate-csr-functions.sh
   . "${BATS_TEST_DIRNAME}/../generate-csr-functions.sh"
   dir="${BATS_TEST_TMPDIR}"
+  fs_error=4
 }
 
 @test "set_genpkey_args: RSA sizes and named EC curves" {
@@ -83,4 +85,47 @@ setup() {
   [ "$status" -eq 4 ]
   # stat says why on the line before
   [ "${stderr##*$'\n'}" = "ERROR: cannot stat ${dir}/missing" ]
+}
+
+@test "csr_verifies: a CSR openssl just made" {
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=x \
+    -keyout "${dir}/k" -out "${dir}/csr" 2>/dev/null
+  csr_verifies "${dir}/csr"
+}
+
+@test "csr_verifies: a CSR whose signature was damaged, whatever openssl's exit status" {
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=x \
+    -keyout "${dir}/k" -out "${dir}/csr" 2>/dev/null
+  # One base64 character of the last line, inside the signature.
+  mapfile -t lines <"${dir}/csr"
+  i=$((${#lines[@]} - 2))
+  if [ "${lines[i]:0:1}" = A ]; then c=B; else c=A; fi
+  lines[i]="${c}${lines[i]:1}"
+  printf '%s\n' "${lines[@]}" >"${dir}/csr"
+  run csr_verifies "${dir}/csr"
+  [ "$status" -eq 1 ]
+  [[ "$output" == *"verify fail"* ]]
+}
+
+# An openssl that prints what it is given and exits 0, as OpenSSL 1.1's req -verify does.
+fake_openssl() {
+  mkdir -p "${dir}/bin"
+  printf '#!/bin/sh\necho "%s" >&2\nexit 0\n' "$1" >"${dir}/bin/openssl"
+  chmod +x "${dir}/bin/openssl"
+  PATH="${dir}/bin:${PATH}"
+}
+
+@test "csr_verifies reads the verdict of OpenSSL 1.1 and 3 alike, not the exit status" {
+  touch "${dir}/csr"
+  fake_openssl "verify failure"
+  run csr_verifies "${dir}/csr"
+  [ "$status" -eq 1 ]
+  [ "$output" = "verify failure" ]
+  fake_openssl "unable to load X509 request"
+  run csr_verifies "${dir}/csr"
+  [ "$status" -eq 1 ]
+  fake_openssl "verify OK"
+  csr_verifies "${dir}/csr"
+  fake_openssl "Certificate request self-signature verify OK"
+  csr_verifies "${dir}/csr"
 }

@@ -98,3 +98,54 @@ setup() {
   [[ ! "arn:aws:iam::111122223333:role/a b" =~ $re_role ]]
   [[ ! "arn:aws:iam::111122223333:role/a'b" =~ $re_role ]]
 }
+
+@test "check_dir_guarded: mode and owner of the directory itself, the purpose in the refusal" {
+  fs_error=10
+  dir="${BATS_TEST_TMPDIR}"
+  for mode in 700 755 750 500; do
+    mkdir -m "$mode" "${dir}/ok${mode}"
+    check_dir_guarded certPath "${dir}/ok${mode}" "publish a certificate"
+  done
+  mkdir -m 775 "${dir}/group"
+  run --separate-stderr check_dir_guarded certPath "${dir}/group" "publish a certificate"
+  [ "$status" -eq 2 ]
+  [ "$stderr" = "ERROR: certPath ${dir}/group is writable by group or others (mode 775); refusing to publish a certificate there" ]
+  run --separate-stderr check_dir_guarded cacertPath "${dir}/missing" "publish a CA chain"
+  [ "$status" -eq 10 ]
+  [ "${stderr##*$'\n'}" = "ERROR: cannot stat ${dir}/missing" ]
+}
+
+@test "check_dir_guarded refuses a directory of another user (when the test can make one)" {
+  fs_error=10
+  owned_by_other=''
+  for d in /var/empty /run/sshd /usr/share/empty /nonexistent-owner; do
+    if [ -d "$d" ] && [ "$(stat -L -c '%u' "$d")" != "$EUID" ] && [ "$(stat -L -c '%u' "$d")" != 0 ] &&
+      (((8#$(stat -L -c '%a' "$d") & 8#022) == 0)); then
+      owned_by_other=$d
+    fi
+  done
+  if [ -z "$owned_by_other" ]; then
+    skip "no directory of another (non-root) user on this machine"
+  fi
+  run --separate-stderr check_dir_guarded certPath "$owned_by_other" "publish a certificate"
+  [ "$status" -eq 2 ]
+  [[ "$stderr" == *"belongs to user"* ]]
+}
+
+@test "temp_file and temp_name: the host's temporary names in the directory, fresh each time" {
+  dir="${BATS_TEST_TMPDIR}"
+  a=$(temp_file "$dir" mi-0123456789abcdef0)
+  [ -f "$a" ]
+  [ "$(stat -c '%a' "$a")" = 600 ]
+  [[ "$a" == "${dir}/.mi-0123456789abcdef0.tmp."?????? ]]
+  b=$(temp_name "$dir" mi-0123456789abcdef0)
+  [ ! -e "$b" ]
+  [[ "$b" == "${dir}/.mi-0123456789abcdef0.tmp."?????? ]]
+  [ "$a" != "$b" ]
+}
+
+@test "flush_to_disk takes files and directories" {
+  dir="${BATS_TEST_TMPDIR}"
+  touch "${dir}/f"
+  flush_to_disk "${dir}/f" "$dir"
+}

@@ -4,6 +4,11 @@
 //!
 //! Why apart: this is the part that touches the machine (files, processes); the API only
 //! records invocations and queues them here.
+//!
+//! A host may also have programs of its own in front of the shared ones, in two directories of
+//! its own ahead of them on its `PATH`: a test's stand-ins ([`SsmHandle::put_host_tool`], e.g. an
+//! `mv` that kills the script on its Nth call, a reboot in the middle of a swap), then the host's
+//! OpenSSL flavour ([`SsmHandle::emulate_openssl_1_1`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -172,6 +177,112 @@ impl SsmHandle {
     }
 }
 
+/// A host's own program directories, in `PATH` order: a test's stand-ins, then its OpenSSL
+/// flavour. Outside the sandbox root: they stand for programs installed on the host, not files
+/// the documents manage.
+fn host_tool_dirs(base: &Path, instance_id: &str) -> [PathBuf; 2] {
+    let own = base.join("bin/hosts").join(instance_id);
+    [own.join("tools"), own.join("openssl")]
+}
+
+fn write_executable(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // A new file renamed into place, not a rewrite: a script may be running the old one.
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, text)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, path)
+}
+
+impl SsmHandle {
+    /// Puts a program named `name` first on the host's `PATH`, for the runs that start from now
+    /// on: `body` is bash, run with the arguments the script gave, and `"$next"` is the program
+    /// of that name it stands in front of (the host's OpenSSL flavour, or the shared one). A
+    /// second call for the same name replaces the first.
+    ///
+    /// # Panics
+    /// If the host is not registered, or on I/O errors.
+    pub fn put_host_tool(&self, instance_id: &str, name: &str, body: &str) -> PathBuf {
+        let has_openssl = self.host_has_openssl(instance_id);
+        let [tools, flavour] = host_tool_dirs(&self.shared.base, instance_id);
+        let bin = self.shared.bin_dir(has_openssl).expect("build bin dir");
+        let path = tools.join(name);
+        let text = format!(
+            r#"#!{bash}
+# A test's stand-in for `{name}` on this emulated host; "$next" is the program it stands in
+# front of.
+next=$(PATH='{flavour}:{bin}' command -v {name}) || {{ echo '{name}: not found' >&2; exit 127; }}
+{body}
+"#,
+            bash = self.shared.bash.display(),
+            flavour = flavour.display(),
+            bin = bin.display(),
+        );
+        write_executable(&path, &text).expect("write host tool");
+        path
+    }
+
+    /// Takes every program [`put_host_tool`](Self::put_host_tool) put on the host away.
+    ///
+    /// # Panics
+    /// On I/O errors other than "already gone".
+    pub fn clear_host_tools(&self, instance_id: &str) {
+        let [tools, _] = host_tool_dirs(&self.shared.base, instance_id);
+        match std::fs::remove_dir_all(tools) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("clear host tools: {e}"),
+            _ => {}
+        }
+    }
+
+    /// Gives the host OpenSSL 1.1's exit statuses (`on`), or the real openssl's (`!on`).
+    /// OpenSSL before 3.0 exits 0 from `openssl req -verify` when the verification *fails*
+    /// (it only prints `verify failure`); `openssl verify` is treated the same way, since the
+    /// scripts must not trust its status either. The wrapper keeps the real openssl's output
+    /// and forces exit 0 for those two commands; every other command runs unchanged.
+    ///
+    /// # Panics
+    /// If the host is not registered or has no openssl, or on I/O errors.
+    pub fn emulate_openssl_1_1(&self, instance_id: &str, on: bool) {
+        assert!(
+            self.host_has_openssl(instance_id),
+            "{instance_id} has no openssl to give a flavour to"
+        );
+        let [_, flavour] = host_tool_dirs(&self.shared.base, instance_id);
+        if !on {
+            let _ = std::fs::remove_file(flavour.join("openssl"));
+            return;
+        }
+        let bin = self.shared.bin_dir(true).expect("build bin dir");
+        let text = format!(
+            r#"#!{bash}
+# OpenSSL 1.1's exit statuses over the real openssl's output: exit 0 from `req -verify` and
+# `verify` whatever the verdict.
+real='{real}'
+case "${{1-}}" in
+  verify) "$real" "$@"; exit 0 ;;
+  req) for a in "$@"; do if [ "$a" = -verify ]; then "$real" "$@"; exit 0; fi; done ;;
+esac
+exec "$real" "$@"
+"#,
+            bash = self.shared.bash.display(),
+            real = bin.join("openssl").display(),
+        );
+        write_executable(&flavour.join("openssl"), &text).expect("write the openssl 1.1 wrapper");
+    }
+
+    fn host_has_openssl(&self, instance_id: &str) -> bool {
+        lock(&self.shared.state)
+            .hosts
+            .get(instance_id)
+            .unwrap_or_else(|| panic!("host {instance_id} not registered"))
+            .spec
+            .has_openssl
+    }
+}
+
 impl Shared {
     pub(super) fn is_path_parameter(&self, name: &str) -> bool {
         name.ends_with("Path") || self.extra_path_parameters.iter().any(|p| p == name)
@@ -244,7 +355,9 @@ impl Shared {
             let run_dir = self.base.join("runs").join(&instance_id).join(&command_id);
             let mut runs = Vec::new();
             for step in &steps {
-                let r = self.run_step(step, &root, has_openssl, &run_dir).await;
+                let r = self
+                    .run_step(step, &instance_id, &root, has_openssl, &run_dir)
+                    .await;
                 let ok = r.status == "Success";
                 runs.push(r);
                 if !ok {
@@ -276,6 +389,7 @@ impl Shared {
     async fn run_step(
         &self,
         step: &PreparedStep,
+        instance_id: &str,
         root: &Path,
         has_openssl: bool,
         run_dir: &Path,
@@ -304,11 +418,18 @@ impl Shared {
                 return run;
             }
         };
+        // The host's own programs first, where it has any.
+        let mut dirs: Vec<PathBuf> = host_tool_dirs(&self.base, instance_id)
+            .into_iter()
+            .filter(|d| d.is_dir())
+            .collect();
+        dirs.push(bin);
+        let path = std::env::join_paths(dirs).unwrap_or_default();
         let mut cmd = tokio::process::Command::new(&self.bash);
         cmd.arg(&script)
             .current_dir(root)
             .env_clear()
-            .env("PATH", &bin)
+            .env("PATH", &path)
             .env("HOME", root.join("root"))
             .env("LANG", "C.UTF-8")
             .env("TMPDIR", root.join("tmp"))
