@@ -389,8 +389,11 @@ async fn an_early_issuance_reaches_cert_deploy_while_cert_issue_still_runs() {
         .into_iter()
         .filter(|d| matches!(d.outcome, Outcome::Handled(_)))
         .collect();
+    // An issuance that arrives before CertIssue recorded ISSUING is answered NotReady and
+    // delivered again (as Lambda retries it), so there may be more than one delivery: the
+    // first is the early one.
     let issuance = report.of(EventKind::Issuance);
-    assert_eq!(issuance.len(), 1, "{report:#?}");
+    assert!(!issuance.is_empty(), "{report:#?}");
     assert_eq!(issuance[0].timing, Timing::Early);
     // Private CA announced the certificate inside CertIssue's IssueCertificate call: the
     // issuance was delivered before CertIssue returned.
