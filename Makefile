@@ -56,7 +56,7 @@ test: venv system-deps lint check-template nextest
 # The chaos test at its full size (CI runs it with 8 hosts inside `make test`).
 CHAOS_HOSTS ?= 50
 chaos: venv system-deps
-	CHAOS_HOSTS=$(CHAOS_HOSTS) MOTO_PYTHON=$(VENV)/bin/python $(CARGO) nextest run --locked -p tests -E 'binary(chaos)' --no-capture
+	CHAOS_HOSTS=$(CHAOS_HOSTS) MOTO_PYTHON=$(VENV)/bin/python $(CARGO) nextest run --locked --profile chaos -p tests -E 'binary(chaos)' --no-capture
 
 demo: venv system-deps
 	MOTO_PYTHON=$(VENV)/bin/python $(CARGO) run --locked -q -p tests --bin demo

@@ -11,6 +11,7 @@ pub mod faults;
 pub mod inbox;
 pub mod kit;
 pub mod moto;
+pub mod pair;
 pub mod recorder;
 pub mod stack;
 pub mod table;

@@ -1,23 +1,32 @@
 //! Chaos on the local stack: every AWS API answers a share of calls with its throttling error or
-//! a 5xx, events are lost, duplicated, delivered early, late and out of order, and the fleet
+//! a 5xx, events are lost, duplicated, delivered early, late and out of order, a share of handler
+//! runs (events, schedule runs, reconcile passes) is killed mid-way and retried, and the fleet
 //! still ends rotated within three schedule runs and their reconcile passes.
 //!
 //! Seeded: `CHAOS_SEED=<n>` replays a run (the seed is printed at the start and in every failed
-//! assertion). `CHAOS_HOSTS` sets the fleet (CI runs a small one; `make chaos` the full 50).
+//! assertion). `CHAOS_HOSTS` sets the fleet (CI runs a small one; `make chaos` the full 50),
+//! `CHAOS_KILLS` the share of handler runs killed (2% unless set).
 //! What a user would check is asserted: the table says DEPLOYED, the host's certificate and
 //! key match and chain to the CA, the table's serial is the one on the host, one certificate
-//! was issued per rotation, and no host got more than one alert of a kind.
+//! was issued per rotation, no host got more than one alert of a kind, and — after every single
+//! delivery — no host that had a working pair is without one. Half the hosts keep certificate
+//! and key in one directory (the swap is one rename), half in two (two renames and a journal).
+//!
+//! The same fleet also runs without faults, for the figures the chaos run is read against:
+//! runs needed and AWS calls per rotation, by service (printed by both tests).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use serde_json::json;
+use serde_json::{json, Value};
 use state::ports::FleetReader;
 use state::record::{HostOverrides, RotationState};
-use state::HostId;
+use state::{HostId, HostPath};
 use tests::emulators::ssm::HostSpec;
-use tests::faults::delivery::{settle_chaos, DeliveryPolicy, Rates};
+use tests::faults::delivery::{settle_chaos_checked, Delivered, DeliveryPolicy, Rates};
 use tests::faults::{Fault, FaultyStack, Rule};
+use tests::pair::LivePair;
+use tests::stack::LocalStack;
 use time::{Duration, OffsetDateTime};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -29,6 +38,18 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn host(i: usize) -> String {
     format!("mi-{:017x}", 0xc4a05000 + i)
+}
+
+/// Odd hosts keep certificate and key in one directory.
+fn overrides(i: usize) -> HostOverrides {
+    if i % 2 == 1 {
+        HostOverrides {
+            key_path: Some(HostPath::parse("keyPath", "/etc/pki/rolesanywhere").unwrap()),
+            ..HostOverrides::default()
+        }
+    } else {
+        HostOverrides::default()
+    }
 }
 
 /// The public key of a PEM file as openssl prints it (`x509` or `pkey`).
@@ -46,13 +67,195 @@ fn public_key(kind: &str, path: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-async fn reconcile_pass(stack: &FaultyStack, now: OffsetDateTime) {
-    let request = cert_check::step::request::parse_request(json!({"reconcile": true}))
-        .expect("a reconcile request");
-    if let Err(e) = cert_check::run(stack.check.clone(), request, now).await {
-        // A pass that met a fault is retried by its schedule; the next pass goes on.
-        eprintln!("reconcile pass failed (the next one goes on): {e}");
+/// A scheduled CertCheck invocation (a schedule run or a reconcile pass at `now`), killed after
+/// the policy's delay when it draws one and then retried, as Lambda retries a timed-out
+/// asynchronous invocation. A failed run is left to the next one, as its schedule would.
+async fn scheduled_run(
+    stack: &FaultyStack,
+    policy: &DeliveryPolicy,
+    name: &str,
+    payload: Value,
+    now: OffsetDateTime,
+) {
+    let request = cert_check::step::request::parse_request(payload).expect("a CertCheck request");
+    let run = || cert_check::run(stack.check.clone(), request.clone(), now);
+    if let Some(after) = policy.kill_after(name) {
+        if tokio::time::timeout(after, run()).await.is_err() {
+            eprintln!("{name}: killed after {after:?}, retried");
+        }
     }
+    if let Err(e) = run().await {
+        eprintln!("{name} failed (the next one goes on): {e}");
+    }
+}
+
+/// What one run of the fleet needed.
+struct Figures {
+    /// (schedule run, reconcile pass) after which every host was DEPLOYED, if it came.
+    all_deployed_after: Option<(i64, i64)>,
+    certificates: usize,
+    calls: BTreeMap<String, u64>,
+    faults: usize,
+    kills: usize,
+    deliveries: usize,
+    alerts: usize,
+}
+
+impl Figures {
+    fn print(&self, label: &str, hosts: usize) {
+        let per = |n: u64| n as f64 / self.certificates.max(1) as f64;
+        let total: u64 = self.calls.values().sum();
+        let by: Vec<String> = self
+            .calls
+            .iter()
+            .map(|(s, n)| format!("{s} {:.1}", per(*n)))
+            .collect();
+        eprintln!(
+            "{label}: {hosts} hosts, all DEPLOYED after {}; {} certificates; AWS calls per rotation {:.1} ({}); \
+             {} faults injected, {} handler runs killed, {} deliveries, {} alerts",
+            match self.all_deployed_after {
+                Some((r, 0)) => format!("schedule run {}", r + 1),
+                Some((r, p)) => format!("schedule run {} and reconcile pass {p}", r + 1),
+                None => "never".into(),
+            },
+            self.certificates,
+            per(total),
+            by.join(", "),
+            self.faults,
+            self.kills,
+            self.deliveries,
+            self.alerts,
+        );
+    }
+}
+
+/// Whether every host's table item says DEPLOYED.
+async fn all_deployed(stack: &LocalStack, names: &[String]) -> bool {
+    for h in names {
+        let record = stack
+            .store
+            .host(&HostId::parse(h).unwrap())
+            .await
+            .ok()
+            .flatten();
+        if record.map(|r| r.state) != Some(RotationState::Deployed) {
+            return false;
+        }
+    }
+    true
+}
+
+/// No host that had a working pair is without one: what must hold after every delivery.
+fn pairs_hold(
+    stack: &LocalStack,
+    names: &[String],
+    had: &mut BTreeSet<String>,
+) -> anyhow::Result<()> {
+    for (i, h) in names.iter().enumerate() {
+        match stack.host_files(h, &overrides(i)).live_pair() {
+            LivePair::Matching(_) => {
+                had.insert(h.clone());
+            }
+            LivePair::Swapping => {}
+            LivePair::Absent if !had.contains(h) => {}
+            LivePair::Absent => anyhow::bail!("{h}: its pair is gone"),
+            LivePair::Broken(why) => anyhow::bail!("{h}: no working pair: {why}"),
+        }
+    }
+    Ok(())
+}
+
+/// Three schedule runs, each followed by two reconcile passes, with events delivered by
+/// `policy`, the pairs on every host checked after every delivery.
+async fn run_fleet(
+    stack: &mut FaultyStack,
+    policy: &DeliveryPolicy,
+    names: &[String],
+    at: &dyn Fn(&str) -> String,
+) -> Figures {
+    let mut had = BTreeSet::new();
+    let mut figures = Figures {
+        all_deployed_after: None,
+        certificates: 0,
+        calls: BTreeMap::new(),
+        faults: 0,
+        kills: 0,
+        deliveries: 0,
+        alerts: 0,
+    };
+    let start = OffsetDateTime::now_utc();
+    for round in 0..3i64 {
+        for pass in 0..=2i64 {
+            if pass == 0 {
+                scheduled_run(
+                    stack,
+                    policy,
+                    &format!("schedule run {round}"),
+                    json!({}),
+                    start + Duration::hours(12 * round),
+                )
+                .await;
+            } else {
+                // The reconcile schedule fires every ten minutes; the pass acts on rotations older
+                // than the in-flight timeout, so it runs as it would an hour on.
+                let now = start + Duration::hours(12 * round) + Duration::minutes(65 * pass);
+                scheduled_run(
+                    stack,
+                    policy,
+                    &format!("reconcile pass {round}.{pass}"),
+                    json!({"reconcile": true}),
+                    now,
+                )
+                .await;
+            }
+            let mut check = |s: &LocalStack, _: &Delivered| pairs_hold(s, names, &mut had);
+            let report = settle_chaos_checked(stack, policy, &mut check)
+                .await
+                .unwrap_or_else(|e| panic!("{}", at(&format!("{e:#}"))));
+            figures.deliveries += report.deliveries.len();
+            figures.kills += report
+                .deliveries
+                .iter()
+                .filter(|d| matches!(d.outcome, tests::faults::delivery::Outcome::Killed(_)))
+                .count();
+            if figures.all_deployed_after.is_none() && all_deployed(stack, names).await {
+                figures.all_deployed_after = Some((round, pass));
+            }
+        }
+    }
+    figures.certificates = stack.pca.issued().len();
+    figures.calls = stack.plan.calls_by_service();
+    figures.faults = stack.plan.injected().len();
+    figures
+}
+
+async fn enrolled_stack(names: &[String]) -> FaultyStack {
+    let stack = FaultyStack::start(&[])
+        .await
+        .expect("the local stack starts");
+    for (i, h) in names.iter().enumerate() {
+        stack
+            .enrol_host(h, &overrides(i), HostSpec::default())
+            .await
+            .expect("enrolment");
+    }
+    stack
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fault_free_run_for_comparison() {
+    let hosts: usize = env_or("CHAOS_HOSTS", 8);
+    let names: Vec<String> = (0..hosts).map(host).collect();
+    let mut stack = enrolled_stack(&names).await;
+    let policy = DeliveryPolicy::seeded(0);
+    let figures = run_fleet(&mut stack, &policy, &names, &|w| w.to_owned()).await;
+    figures.print("fault-free", hosts);
+    assert_eq!(
+        figures.all_deployed_after,
+        Some((0, 0)),
+        "without faults the first run rotates every host"
+    );
+    assert_eq!(figures.certificates, hosts, "one certificate per host");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -65,16 +268,8 @@ async fn every_host_ends_rotated_whatever_the_faults() {
     eprintln!("CHAOS_SEED={seed} CHAOS_HOSTS={hosts} (set them to replay this run)");
     let at = |what: &str| format!("{what} (replay with CHAOS_SEED={seed} CHAOS_HOSTS={hosts})");
 
-    let mut stack = FaultyStack::start(&[])
-        .await
-        .expect("the local stack starts");
     let names: Vec<String> = (0..hosts).map(host).collect();
-    for h in &names {
-        stack
-            .enrol_host(h, &HostOverrides::default(), HostSpec::default())
-            .await
-            .expect("enrolment");
-    }
+    let mut stack = enrolled_stack(&names).await;
     // 10% of every API's calls: half its own throttling error, half a 503.
     stack
         .plan
@@ -84,36 +279,21 @@ async fn every_host_ends_rotated_whatever_the_faults() {
             .rate(0.05, seed ^ 0x5eed)
             .fault(Fault::Status(503)),
     );
-    let policy = DeliveryPolicy::seeded(seed).all(Rates {
-        early: 0.1,
-        concurrent: 0.3,
-        late: 0.2,
-        never: 0.1,
-        twice: 0.1,
-    });
-
-    let start = OffsetDateTime::now_utc();
-    for round in 0..3i64 {
-        if let Err(e) = stack.cert_check(json!({})).await {
-            eprintln!("schedule run {round} failed (the next one goes on): {e}");
-        }
-        settle_chaos(&mut stack, &policy)
-            .await
-            .expect("events settle");
-        for pass in 1..=2i64 {
-            // The reconcile schedule fires every ten minutes; the pass acts on rotations older
-            // than the in-flight timeout, so it runs as it would an hour on.
-            reconcile_pass(&stack, start + Duration::minutes(65 * (2 * round + pass))).await;
-            settle_chaos(&mut stack, &policy)
-                .await
-                .expect("events settle");
-        }
-    }
+    let policy = DeliveryPolicy::seeded(seed)
+        .all(Rates {
+            early: 0.1,
+            concurrent: 0.3,
+            late: 0.2,
+            never: 0.1,
+            twice: 0.1,
+        })
+        .kills(env_or("CHAOS_KILLS", 0.02));
+    let mut figures = run_fleet(&mut stack, &policy, &names, &at).await;
 
     let ca = stack.pca.ca_certificate_pem();
     let ca_file = std::env::temp_dir().join(format!("chaos-ca-{seed}.pem"));
     std::fs::write(&ca_file, ca).unwrap();
-    for h in &names {
+    for (i, h) in names.iter().enumerate() {
         let record = stack
             .store
             .host(&HostId::parse(h).unwrap())
@@ -126,7 +306,7 @@ async fn every_host_ends_rotated_whatever_the_faults() {
             "{}",
             at(&format!("{h}: {record:?}"))
         );
-        let files = stack.host_files(h, &HostOverrides::default());
+        let files = stack.host_files(h, &overrides(i));
         let cert_key = public_key("x509", &files.cert);
         assert!(
             !cert_key.is_empty(),
@@ -188,10 +368,6 @@ async fn every_host_ends_rotated_whatever_the_faults() {
     for ((host, kind), n) in &alerts {
         assert!(*n <= 1, "{}", at(&format!("{host}: {n} {kind} alerts")));
     }
-    eprintln!(
-        "chaos: {hosts} hosts deployed; {} faults injected; {} certificates issued; {} alerts",
-        stack.plan.injected().len(),
-        stack.pca.issued().len(),
-        alerts.values().sum::<usize>()
-    );
+    figures.alerts = alerts.values().sum::<usize>();
+    figures.print(&format!("chaos (CHAOS_SEED={seed})"), hosts);
 }

@@ -15,8 +15,12 @@
 //!
 //! and with a chance of a second copy (its own timing drawn again). A retryable handler error is
 //! redelivered after 100 ms as Lambda's async retry would, at most five times (then the event is
-//! recorded as exhausted, where Lambda would hand it to the failure destination). Every delivery
-//! is logged with its timing and its start and end, so a test can show what really happened.
+//! recorded as exhausted, where Lambda would hand it to the failure destination). A share of
+//! deliveries can be killed mid-way ([`DeliveryPolicy::kills`]): the handler's future is dropped
+//! after a drawn delay, wherever it is (in the middle of an AWS call, between two writes), as a
+//! Lambda timeout or crash stops it, and the event is redelivered as a retry. Every delivery
+//! is logged with its timing and its start and end, so a test can show what really happened,
+//! and [`settle_chaos_checked`] runs a check of the whole system after each one.
 //!
 //! Fates are drawn per event from the seed, the event's kind, its host (when the event names
 //! one) and how many such events came before: the same seed gives the same fates to the same
@@ -135,7 +139,12 @@ pub struct DeliveryPolicy {
     seed: u64,
     default: Rates,
     kinds: HashMap<EventKind, Rates>,
+    kill: f64,
 }
+
+/// The longest a killed handler runs before it is stopped: about as long as the slowest
+/// handler takes on the local stack, so kills land anywhere in a run.
+const KILL_WITHIN_MS: u64 = 400;
 
 impl DeliveryPolicy {
     /// Every event once, in order, until rates are set.
@@ -158,9 +167,28 @@ impl DeliveryPolicy {
         self
     }
 
+    /// Kills this share (`0.0..=1.0`) of deliveries mid-way, retries included.
+    pub fn kills(mut self, rate: f64) -> Self {
+        self.kill = rate;
+        self
+    }
+
     /// The seed.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// Whether the run named `what` (an event's kind, key, copy and attempt; or a scheduled
+    /// run's name) is killed, and after how long. Drawn from the seed and the name only.
+    pub fn kill_after(&self, what: &str) -> Option<Duration> {
+        if self.kill <= 0.0 {
+            return None;
+        }
+        let mut h = Fnv::new(self.seed);
+        h.write(format!("kill/{what}").as_bytes());
+        let mut rng = StdRng::seed_from_u64(h.0);
+        (rng.random::<f64>() < self.kill)
+            .then(|| Duration::from_millis(rng.random_range(0..KILL_WITHIN_MS)))
     }
 
     /// The timings of the copies of the `nth` (0-based) event of `kind` about `key`.
@@ -223,6 +251,9 @@ pub enum Outcome {
     Exhausted(String),
     /// The copy was lost ([`Timing::Never`]).
     Lost,
+    /// The handler was stopped this long after it started (a timeout or crash); the event is
+    /// redelivered.
+    Killed(Duration),
 }
 
 /// One delivery of one copy of an event.
@@ -291,7 +322,8 @@ struct Pending {
 struct Finished {
     pending: Pending,
     started: Instant,
-    result: Result<Option<Value>, lambda_runtime::Error>,
+    /// None: the handler was killed.
+    result: Option<Result<Option<Value>, lambda_runtime::Error>>,
 }
 
 type Running<'a> = Vec<Pin<Box<dyn Future<Output = Finished> + 'a>>>;
@@ -305,7 +337,21 @@ pub async fn settle_chaos(
     stack: &mut LocalStack,
     policy: &DeliveryPolicy,
 ) -> anyhow::Result<DeliveryReport> {
-    let report = route(stack, policy).await?;
+    settle_chaos_checked(stack, policy, &mut |_, _| Ok(())).await
+}
+
+/// What [`settle_chaos_checked`] runs after every delivery: the stack, and the delivery that
+/// just finished. An error stops the settling and is returned, naming the delivery.
+pub type Check<'c> = dyn FnMut(&LocalStack, &Delivered) -> anyhow::Result<()> + 'c;
+
+/// [`settle_chaos`], running `check` after every delivery (lost copies included), so a test
+/// can assert what must hold at every moment, not only at the end.
+pub async fn settle_chaos_checked(
+    stack: &mut LocalStack,
+    policy: &DeliveryPolicy,
+    check: &mut Check<'_>,
+) -> anyhow::Result<DeliveryReport> {
+    let report = route(stack, policy, check).await?;
     stack
         .outcomes
         .extend(report.deliveries.iter().filter_map(|d| match &d.outcome {
@@ -315,7 +361,11 @@ pub async fn settle_chaos(
     Ok(report)
 }
 
-async fn route(stack: &LocalStack, policy: &DeliveryPolicy) -> anyhow::Result<DeliveryReport> {
+async fn route(
+    stack: &LocalStack,
+    policy: &DeliveryPolicy,
+    check: &mut Check<'_>,
+) -> anyhow::Result<DeliveryReport> {
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(300);
     let mut queue: VecDeque<Pending> = VecDeque::new();
@@ -345,13 +395,13 @@ async fn route(stack: &LocalStack, policy: &DeliveryPolicy) -> anyhow::Result<De
                     not_before: Instant::now(),
                 };
                 match timing {
-                    Timing::Early => start(stack, p, &mut running),
+                    Timing::Early => start(stack, policy, p, &mut running),
                     Timing::Late => late.push(p),
                     Timing::Never => {
                         let now = since(Instant::now());
-                        report
-                            .deliveries
-                            .push(delivered(&p, now, now, Outcome::Lost));
+                        let d = delivered(&p, now, now, Outcome::Lost);
+                        checked(stack, check, &d)?;
+                        report.deliveries.push(d);
                     }
                     Timing::InOrder | Timing::Concurrent => queue.push_back(p),
                 }
@@ -365,7 +415,7 @@ async fn route(stack: &LocalStack, policy: &DeliveryPolicy) -> anyhow::Result<De
                 break;
             }
             if let Some(p) = queue.pop_front() {
-                start(stack, p, &mut running);
+                start(stack, policy, p, &mut running);
             }
         }
         if running.is_empty() && queue.is_empty() {
@@ -391,19 +441,22 @@ async fn route(stack: &LocalStack, policy: &DeliveryPolicy) -> anyhow::Result<De
             done = next_finished(&mut running), if !running.is_empty() => {
                 let Finished { mut pending, started, result } = done;
                 let (s, f) = (since(started), since(Instant::now()));
-                match result {
-                    Ok(Some(v)) => report.deliveries.push(delivered(&pending, s, f, Outcome::Handled(v))),
-                    Ok(None) => report.deliveries.push(delivered(&pending, s, f, Outcome::NoRule)),
-                    Err(e) if pending.attempt >= MAX_RETRIES => {
-                        report.deliveries.push(delivered(&pending, s, f, Outcome::Exhausted(e.to_string())));
-                    }
-                    Err(e) => {
-                        report.deliveries.push(delivered(&pending, s, f, Outcome::Retried(e.to_string())));
-                        pending.attempt += 1;
-                        pending.timing = Timing::InOrder;
-                        pending.not_before = Instant::now() + Duration::from_millis(100);
-                        queue.push_back(pending);
-                    }
+                let outcome = match result {
+                    None => Outcome::Killed(f.saturating_sub(s)),
+                    Some(Ok(Some(v))) => Outcome::Handled(v),
+                    Some(Ok(None)) => Outcome::NoRule,
+                    Some(Err(e)) if pending.attempt >= MAX_RETRIES => Outcome::Exhausted(e.to_string()),
+                    Some(Err(e)) => Outcome::Retried(e.to_string()),
+                };
+                let again = matches!(outcome, Outcome::Killed(_) | Outcome::Retried(_));
+                let d = delivered(&pending, s, f, outcome);
+                checked(stack, check, &d)?;
+                report.deliveries.push(d);
+                if again {
+                    pending.attempt += 1;
+                    pending.timing = Timing::InOrder;
+                    pending.not_before = Instant::now() + Duration::from_millis(100);
+                    queue.push_back(pending);
                 }
             }
             _ = stack.bus.wait_for(Duration::from_secs(3600), |_| true) => {}
@@ -412,17 +465,41 @@ async fn route(stack: &LocalStack, policy: &DeliveryPolicy) -> anyhow::Result<De
     }
 }
 
-/// Starts delivering `p`.
-fn start<'a>(stack: &'a LocalStack, p: Pending, running: &mut Running<'a>) {
+/// Starts delivering `p`, to be killed after a while when the policy says so.
+fn start<'a>(
+    stack: &'a LocalStack,
+    policy: &DeliveryPolicy,
+    p: Pending,
+    running: &mut Running<'a>,
+) {
+    let kill = policy.kill_after(&format!(
+        "{:?}/{}/{}/{}/{}",
+        p.kind, p.key, p.nth, p.copy, p.attempt
+    ));
     running.push(Box::pin(async move {
         let started = Instant::now();
-        let result = stack.deliver(&p.event).await;
+        let result = match kill {
+            Some(after) => tokio::time::timeout(after, stack.deliver(&p.event))
+                .await
+                .ok(),
+            None => Some(stack.deliver(&p.event).await),
+        };
         Finished {
             pending: p,
             started,
             result,
         }
     }));
+}
+
+/// Runs `check` after delivery `d`, naming the delivery in its error.
+fn checked(stack: &LocalStack, check: &mut Check<'_>, d: &Delivered) -> anyhow::Result<()> {
+    check(stack, d).map_err(|e| {
+        e.context(format!(
+            "after delivery {} of {:?} about {} (copy {}, attempt {}, {:?}): {:?}",
+            d.nth, d.kind, d.key, d.copy, d.attempt, d.timing, d.outcome
+        ))
+    })
 }
 
 fn delivered(p: &Pending, started: Duration, finished: Duration, outcome: Outcome) -> Delivered {

@@ -71,6 +71,7 @@ struct PlanInner {
     rules: Mutex<Vec<Rule>>,
     injected: Mutex<Vec<Injected>>,
     kill: Mutex<Option<kill::KillSwitch>>,
+    calls: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 /// The fault rules of one test, shared by the proxy and the emulators (cloning shares it).
@@ -124,6 +125,22 @@ impl FaultPlan {
         lock(&self.inner.injected).clone()
     }
 
+    /// Every call the plan decided, by canonical operation name (`DynamoDB.UpdateItem`): what
+    /// the functions asked of AWS, the SDK's retries included.
+    pub fn calls(&self) -> std::collections::BTreeMap<String, u64> {
+        lock(&self.inner.calls).clone()
+    }
+
+    /// [`FaultPlan::calls`] summed by service (`DynamoDB`, `SSM`, …).
+    pub fn calls_by_service(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut by = std::collections::BTreeMap::new();
+        for (op, n) in self.calls() {
+            let service = op.split('.').next().unwrap_or_default().to_owned();
+            *by.entry(service).or_default() += n;
+        }
+        by
+    }
+
     /// How many times `fault` was injected on calls named `operation` (canonical name, or a
     /// prefix ending in `*`).
     pub fn count(&self, operation: &str, fault: &Fault) -> usize {
@@ -160,6 +177,9 @@ impl FaultPlan {
 
     /// Decides `call`, applying latency and kill holds itself.
     pub(crate) async fn step(&self, call: &Call) -> Step {
+        *lock(&self.inner.calls)
+            .entry(call.operation.clone())
+            .or_default() += 1;
         let armed = lock(&self.inner.kill).clone();
         let mut after = None;
         if let Some(hold) = armed.and_then(|k| k.check(call)) {
