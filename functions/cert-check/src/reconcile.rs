@@ -12,12 +12,12 @@ use rotation::alerts::Alerts;
 use rotation::ca::{CertificateAuthority, Fetched};
 use rotation::failure::RotationFailure;
 use rotation::hosts::{HostAgent, Invocation};
-use state::ports::{FleetReader, PendingCertificates, RotationStarter};
+use state::ports::{DeploymentRecorder, FleetReader, PendingCertificates, RotationStarter};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::step::plan;
-use crate::step::reconcile::{self as decide, Decision, Probe, Reconciled, Stuck};
+use crate::step::reconcile::{self as decide, Decision, Document, Found, Probe, Reconciled, Stuck};
 use crate::step::summary::Summary;
 use crate::{CheckError, Deps};
 
@@ -41,7 +41,7 @@ where
     A: Alerts,
 {
     for s in stuck {
-        let stuck = decide::probe(s.record.clone(), &deps.config);
+        let stuck = decide::probe(s.record.clone());
         let span = tracing::info_span!("rotation", host = %stuck.record.host, stage = "reconcile");
         match reconcile_one(deps, &stuck, now).instrument(span).await? {
             Reconciled::Moved(note) => {
@@ -71,20 +71,35 @@ where
 {
     let decision = match &stuck.probe {
         Probe::Fail(failure) => return fail_stuck(deps, stuck, failure.clone(), now).await,
-        Probe::Invocation {
-            command_id,
-            document,
-        } => {
-            let mut answer = Ok(Invocation::Pending);
+        Probe::Find { document, rotation } => {
+            let mut answer = Ok(None);
             for delay in PROBE_DELAYS_MS {
                 tokio::time::sleep(StdDuration::from_millis(delay)).await;
-                answer = deps.hosts.invocation(command_id, &stuck.record.host).await;
-                if !decide::ask_again(&answer, |i| *i == Invocation::Pending) {
+                answer = deps
+                    .hosts
+                    .command_for(&stuck.record.host, *document, rotation)
+                    .await;
+                if !decide::ask_again(&answer, |_| false) {
                     break;
                 }
             }
-            decide::after_invocation(stuck, command_id, *document, answer, &deps.config, now)
+            match decide::after_find(stuck, *document, answer, &deps.config, now) {
+                Found::Leave(note) => return Ok(Reconciled::Left(note)),
+                Found::Fail(failure) => return fail_stuck(deps, stuck, failure, now).await,
+                Found::Command(command_id) => {
+                    if let Err(e) =
+                        record_command(deps, stuck, *document, rotation, &command_id, now).await
+                    {
+                        return decide::after_recording(stuck, &command_id, e);
+                    }
+                    ask_invocation(deps, stuck, &command_id, *document, now).await
+                }
+            }
         }
+        Probe::Invocation {
+            command_id,
+            document,
+        } => ask_invocation(deps, stuck, command_id, *document, now).await,
         Probe::Certificate { cert_arn } => {
             let mut answer = Ok(Fetched::Pending);
             for delay in PROBE_DELAYS_MS {
@@ -116,6 +131,57 @@ where
             decide::after_handler(stuck, &what, answer.map(decide::deploy_handled))
         }
     }
+}
+
+/// Asks Run Command about `command_id` on the stuck host, and decides.
+async fn ask_invocation<S, H, C, A>(
+    deps: &Deps<S, H, C, A>,
+    stuck: &Stuck,
+    command_id: &str,
+    document: Document,
+    now: OffsetDateTime,
+) -> Decision
+where
+    H: HostAgent,
+{
+    let mut answer = Ok(Invocation::Pending);
+    for delay in PROBE_DELAYS_MS {
+        tokio::time::sleep(StdDuration::from_millis(delay)).await;
+        answer = deps.hosts.invocation(command_id, &stuck.record.host).await;
+        if !decide::ask_again(&answer, |i| *i == Invocation::Pending) {
+            break;
+        }
+    }
+    decide::after_invocation(stuck, command_id, document, answer, &deps.config, now)
+}
+
+/// Records the command found for a rotation whose claim was written without it, as the
+/// function that sent it would have.
+async fn record_command<S, H, C, A>(
+    deps: &Deps<S, H, C, A>,
+    stuck: &Stuck,
+    document: Document,
+    rotation: &state::RotationId,
+    command_id: &str,
+    now: OffsetDateTime,
+) -> Result<(), state::StoreError>
+where
+    S: RotationStarter + PendingCertificates,
+{
+    let host = &stuck.record.host;
+    match document {
+        Document::GenerateCsr => {
+            deps.store
+                .csr_requested(host, rotation, command_id, now)
+                .await?
+        }
+        Document::DeployCert => {
+            deps.store
+                .deploy_requested(host, rotation, command_id, now)
+                .await?
+        }
+    };
+    Ok(())
 }
 
 async fn fail_stuck<S, H, C, A>(

@@ -4,11 +4,17 @@
 use std::collections::HashMap;
 
 use aws_sdk_ssm::error::ProvideErrorMetadata;
-use aws_sdk_ssm::types::{CommandInvocationStatus, InstanceInformationStringFilter, PingStatus};
+use aws_sdk_ssm::types::{
+    CommandFilter, CommandFilterKey, CommandInvocationStatus, InstanceInformationStringFilter,
+    PingStatus,
+};
 use base64::Engine;
 use rotation::error::AwsError;
-use rotation::hosts::{CsrRequest, DeployRequest, HostAgent, Invocation, Reachability};
-use state::HostId;
+use rotation::hosts::{
+    command_comment, comment_names, CsrRequest, DeployRequest, Document, HostAgent, Invocation,
+    Reachability,
+};
+use state::{HostId, RotationId};
 
 use crate::error::aws_error;
 
@@ -114,7 +120,7 @@ impl HostAgent for SsmHosts {
         self.send(
             &self.generate_csr_document,
             req.host,
-            format!("cert rotation {}: new key and CSR", req.rotation),
+            command_comment(req.rotation, Document::GenerateCsr),
             vec![
                 ("hostId", req.host.to_string()),
                 ("keyPath", req.key_path.to_string()),
@@ -132,7 +138,7 @@ impl HostAgent for SsmHosts {
         self.send(
             &self.deploy_cert_document,
             req.host,
-            format!("cert rotation {}: verify and install", req.rotation),
+            command_comment(req.rotation, Document::DeployCert),
             vec![
                 ("hostId", req.host.to_string()),
                 ("certPath", req.cert_path.to_string()),
@@ -191,5 +197,38 @@ impl HostAgent for SsmHosts {
         } else {
             Invocation::Pending
         })
+    }
+
+    async fn command_for(
+        &self,
+        host: &HostId,
+        document: Document,
+        rotation: &RotationId,
+    ) -> Result<Option<String>, AwsError> {
+        let name = match document {
+            Document::GenerateCsr => &self.generate_csr_document,
+            Document::DeployCert => &self.deploy_cert_document,
+        };
+        let filter = CommandFilter::builder()
+            .key(CommandFilterKey::DocumentName)
+            .value(name)
+            .build()
+            .map_err(|e| AwsError::malformed("SSM", "ListCommandInvocations", e.to_string()))?;
+        // Newest first: the rotation's command is among the host's latest of this document.
+        let out = self
+            .client
+            .list_command_invocations()
+            .instance_id(host.as_str())
+            .filters(filter)
+            .max_results(50)
+            .send()
+            .await
+            .map_err(|e| aws_error("SSM", "ListCommandInvocations", e))?;
+        Ok(out
+            .command_invocations()
+            .iter()
+            .find(|i| i.comment().is_some_and(|c| comment_names(c, rotation)))
+            .and_then(|i| i.command_id())
+            .map(str::to_owned))
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use crate::alerts::{Alert, Alerts};
 use crate::ca::{CertificateAuthority, Fetched};
 use crate::error::AwsError;
-use crate::hosts::{CsrRequest, DeployRequest, HostAgent, Invocation, Reachability};
+use crate::hosts::{CsrRequest, DeployRequest, Document, HostAgent, Invocation, Reachability};
 use state::plan::DueWindow;
 use state::ports::{FleetReader, FleetScan, PendingCertificates, StoreError, Transitions};
 use state::rules::{apply_to_record, Change};
@@ -141,6 +141,8 @@ pub struct Hosts {
     pub invocations: Mutex<VecDeque<Result<Invocation, AwsError>>>,
     /// Answers to `deploy`, in order (else a command ID).
     pub deploys: Mutex<VecDeque<Result<String, AwsError>>>,
+    /// Answers to `command_for`, in order (else none found).
+    pub found: Mutex<VecDeque<Result<Option<String>, AwsError>>>,
     /// Calls made, by name.
     pub calls: Mutex<Vec<&'static str>>,
 }
@@ -168,6 +170,17 @@ impl HostAgent for Hosts {
         self.calls.lock().unwrap().push("invocation");
         let next = self.invocations.lock().unwrap().pop_front();
         next.unwrap_or(Ok(Invocation::Pending))
+    }
+
+    async fn command_for(
+        &self,
+        _host: &HostId,
+        _document: Document,
+        _rotation: &state::RotationId,
+    ) -> Result<Option<String>, AwsError> {
+        self.calls.lock().unwrap().push("command_for");
+        let next = self.found.lock().unwrap().pop_front();
+        next.unwrap_or(Ok(None))
     }
 }
 

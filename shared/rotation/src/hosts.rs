@@ -10,8 +10,45 @@ use std::future::Future;
 use pki::KeyAlgorithm;
 use state::{HostId, HostPath, RotationId};
 
-use crate::config::RolesAnywhere;
+use crate::config::{Config, RolesAnywhere};
 use crate::error::AwsError;
+
+/// Which of our two documents a command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// GenerateCsr (the rotation is in CSR_REQUESTED).
+    GenerateCsr,
+    /// DeployCert (the rotation is in DEPLOYING).
+    DeployCert,
+}
+
+impl Document {
+    /// The document's name in this stack.
+    pub fn name(self, config: &Config) -> &str {
+        match self {
+            Document::GenerateCsr => &config.generate_csr_document,
+            Document::DeployCert => &config.deploy_cert_document,
+        }
+    }
+}
+
+/// The comment every command of `rotation` is sent with: it names the rotation, so the
+/// command can be found again when SendCommand's answer (its ID) was lost.
+pub fn command_comment(rotation: &RotationId, document: Document) -> String {
+    let what = match document {
+        Document::GenerateCsr => "new key and CSR",
+        Document::DeployCert => "verify and install",
+    };
+    format!("cert rotation {rotation}: {what}")
+}
+
+/// Whether a command's `comment` ([`command_comment`]) names `rotation`.
+pub fn comment_names(comment: &str, rotation: &RotationId) -> bool {
+    comment
+        .strip_prefix("cert rotation ")
+        .and_then(|rest| rest.split_once(':'))
+        .is_some_and(|(id, _)| id == rotation.0)
+}
 
 /// Whether a host can take a command now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +145,17 @@ pub trait HostAgent: Send + Sync {
         command_id: &str,
         host: &HostId,
     ) -> impl Future<Output = Result<Invocation, AwsError>> + Send;
+
+    /// The ID of the command of `document` sent to `host` for `rotation`, if Run Command has
+    /// one (found by its [`command_comment`] among the host's recent invocations): the
+    /// reconciler's question when a rotation was claimed but SendCommand's answer was lost, so
+    /// its command was never recorded.
+    fn command_for(
+        &self,
+        host: &HostId,
+        document: Document,
+        rotation: &RotationId,
+    ) -> impl Future<Output = Result<Option<String>, AwsError>> + Send;
 }
 
 /// The line of a document's stderr that says why it failed: the last `ERROR: ` line our
@@ -128,6 +176,18 @@ pub fn host_error(stderr: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_comment_names_its_rotation_and_no_other() {
+        let r = RotationId("r-12".into());
+        let c = command_comment(&r, Document::DeployCert);
+        assert!(comment_names(&c, &r));
+        assert!(!comment_names(&c, &RotationId("r-1".into())));
+        assert!(!comment_names(&c, &RotationId("r-123".into())));
+        assert!(!comment_names("someone else's command", &r));
+    }
+
     #[test]
     fn host_error_prefers_the_error_line() {
         assert_eq!(

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use pki::KeyAlgorithm;
 use rotation::error::AwsError;
-use rotation::hosts::{CsrRequest, DeployRequest, HostAgent, Invocation, Reachability};
+use rotation::hosts::{CsrRequest, DeployRequest, Document, HostAgent, Invocation, Reachability};
 use state::{HostId, HostPath, RotationId};
 
 /// Run Command's cut of `StandardOutputContent`, in characters.
@@ -120,6 +120,8 @@ pub struct HostCalls {
     pub deploy: u64,
     /// `invocation` calls.
     pub invocation: u64,
+    /// `command_for` calls.
+    pub command_for: u64,
 }
 
 /// The in-memory hosts. Clones share the same hosts and commands.
@@ -412,6 +414,31 @@ impl HostAgent for MemoryHosts {
             Some(c) if &c.host == host => c.invocation.clone(),
             _ => Invocation::Pending,
         })
+    }
+
+    /// The newest command of `document` sent to `host` for `rotation`.
+    async fn command_for(
+        &self,
+        host: &HostId,
+        document: Document,
+        rotation: &RotationId,
+    ) -> Result<Option<String>, AwsError> {
+        let mut inner = self.lock();
+        inner.calls.command_for += 1;
+        Ok(inner
+            .commands
+            .values()
+            .rev()
+            .find(|c| {
+                &c.host == host
+                    && &c.rotation == rotation
+                    && matches!(
+                        (&c.request, document),
+                        (Request::Csr { .. }, Document::GenerateCsr)
+                            | (Request::Deploy { .. }, Document::DeployCert)
+                    )
+            })
+            .map(|c| c.id.clone()))
     }
 }
 

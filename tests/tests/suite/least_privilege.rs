@@ -106,6 +106,30 @@ async fn each_role_allows_exactly_what_its_function_calls() {
     let s = reconcile_pass(&stack, later + time::Duration::minutes(65)).await;
     assert!(!s.reconciled.is_empty(), "{s:?}");
     stack.settle(Delivery::default()).await.unwrap();
+    // A rotation claimed whose SendCommand answer was lost: the pass asks Run Command which
+    // command was sent for it (none here, so it is failed).
+    let lost = state::HostId::parse(&host(9)).unwrap();
+    stack
+        .enrol_host(
+            lost.as_str(),
+            &HostOverrides::default(),
+            HostSpec::default(),
+        )
+        .await
+        .unwrap();
+    {
+        use state::ports::{FleetReader, RotationStarter};
+        let r = stack.store.host(&lost).await.unwrap().unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        stack
+            .store
+            .start(&r, &state::RotationId("r-send-lost".into()), now)
+            .await
+            .unwrap();
+    }
+    let s = reconcile_pass(&stack, later + time::Duration::minutes(130)).await;
+    assert!(s.failed.iter().any(|n| n.host == lost.as_str()), "{s:?}");
+    stack.settle(Delivery::default()).await.unwrap();
 
     // Refusals alert from CertIssue and CRLProcessor: a CRL from another CA, then a host whose
     // CSR names another host (a tampered openssl, as in the rotation tests).

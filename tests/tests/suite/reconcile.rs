@@ -12,6 +12,8 @@ use state::record::{Attempts, DeployedCert, HostOverrides, RotationState};
 use state::{HostId, HostRecord};
 use tests::emulators::ssm::HostSpec;
 use tests::faults::delivery::EventKind;
+use tests::faults::kill::{self, KillPoint, Run};
+use tests::faults::FaultyStack;
 
 use crate::common::{reconcile_pass, settle_losing};
 use tests::stack::{Delivery, LocalStack};
@@ -164,6 +166,71 @@ async fn a_lost_deploy_cert_status_after_success_on_the_host_is_recorded_deploye
         after.current.unwrap().serial.as_deref(),
         Some(new_serial.as_str())
     );
+    assert!(stack.inbox.messages().unwrap().is_empty(), "no alert");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deploy_cert_sent_but_never_recorded_is_found_and_recorded_deployed() {
+    let mut stack = FaultyStack::start(&[]).await.unwrap();
+    let h = host(5);
+    stack
+        .enrol_host(&h, &HostOverrides::default(), HostSpec::default())
+        .await
+        .unwrap();
+    stack.cert_check(json!({})).await.unwrap();
+    // CertDeploy dies right after Run Command accepted its DeployCert (a Lambda timeout before
+    // the answer came back), and every retry of it is lost; so is DeployCert's status event.
+    let mut killed = None;
+    for _round in 0..50 {
+        stack.ssm.wait_idle().await;
+        let events = stack.bus.drain();
+        if events.is_empty() {
+            break;
+        }
+        for event in events {
+            match EventKind::of(&event, &stack.config) {
+                EventKind::Issuance if killed.is_none() => {
+                    let switch =
+                        stack
+                            .plan
+                            .arm_kill(1, Some("SSM.SendCommand"), KillPoint::AfterApplying);
+                    let run = kill::run_killable(&switch, stack.deliver(&event)).await;
+                    stack.plan.disarm();
+                    killed = Some(matches!(run, Run::Killed(ref op) if op == "SSM.SendCommand"));
+                }
+                EventKind::Issuance | EventKind::DeployStatus => {}
+                _ => {
+                    if stack.deliver(&event).await.is_err() {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        stack.bus.push(event);
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(killed, Some(true), "CertDeploy was killed in SendCommand");
+    let stuck = record(&stack, &h).await;
+    assert!(
+        matches!(
+            stuck.state,
+            RotationState::Deploying {
+                command_id: None,
+                ..
+            }
+        ),
+        "claimed, its command never recorded: {stuck:?}"
+    );
+    let s = reconcile_pass(&stack, later()).await;
+    assert_eq!(s.reconciled.len(), 1, "{s:?}");
+    assert!(s.failed.is_empty(), "{s:?}");
+    assert!(
+        s.reconciled[0]
+            .reason
+            .starts_with("DeployCert had finished (Success)"),
+        "{s:?}"
+    );
+    let after = record(&stack, &h).await;
+    assert_deployed_with_the_hosts_serial(&stack, &h, &after);
     assert!(stack.inbox.messages().unwrap().is_empty(), "no alert");
 }
 

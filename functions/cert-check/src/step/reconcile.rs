@@ -17,13 +17,13 @@
 //!   CertDeploy does on the lost status event (success records DEPLOYED with the new serial);
 //!   pending → left (never failed while DeployCert may still swap the pair: failing it could
 //!   leave the table naming a serial the host no longer runs).
-//! - No command recorded ([`Probe::Fail`]): the claim was written but SendCommand's answer was
-//!   lost (or the function died in between), so there is no command to ask about and nothing
-//!   identifies what the host did. These are the only rotations failed without asking, and it
-//!   is safe for CSR_REQUESTED: GenerateCsr only stages a new key beside the live pair, which it
-//!   never touches, so failing (and retrying later with a fresh rotation) leaves the table
-//!   naming the certificate the host runs. For DEPLOYING it is the one case left to the next
-//!   rotation: that rotation installs a new certificate and records its serial.
+//! - No command recorded ([`Probe::Find`]): the claim was written but SendCommand's answer was
+//!   lost (or the function died in between). Every command is sent with a comment naming its
+//!   rotation, so Run Command is asked for the host's command of this rotation
+//!   ([`after_find`]). Found → recorded, then asked about as above: a DeployCert that swapped
+//!   the pair is recorded DEPLOYED with the serial the host runs. Not found → the command never
+//!   reached Run Command, the host's pair is untouched, and failing it (retried later with a
+//!   fresh rotation) leaves the table naming the certificate the host runs.
 //!
 //! The shell ([`crate::reconcile`]) carries out each probe, passes the answer back here, and
 //! carries out the decision; the handlers' outcomes become the summary's notes in
@@ -38,7 +38,7 @@ use rotation::failure::RotationFailure;
 use rotation::hosts::Invocation;
 use rotation::{AwsError, Config};
 use state::record::{FailureStage, RotationState};
-use state::HostRecord;
+use state::{HostRecord, RotationId};
 use time::{Duration, OffsetDateTime};
 
 use super::error::CheckError;
@@ -57,24 +57,7 @@ pub const CERTIFICATE_FAILED_CODES: &[&str] = &[
     "InvalidArnException",
 ];
 
-/// Which document a recorded command ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Document {
-    /// GenerateCsr (the rotation is in CSR_REQUESTED).
-    GenerateCsr,
-    /// DeployCert (the rotation is in DEPLOYING).
-    DeployCert,
-}
-
-impl Document {
-    /// The document's name in this stack.
-    pub fn name(self, config: &Config) -> &str {
-        match self {
-            Document::GenerateCsr => &config.generate_csr_document,
-            Document::DeployCert => &config.deploy_cert_document,
-        }
-    }
-}
+pub use rotation::hosts::Document;
 
 /// What to ask about one stuck rotation.
 #[derive(Debug, Clone)]
@@ -85,6 +68,13 @@ pub enum Probe {
         command_id: String,
         /// Its document.
         document: Document,
+    },
+    /// Run Command's command of this rotation, never recorded (SendCommand's answer lost).
+    Find {
+        /// The rotation's document.
+        document: Document,
+        /// The rotation.
+        rotation: RotationId,
     },
     /// Private CA's answer for the pending certificate.
     Certificate {
@@ -131,8 +121,7 @@ pub enum Reconciled {
 }
 
 /// What to ask about `record`'s stuck rotation.
-pub fn probe(record: HostRecord, config: &Config) -> Stuck {
-    let minutes = config.plan.in_flight_timeout.whole_minutes();
+pub fn probe(record: HostRecord) -> Stuck {
     let probe = match &record.state {
         RotationState::CsrRequested {
             command_id: Some(c),
@@ -142,13 +131,12 @@ pub fn probe(record: HostRecord, config: &Config) -> Stuck {
             document: Document::GenerateCsr,
         },
         RotationState::CsrRequested {
-            command_id: None, ..
-        } => Probe::Fail(RotationFailure::new(
-            FailureStage::RequestCsr,
-            format!(
-                "no GenerateCsr command recorded after {minutes} minutes (SendCommand's answer was lost); the host's pair is untouched"
-            ),
-        )),
+            command_id: None,
+            rotation,
+        } => Probe::Find {
+            document: Document::GenerateCsr,
+            rotation: rotation.clone(),
+        },
         RotationState::Issuing { cert_arn, .. } => Probe::Certificate {
             cert_arn: cert_arn.clone(),
         },
@@ -161,15 +149,12 @@ pub fn probe(record: HostRecord, config: &Config) -> Stuck {
         },
         RotationState::Deploying {
             command_id: None,
-            cert_arn,
+            rotation,
             ..
-        } => Probe::Fail(RotationFailure {
-            certificate_arn: Some(cert_arn.clone()),
-            ..RotationFailure::new(
-                FailureStage::Deploy,
-                format!("no DeployCert command recorded after {minutes} minutes (SendCommand's answer was lost)"),
-            )
-        }),
+        } => Probe::Find {
+            document: Document::DeployCert,
+            rotation: rotation.clone(),
+        },
         // The planner only calls in-flight rotations stuck.
         other => Probe::Fail(RotationFailure::new(
             FailureStage::RequestCsr,
@@ -177,6 +162,52 @@ pub fn probe(record: HostRecord, config: &Config) -> Stuck {
         )),
     };
     Stuck { record, probe }
+}
+
+/// What Run Command's answer about an unrecorded command calls for.
+#[derive(Debug, Clone)]
+pub enum Found {
+    /// The rotation's command: record it, then ask about its invocation.
+    Command(String),
+    /// Fail the rotation.
+    Fail(RotationFailure),
+    /// Leave it in flight.
+    Leave(HostNote),
+}
+
+/// With Run Command's answer to "which command of `document` was sent for this rotation",
+/// what to do at `now`.
+pub fn after_find(
+    stuck: &Stuck,
+    document: Document,
+    answer: Result<Option<String>, AwsError>,
+    config: &Config,
+    now: OffsetDateTime,
+) -> Found {
+    let minutes = config.plan.in_flight_timeout.whole_minutes();
+    let (stage, cert_arn) = match &stuck.record.state {
+        RotationState::Deploying { cert_arn, .. } => (FailureStage::Deploy, Some(cert_arn.clone())),
+        _ => (FailureStage::RequestCsr, None),
+    };
+    let fail = |reason: String| {
+        Found::Fail(RotationFailure {
+            certificate_arn: cert_arn.clone(),
+            ..RotationFailure::new(stage, reason)
+        })
+    };
+    match answer {
+        Ok(Some(command_id)) => Found::Command(command_id),
+        Ok(None) => fail(format!(
+            "no {document:?} command reached Run Command within {minutes} minutes (SendCommand failed or never arrived); the host's pair is untouched"
+        )),
+        Err(e) if now >= hard_limit(&stuck.record, config, now) => fail(format!(
+            "no {document:?} command recorded, and Run Command could not be asked which was sent: {e}"
+        )),
+        Err(e) => Found::Leave(HostNote::new(
+            &stuck.record.host,
+            format!("in flight: could not ask Run Command which {document:?} command was sent: {e}"),
+        )),
+    }
 }
 
 /// When a command still pending is given up: the in-flight timeout plus [`COMMAND_DEADLINE`]
@@ -397,16 +428,31 @@ pub fn after_failing<T>(
     }
 }
 
+/// After recording a found command failed: left when someone else moved the host first (a
+/// late event), else the store's error.
+pub fn after_recording(
+    stuck: &Stuck,
+    command_id: &str,
+    error: state::StoreError,
+) -> Result<Reconciled, CheckError> {
+    match error {
+        state::StoreError::Conflict(_) => Ok(Reconciled::Left(HostNote::new(
+            &stuck.record.host,
+            format!("moved on before its command {command_id} could be recorded (a late event)"),
+        ))),
+        e => Err(e.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::step::fixtures::*;
     use rotation::failure::Failed;
     use state::record::DeployedCert;
-    use state::RotationId;
 
     fn stuck(record: HostRecord) -> Stuck {
-        probe(record, &config())
+        probe(record)
     }
 
     fn issuing(n: u32, since: OffsetDateTime) -> HostRecord {
@@ -491,26 +537,61 @@ mod tests {
     }
 
     #[test]
-    fn a_rotation_with_no_command_recorded_is_failed_without_asking() {
+    fn a_rotation_with_no_command_recorded_asks_run_command_for_it() {
         let mut r = csr_requested(1, NOW - Duration::hours(2));
         r.state = RotationState::CsrRequested {
             rotation: RotationId("r-1".into()),
             command_id: None,
         };
-        let Probe::Fail(f) = stuck(r).probe else {
-            panic!("fails")
-        };
-        assert_eq!(f.stage, FailureStage::RequestCsr);
-        assert!(f
-            .reason
-            .starts_with("no GenerateCsr command recorded after 60 minutes"));
-        let Probe::Fail(f) = stuck(deploying(2, None, NOW - Duration::hours(2))).probe else {
+        assert!(matches!(
+            stuck(r).probe,
+            Probe::Find { document: Document::GenerateCsr, rotation } if rotation.0 == "r-1"
+        ));
+        assert!(matches!(
+            stuck(deploying(2, None, NOW - Duration::hours(2))).probe,
+            Probe::Find {
+                document: Document::DeployCert,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn an_unrecorded_command_found_is_followed_and_one_never_sent_is_failed() {
+        let config = config();
+        let s = stuck(deploying(2, None, NOW - Duration::hours(2)));
+        let found = after_find(
+            &s,
+            Document::DeployCert,
+            Ok(Some("d-9".into())),
+            &config,
+            NOW,
+        );
+        assert!(matches!(found, Found::Command(c) if c == "d-9"));
+
+        let Found::Fail(f) = after_find(&s, Document::DeployCert, Ok(None), &config, NOW) else {
             panic!("fails")
         };
         assert_eq!(
             (f.stage, f.certificate_arn.as_deref()),
             (FailureStage::Deploy, Some("arn:cert/1"))
         );
+        assert!(f
+            .reason
+            .starts_with("no DeployCert command reached Run Command within 60 minutes"));
+
+        // Run Command can't be asked: left, until the hard limit (75 minutes in).
+        let s = stuck(deploying(2, None, NOW - Duration::minutes(65)));
+        let throttled = || Err(aws_error("ThrottlingException", true));
+        assert!(matches!(
+            after_find(&s, Document::DeployCert, throttled(), &config, NOW),
+            Found::Leave(_)
+        ));
+        let late = NOW + Duration::hours(1);
+        assert!(matches!(
+            after_find(&s, Document::DeployCert, throttled(), &config, late),
+            Found::Fail(_)
+        ));
     }
 
     #[test]
