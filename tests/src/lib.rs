@@ -12,5 +12,6 @@ pub mod inbox;
 pub mod kit;
 pub mod moto;
 pub mod recorder;
+pub mod sim;
 pub mod stack;
 pub mod table;
