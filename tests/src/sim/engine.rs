@@ -77,6 +77,7 @@ pub struct Sim {
     driver: Driver,
     store: SimStore,
     hosts: SimHosts,
+    ca: crate::kit::MemoryCa,
     fleet: Vec<SimHost>,
     behaviour: HostBehaviour,
     queue: crate::sim::queue::EventQueue<Event>,
@@ -142,6 +143,7 @@ impl Sim {
             driver,
             store,
             hosts,
+            ca: kit.ca.clone(),
             fleet: Vec::new(),
             behaviour,
             queue: crate::sim::queue::EventQueue::new(),
@@ -693,6 +695,7 @@ impl Sim {
         if self.observed.samples.len() % 36 == 0 {
             self.hosts.inner.forget_finished();
             self.commands.retain(|_, c| !c.done);
+            self.ca.forget_issued_before(now - Duration::days(1));
         }
     }
 }

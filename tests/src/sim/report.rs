@@ -164,6 +164,9 @@ pub struct Report {
     pub expired: u64,
     /// Certificates that expired while their host was offline.
     pub expired_offline: u64,
+    /// For each fault window (outage, storm, offline) that ended: minutes from its end until
+    /// the first sample with no host FAILED or never deployed (`null`: not within the run).
+    pub settled_after: BTreeMap<String, Option<f64>>,
     /// The scenario as run (every parameter).
     pub scenario: crate::sim::scenario::Scenario,
     /// Hosts simulated.
@@ -275,6 +278,7 @@ impl Report {
             minutes_to_all_deployed,
             expired: o.expired,
             expired_offline: o.expired_offline,
+            settled_after: settled_after(o, p),
             scenario: p.clone(),
             hosts: o.fleet,
             digest: sim.digest(),
@@ -321,6 +325,38 @@ impl Report {
         };
         report
     }
+}
+
+fn settled_after(
+    o: &Observed,
+    p: &crate::sim::scenario::Scenario,
+) -> BTreeMap<String, Option<f64>> {
+    let windows = [
+        ("outage", p.outage_start_hours, p.outage_hours),
+        ("storm", p.storm_start_hours, p.storm_hours),
+        ("offline", p.offline_start_hours, p.offline_hours),
+    ];
+    let mut out = BTreeMap::new();
+    for (name, start, hours) in windows {
+        if start < 0.0 || hours <= 0.0 || (name == "offline" && p.offline_share <= 0.0) {
+            continue;
+        }
+        let end = (start + hours) * 60.0;
+        if end > p.days * 1440.0 {
+            continue;
+        }
+        let settled = o
+            .samples
+            .iter()
+            .filter(|s| s.minute >= end)
+            .find(|s| {
+                let n = |k: &str| s.states.get(k).copied().unwrap_or(0);
+                n("FAILED") == 0 && n("IDLE") == 0
+            })
+            .map(|s| s.minute - end);
+        out.insert(name.to_owned(), settled);
+    }
+    out
 }
 
 fn issuance_rate(o: &Observed, quota: f64, wave_minutes: Option<f64>) -> IssuanceRate {
