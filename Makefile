@@ -6,7 +6,7 @@ PY ?= python3
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help venv system-deps test lint render check-template nextest demo bench package clean-demo
+.PHONY: help venv system-deps test lint render check-template nextest demo bench package clean-demo simulate
 
 help:
 	@echo "make demo     rotate certificates for a fleet of local hosts on the local stack"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench    benchmarks (prints figures, writes target/bench/report.json)"
 	@echo "make package  build the four Lambda zips for arm64"
 	@echo "make chaos    the chaos test at full size (50 hosts; CHAOS_SEED=<n> replays a run)"
+	@echo "make simulate the fleet simulator at full size (SCENARIO=<name>, any parameter by name)"
 	@echo "make render   write cloudformation/documents/ into cloudformation/template.yaml"
 
 # Debian packages the checks and the emulated hosts use (openssl runs the host scripts, bats
@@ -23,6 +24,7 @@ system-deps:
 	command -v shellcheck >/dev/null || missing="$$missing shellcheck"; \
 	command -v bats >/dev/null || missing="$$missing bats"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || missing="$$missing fonts-dejavu-core"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -84,3 +86,13 @@ package: $(VENV)/.stamp-package
 	PATH="$(VENV)/bin:$$PATH" XDG_CACHE_HOME=$(PACKAGE_CACHE) $(CARGO) lambda build --locked --release --arm64 \
 	  --output-format zip --lambda-dir $(LAMBDA_DIR) $(addprefix -p ,$(FUNCTIONS))
 	$(PY) scripts/check-lambda-zips.py $(LAMBDA_DIR) $(FUNCTIONS)
+
+# The fleet simulator at full size, in virtual time: target/sim/<scenario>.json and .png.
+# Every scenario, or SCENARIO=<name>; any parameter by its upper-case name passes through
+# (make simulate SCENARIO=outage SEED=7 HOSTS=20000 OUTAGE_HOURS=48). A release build without
+# LTO: the simulator's speed matters here, the link time of a fully optimized build does not.
+simulate: system-deps
+	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+	  $(CARGO) build --release --locked -p tests --bin simulate
+	CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+	  $(CARGO) run --release --locked -q -p tests --bin simulate

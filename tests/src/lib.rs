@@ -13,5 +13,6 @@ pub mod kit;
 pub mod moto;
 pub mod pair;
 pub mod recorder;
+pub mod sim;
 pub mod stack;
 pub mod table;

@@ -190,6 +190,16 @@ impl MemoryCa {
         self.lock().revoked.clone()
     }
 
+    /// Drops the certificates issued before `t` (their serials stay known for revocation);
+    /// returns how many. A long simulation keeps only recent ones in memory; `fetch` then
+    /// answers `ResourceNotFoundException` for the dropped ones.
+    pub fn forget_issued_before(&self, t: OffsetDateTime) -> usize {
+        let mut inner = self.lock();
+        let before = inner.certs.len();
+        inner.certs.retain(|_, c| c.issued_at >= t);
+        before - inner.certs.len()
+    }
+
     /// How often each operation was called so far.
     pub fn calls(&self) -> CaCalls {
         self.lock().calls
