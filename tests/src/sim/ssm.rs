@@ -147,4 +147,15 @@ impl HostAgent for SimHosts {
         crate::sim_call!(self.env, "SSM", "GetCommandInvocation", latency, true);
         self.inner.invocation(command_id, host).await
     }
+
+    async fn command_for(
+        &self,
+        host: &HostId,
+        document: rotation::hosts::Document,
+        rotation: &RotationId,
+    ) -> Result<Option<String>, AwsError> {
+        let latency = self.env.lock().params.ssm_latency_ms;
+        crate::sim_call!(self.env, "SSM", "ListCommandInvocations", latency, true);
+        self.inner.command_for(host, document, rotation).await
+    }
 }
