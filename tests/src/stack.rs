@@ -459,17 +459,39 @@ impl LocalStack {
         crate::emulators::signing_helper::ProcessCredentials,
         crate::emulators::signing_helper::SigningHelperError,
     > {
-        use crate::emulators::signing_helper::{self, CredentialProcess, HELPER_NAME};
+        let (helper, args) = self.host_credential_process(host, overrides, cert, key);
+        crate::emulators::signing_helper::credential_process(
+            &helper,
+            &crate::emulators::signing_helper::host_env(&self.rolesanywhere),
+            &args,
+        )
+        .await
+    }
+
+    /// `host`'s installed helper and the `credential-process` arguments [`host_credentials`]
+    /// runs it with (for callers that run many at once).
+    ///
+    /// [`host_credentials`]: LocalStack::host_credentials
+    pub fn host_credential_process(
+        &self,
+        host: &str,
+        overrides: &HostOverrides,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> (
+        std::path::PathBuf,
+        crate::emulators::signing_helper::CredentialProcess,
+    ) {
+        use crate::emulators::signing_helper::{CredentialProcess, HELPER_NAME};
         let root = self.ssm.host_root(host);
         let dir = self.config.settings_for(overrides).signing_helper_path;
         let helper = root
             .join(dir.as_str().trim_start_matches('/'))
             .join(HELPER_NAME);
         let ra = &self.config.roles_anywhere;
-        signing_helper::credential_process(
-            &helper,
-            &signing_helper::host_env(&self.rolesanywhere),
-            &CredentialProcess {
+        (
+            helper,
+            CredentialProcess {
                 certificate: cert.to_path_buf(),
                 private_key: key.to_path_buf(),
                 trust_anchor_arn: ra.trust_anchor_arn.clone(),
@@ -478,7 +500,6 @@ impl LocalStack {
                 ..CredentialProcess::default()
             },
         )
-        .await
     }
 
     /// Replaces the emulated hosts' `openssl` with a wrapper that rewrites `from` to `to` in its
