@@ -303,7 +303,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("alerts published: {alerts}");
     println!(
-        "files: {} (report.json, ca.pem, crl/latest.crl, trust-anchor-crls.json, hosts/<hostID>/…)",
+        "files: {} (report.json, ca.pem, crl/latest.crl, trust-anchor-crls.json, revoked/, hosts/<hostID>/…)",
         out.display()
     );
     println!(
