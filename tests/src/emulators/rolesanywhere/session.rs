@@ -614,3 +614,64 @@ fn session(
     });
     Ok((expiration, out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_header_parts() {
+        let a = parse_authorization(
+            "AWS4-X509-ECDSA-SHA256 Credential=123456789/20261202/us-east-1/rolesanywhere/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-x509, Signature=0a0b",
+        )
+        .unwrap();
+        assert_eq!(a.algorithm, ALG_ECDSA);
+        assert_eq!(a.serial, "123456789");
+        assert_eq!(a.date, "20261202");
+        assert_eq!(a.scope, "20261202/us-east-1/rolesanywhere/aws4_request");
+        assert_eq!(
+            a.signed_headers,
+            ["content-type", "host", "x-amz-date", "x-amz-x509"]
+        );
+        assert_eq!(a.signature, [0x0a, 0x0b]);
+        for bad in [
+            "AWS4-X509-RSA-SHA256",
+            "AWS4-X509-RSA-SHA256 Credential=0a:1b/20261202/us-east-1/rolesanywhere/aws4_request, SignedHeaders=host, Signature=00",
+            "AWS4-X509-RSA-SHA256 Credential=1/20261202/us-east-1/rolesanywhere, SignedHeaders=host, Signature=00",
+            "AWS4-X509-RSA-SHA256 Credential=1/20261202/us-east-1/rolesanywhere/aws4_request, SignedHeaders=host, Signature=zz",
+            "AWS4-X509-RSA-SHA256 Credential=1/20261202/us-east-1/rolesanywhere/aws4_request, Signature=00",
+        ] {
+            assert!(parse_authorization(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn canonical_request_and_string_to_sign_follow_sigv4() {
+        let headers = vec![
+            ("host".to_string(), "127.0.0.1:9".to_string()),
+            ("x-amz-date".to_string(), "20261202T010203Z".to_string()),
+        ];
+        let cr = canonical_request("POST", "/sessions", Some("b=2&a=1"), &headers, b"{}");
+        assert_eq!(
+            cr,
+            "POST\n/sessions\na=1&b=2\nhost:127.0.0.1:9\nx-amz-date:20261202T010203Z\n\nhost;x-amz-date\n44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        let sts = string_to_sign(
+            ALG_RSA,
+            "20261202T010203Z",
+            "20261202/us-east-1/rolesanywhere/aws4_request",
+            &cr,
+        );
+        let mut lines = sts.lines();
+        assert_eq!(lines.next(), Some(ALG_RSA));
+        assert_eq!(lines.next(), Some("20261202T010203Z"));
+        assert_eq!(
+            lines.next(),
+            Some("20261202/us-east-1/rolesanywhere/aws4_request")
+        );
+        assert_eq!(
+            lines.next(),
+            Some(hex::encode(Sha256::digest(cr.as_bytes())).as_str())
+        );
+    }
+}
