@@ -1,6 +1,9 @@
-//! The whole local stack in one value: moto (DynamoDB, SNS, SQS), the Run Command and Private CA
-//! emulators, the production handlers wired to them through real SDK clients, and an event
-//! router that delivers the emulators' events the way the stack's EventBridge rules do.
+//! The whole local stack in one value: moto (DynamoDB, SNS, SQS), the Run Command, Private CA
+//! and Roles Anywhere emulators, the production handlers wired to them through real SDK clients,
+//! and an event router that delivers the emulators' events the way the stack's EventBridge rules
+//! do. Roles Anywhere has the template's trust anchor (the Private CA as its source), role and
+//! profile, and every enrolled host has the `aws_signing_helper` stand-in, pointed at the
+//! emulator's HTTPS endpoint.
 
 use std::collections::HashMap;
 use std::sync::Arc;
