@@ -34,6 +34,7 @@ system-deps:
 # The project's virtualenv (moto server, cfn-lint, checkov), rebuilt when requirements change.
 $(VENV)/.stamp: requirements-dev.txt
 	@test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	@echo "installing the Python tools into $(VENV) (requirements-dev.txt)…"
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
@@ -60,7 +61,11 @@ CHAOS_HOSTS ?= 50
 chaos: venv system-deps
 	CHAOS_HOSTS=$(CHAOS_HOSTS) MOTO_PYTHON=$(VENV)/bin/python $(CARGO) nextest run --locked --profile chaos -p tests -E 'binary(chaos)' --no-capture
 
+# The build first, with cargo's progress shown (the first one compiles the whole workspace); then
+# the demo itself, quiet.
 demo: venv system-deps
+	@echo "building the demo (the first build compiles the workspace: a few minutes)…"
+	$(CARGO) build --locked -p tests --bin demo
 	MOTO_PYTHON=$(VENV)/bin/python $(CARGO) run --locked -q -p tests --bin demo
 
 # Release builds: the function binaries for the cold-start figures, the bench itself.

@@ -1,6 +1,9 @@
-//! The whole local stack in one value: moto (DynamoDB, SNS, SQS), the Run Command and Private CA
-//! emulators, the production handlers wired to them through real SDK clients, and an event
-//! router that delivers the emulators' events the way the stack's EventBridge rules do.
+//! The whole local stack in one value: moto (DynamoDB, SNS, SQS), the Run Command, Private CA
+//! and Roles Anywhere emulators, the production handlers wired to them through real SDK clients,
+//! and an event router that delivers the emulators' events the way the stack's EventBridge rules
+//! do. Roles Anywhere has the template's trust anchor (the Private CA as its source), role and
+//! profile, and every enrolled host has the `aws_signing_helper` stand-in, pointed at the
+//! emulator's HTTPS endpoint.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -201,6 +204,13 @@ impl LocalStack {
             ..RolesAnywhereConfig::default()
         })
         .await?;
+        // The template's trust anchor (the Private CA as its source), role and profile; the hosts
+        // reach CreateSession over HTTPS through their aws_signing_helper.
+        let ra =
+            rolesanywhere.create_template_resources("certrotation", &pca.ca_certificate_pem())?;
+        for (k, v) in crate::emulators::signing_helper::host_env(&rolesanywhere) {
+            ssm.set_host_env(k, &v);
+        }
         let base = crate::aws::sdk_config(&moto.url(), true);
         let dynamodb = aws_sdk_dynamodb::Client::new(&base);
         crate::table::create_state_table(&dynamodb, "cert-rotation").await?;
@@ -222,6 +232,8 @@ impl LocalStack {
             ("DEPLOY_CERT_DOCUMENT", DEPLOY_CERT_DOCUMENT.to_owned()),
             ("SCAN_SEGMENTS", "2".to_owned()),
             ("TRUST_ANCHOR_ARN", rolesanywhere.trust_anchor_arn()),
+            ("PROFILE_ARN", ra.profile_arn.clone()),
+            ("ROLE_ARN", ra.role_arn.clone()),
             ("CRL_BUCKET", CRL_BUCKET.to_owned()),
         ]
         .into_iter()
@@ -415,7 +427,8 @@ impl LocalStack {
         }
     }
 
-    /// Enrols `host` in the table (as an admin would) and registers it with Run Command.
+    /// Enrols `host` in the table (as an admin would), registers it with Run Command and installs
+    /// the `aws_signing_helper` stand-in in its `signingHelperPath`.
     pub async fn enrol_host(
         &self,
         host: &str,
@@ -426,8 +439,70 @@ impl LocalStack {
         self.store
             .enrol(&state::HostId::parse(host)?, overrides)
             .await?;
-        self.add_host(host, spec);
+        let root = self.add_host(host, spec);
+        let helper_dir = self.config.settings_for(overrides).signing_helper_path;
+        crate::emulators::signing_helper::install(
+            &root,
+            helper_dir.as_str(),
+            &crate::moto::moto_python(),
+        )?;
         Ok(())
+    }
+
+    /// Runs `host`'s `aws_signing_helper credential-process` with `cert` and `key` (paths on the
+    /// machine, e.g. [`HostFiles`]) against this stack's trust anchor, profile and role, as the
+    /// host's credential configuration would.
+    pub async fn host_credentials(
+        &self,
+        host: &str,
+        overrides: &HostOverrides,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> Result<
+        crate::emulators::signing_helper::ProcessCredentials,
+        crate::emulators::signing_helper::SigningHelperError,
+    > {
+        let (helper, args) = self.host_credential_process(host, overrides, cert, key);
+        crate::emulators::signing_helper::credential_process(
+            &helper,
+            &crate::emulators::signing_helper::host_env(&self.rolesanywhere),
+            &args,
+        )
+        .await
+    }
+
+    /// `host`'s installed helper and the `credential-process` arguments [`host_credentials`]
+    /// runs it with (for callers that run many at once).
+    ///
+    /// [`host_credentials`]: LocalStack::host_credentials
+    pub fn host_credential_process(
+        &self,
+        host: &str,
+        overrides: &HostOverrides,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+    ) -> (
+        std::path::PathBuf,
+        crate::emulators::signing_helper::CredentialProcess,
+    ) {
+        use crate::emulators::signing_helper::{CredentialProcess, HELPER_NAME};
+        let root = self.ssm.host_root(host);
+        let dir = self.config.settings_for(overrides).signing_helper_path;
+        let helper = root
+            .join(dir.as_str().trim_start_matches('/'))
+            .join(HELPER_NAME);
+        let ra = &self.config.roles_anywhere;
+        (
+            helper,
+            CredentialProcess {
+                certificate: cert.to_path_buf(),
+                private_key: key.to_path_buf(),
+                trust_anchor_arn: ra.trust_anchor_arn.clone(),
+                profile_arn: ra.profile_arn.clone(),
+                role_arn: ra.role_arn.clone(),
+                ..CredentialProcess::default()
+            },
+        )
     }
 
     /// Replaces the emulated hosts' `openssl` with a wrapper that rewrites `from` to `to` in its

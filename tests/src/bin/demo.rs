@@ -1,9 +1,14 @@
 //! `make demo`: the whole rotation on one machine, no AWS account.
 //!
-//! Starts the local stack (moto, the Run Command and Private CA emulators, the production
-//! handlers), enrols 12 hosts with mixed paths and key types, runs the schedule once, delivers
-//! the events until every rotation settles, prints a status table, and leaves the hosts' files,
-//! the CA certificate and `report.json` under `target/demo/`. Exits non-zero if any host fails.
+//! Starts the local stack (moto, the Run Command, Private CA and Roles Anywhere emulators, the
+//! production handlers), enrols 12 hosts with mixed paths and key types, runs the schedule once,
+//! delivers the events until every rotation settles, then has every host trade its new pair for
+//! AWS credentials through its `aws_signing_helper credential-process` (CreateSession over HTTPS,
+//! signed by a third-party library). It revokes one host's certificate, shows CreateSession
+//! refusing that certificate once the CRL is on the trust anchor and accepting the re-issued one,
+//! prints a status table, and leaves the hosts' files, the CA certificate and `report.json` under
+//! `target/demo/`. Exits non-zero if any host fails or any CreateSession answer is not the
+//! expected one.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -24,7 +29,9 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| workspace_root().join("target/demo"));
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(out.join("hosts"))?;
-    eprintln!("starting the local stack (moto, Run Command and Private CA emulators)…");
+    eprintln!(
+        "starting the local stack (moto, Run Command, Private CA and Roles Anywhere emulators)…"
+    );
     let mut stack = LocalStack::start(&[]).await?;
     let p = |s: &str| Some(HostPath::parse("path", s).expect("valid demo path"));
     let mut hosts = Vec::new();
@@ -72,10 +79,44 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!();
 
+    // Credentials: every host runs its aws_signing_helper credential-process with its new pair.
+    eprintln!("every host asks Roles Anywhere for a session with its new certificate…");
+    let started = std::time::Instant::now();
+    let env = tests::emulators::signing_helper::host_env(&stack.rolesanywhere);
+    let mut runs = tokio::task::JoinSet::new();
+    for (i, (h, o)) in hosts.iter().enumerate() {
+        let f = stack.host_files(h, o);
+        let (helper, args) = stack.host_credential_process(h, o, &f.cert, &f.key);
+        let env = env.clone();
+        runs.spawn(async move {
+            let got =
+                tests::emulators::signing_helper::credential_process(&helper, &env, &args).await;
+            (i, got)
+        });
+    }
+    let mut sessions = vec![json!(null); hosts.len()];
+    while let Some(done) = runs.join_next().await {
+        let (i, got) = done?;
+        sessions[i] = match got {
+            Ok(c) => json!({"ok": true, "expiration": c.expiration}),
+            Err(e) => json!({"ok": false, "error": e.to_string()}),
+        };
+    }
+    let granted = sessions.iter().filter(|s| s["ok"] == true).count();
+    eprintln!(
+        "CreateSession: {granted}/{} hosts got credentials ({:.1} s); {}'s session expires at {}",
+        hosts.len(),
+        started.elapsed().as_secs_f64(),
+        hosts[0].0,
+        sessions[0]["expiration"].as_str().unwrap_or("-")
+    );
+
     // Revocation: an operator revokes one host's certificate through CertCheck; Private CA writes
     // its CRL to S3 (the real service does so within about 30 minutes; the emulator at once);
     // CRLProcessor puts it on the trust anchor; the next scheduled run re-issues the host.
+    // SUPERSEDED: the reason that lets the host be re-issued (others hold it for an operator).
     let victim = hosts[3].0.clone();
+    let victim_o = hosts[3].1.clone();
     let victim_id = HostId::parse(&victim)?;
     let old_serial = stack
         .store
@@ -84,9 +125,22 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|r| r.current)
         .and_then(|c| c.serial)
         .ok_or_else(|| anyhow::anyhow!("{victim} has no certificate to revoke"))?;
-    eprintln!("revoking {victim}'s certificate {old_serial} (KEY_COMPROMISE)…");
+    // Keep the pair being revoked, to present it to CreateSession once the CRL is on the anchor.
+    let old_pair = {
+        let f = stack.host_files(&victim, &victim_o);
+        let dir = out.join("revoked");
+        std::fs::create_dir_all(&dir)?;
+        let (cert, key) = (
+            dir.join(format!("{victim}.crt")),
+            dir.join(format!("{victim}.key")),
+        );
+        std::fs::copy(&f.cert, &cert)?;
+        std::fs::copy(&f.key, &key)?;
+        (cert, key)
+    };
+    eprintln!("revoking {victim}'s certificate {old_serial} (SUPERSEDED)…");
     let revoked = stack
-        .cert_check(json!({"revoke": {"host": victim, "reason": "KEY_COMPROMISE"}}))
+        .cert_check(json!({"revoke": {"host": victim, "reason": "SUPERSEDED"}}))
         .await?;
     anyhow::ensure!(
         revoked.get("error").is_none(),
@@ -120,9 +174,35 @@ async fn main() -> anyhow::Result<()> {
         "trust anchor: 1 CRL (number {}), listing {old_serial}",
         anchor_json[0]["crlNumber"]
     );
+    let old_session = stack
+        .host_credentials(&victim, &victim_o, &old_pair.0, &old_pair.1)
+        .await;
+    let refusal = stack
+        .rolesanywhere
+        .sessions()
+        .pop()
+        .and_then(|a| a.outcome.err())
+        .unwrap_or_default();
+    anyhow::ensure!(
+        old_session.is_err() && refusal.1.starts_with("Certificate revoked"),
+        "CreateSession did not refuse {victim}'s revoked certificate: {old_session:?} {refusal:?}"
+    );
+    eprintln!(
+        "CreateSession refuses {victim}'s revoked certificate: {} {}",
+        refusal.0, refusal.1
+    );
     eprintln!("running the schedule again: the revoked host is re-issued…");
     stack.cert_check(json!({})).await?;
     stack.settle(Delivery::default()).await?;
+    let new_files = stack.host_files(&victim, &victim_o);
+    let new_session = stack
+        .host_credentials(&victim, &victim_o, &new_files.cert, &new_files.key)
+        .await;
+    anyhow::ensure!(
+        new_session.is_ok(),
+        "CreateSession refused {victim}'s re-issued certificate: {new_session:?}"
+    );
+    eprintln!("CreateSession accepts {victim}'s re-issued certificate");
     std::fs::create_dir_all(out.join("crl"))?;
     std::fs::write(out.join("crl/latest.crl"), &crl.der)?;
     std::fs::write(
@@ -137,7 +217,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut report_hosts = Vec::new();
     let mut failed = 0;
-    for (h, o) in &hosts {
+    for ((h, o), session) in hosts.iter().zip(&sessions) {
         let r = fleet
             .records
             .iter()
@@ -185,6 +265,7 @@ async fn main() -> anyhow::Result<()> {
             "certFile": rel(&cert),
             "keyFile": rel(&key),
             "chainFile": rel(&chain),
+            "createSession": session,
         }));
     }
     std::fs::write(out.join("ca.pem"), stack.pca.ca_certificate_pem())?;
@@ -198,16 +279,31 @@ async fn main() -> anyhow::Result<()> {
         "{victim}: serial {old_serial} revoked, on the trust anchor's CRL; re-issued as {}",
         new_serial.as_str().unwrap_or("")
     );
-    let report = json!({ "hosts": report_hosts, "revokedSerials": [old_serial] });
+    let report = json!({
+        "hosts": report_hosts,
+        "revokedSerials": [old_serial],
+        "revocation": {
+            "host": victim,
+            "reason": "SUPERSEDED",
+            "oldCertificateCreateSession": {"ok": false, "error": refusal.0, "message": refusal.1},
+            "newCertificateCreateSession": {"ok": true},
+        },
+    });
     std::fs::write(
         out.join("report.json"),
         serde_json::to_string_pretty(&report)?,
     )?;
     let alerts = stack.inbox.messages()?.len();
     println!();
+    println!(
+        "credentials: {granted}/{} hosts got a session through aws_signing_helper credential-process; {}'s expires at {}",
+        hosts.len(),
+        hosts[0].0,
+        sessions[0]["expiration"].as_str().unwrap_or("-")
+    );
     println!("alerts published: {alerts}");
     println!(
-        "files: {} (report.json, ca.pem, crl/latest.crl, trust-anchor-crls.json, hosts/<hostID>/…)",
+        "files: {} (report.json, ca.pem, crl/latest.crl, trust-anchor-crls.json, revoked/, hosts/<hostID>/…)",
         out.display()
     );
     println!(
@@ -225,6 +321,11 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(
         failed == 0,
         "{failed} host(s) did not reach DEPLOYED: see the table above"
+    );
+    anyhow::ensure!(
+        granted == hosts.len(),
+        "{} host(s) got no credentials: see createSession in report.json",
+        hosts.len() - granted
     );
     Ok(())
 }

@@ -36,7 +36,9 @@
 
 pub mod pca;
 pub mod rolesanywhere;
+pub mod signing_helper;
 pub mod ssm;
+pub mod tls;
 pub mod wire;
 
 use std::collections::BTreeMap;

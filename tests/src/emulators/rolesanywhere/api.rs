@@ -1,6 +1,7 @@
-//! The Roles Anywhere CRL operations over `restJson1`: routing (method and path to operation,
-//! path labels and query parameters percent-decoded), and ImportCrl, ListCrls, GetCrl,
-//! UpdateCrl, EnableCrl, DisableCrl and DeleteCrl on the CRL store.
+//! The Roles Anywhere operations over `restJson1`: routing (method and path to operation,
+//! path labels and query parameters percent-decoded), ImportCrl, ListCrls, GetCrl,
+//! UpdateCrl, EnableCrl, DisableCrl and DeleteCrl on the CRL store, and CreateSession
+//! (`POST /sessions`, answered by `session`).
 //!
 //! Why apart: this is the wire contract aws-sdk-rolesanywhere is tested against.
 
@@ -35,6 +36,7 @@ fn route(method: &Method, path: &str) -> Option<(&'static str, Option<String>)> 
         .collect();
     let id = |s: &str| Some(percent_decode(s));
     match (method.as_str(), segments.as_slice()) {
+        ("POST", ["sessions"]) => Some(("CreateSession", None)),
         ("POST", ["crls"]) => Some(("ImportCrl", None)),
         ("GET", ["crls"]) => Some(("ListCrls", None)),
         ("GET", ["crl", c]) => Some(("GetCrl", id(c))),
@@ -94,6 +96,12 @@ impl HttpApi for Api {
                     format!("the emulator does not implement {} {path}", parts.method),
                 )),
             ),
+            Some(("CreateSession", _)) => {
+                let mut st = lock(&self.0.state);
+                let result =
+                    super::session::create_session(&mut st, parts, body, OffsetDateTime::now_utc());
+                ("CreateSession".to_string(), result)
+            }
             Some((op, crl_id)) => {
                 let result = parse_body(body).and_then(|input| {
                     let mut st = lock(&self.0.state);
@@ -227,7 +235,7 @@ fn import_crl(
         ));
     }
     let (data, der) = crl_data(input)?;
-    if !st.trust_anchors.iter().any(|a| a == anchor) {
+    if !st.has_anchor(anchor) {
         return Err(ApiError::with_status(
             404,
             "ResourceNotFoundException",

@@ -15,7 +15,8 @@
 //! the sandbox before substitution (`/etc/pki/x` → `<sandbox>/etc/pki/x`). Scripts
 //! run with the sandbox as working directory and an environment cleared down to `PATH`, `HOME`
 //! (`<sandbox>/root`), `LANG` (`C.UTF-8`) and `TMPDIR` (`<sandbox>/tmp`, so `mktemp` stays inside
-//! the host). Absolute paths written literally in a script are *not* rewritten: scripts must take
+//! the host), plus what [`SsmHandle::set_host_env`] adds for every host (where the hosts' AWS
+//! endpoints are and which CA bundle they trust, as an instance's profile would say). Absolute paths written literally in a script are *not* rewritten: scripts must take
 //! every file location from a `…Path` parameter (they do, since the table may override them).
 //!
 //! `PATH` is one directory of symlinks to every executable of the machine's standard bin
@@ -275,6 +276,7 @@ struct Shared {
     command_events: bool,
     in_progress_events: bool,
     extra_path_parameters: Vec<String>,
+    host_env: Mutex<BTreeMap<String, String>>,
 }
 
 /// A running Run Command emulator. Dropping it stops the server, kills running scripts and
@@ -333,6 +335,7 @@ pub async fn start(config: SsmConfig) -> anyhow::Result<SsmHandle> {
         command_events: config.command_events,
         in_progress_events: config.in_progress_events,
         extra_path_parameters: config.extra_path_parameters,
+        host_env: Mutex::new(BTreeMap::new()),
     });
     let server = wire::serve(
         "AmazonSSM",

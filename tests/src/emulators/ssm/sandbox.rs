@@ -273,6 +273,17 @@ exec "$real" "$@"
         write_executable(&flavour.join("openssl"), &text).expect("write the openssl 1.1 wrapper");
     }
 
+    /// Sets one environment variable for every script run from now on, on every host
+    /// (`AWS_ENDPOINT_URL_ROLESANYWHERE`, `AWS_CA_BUNDLE` …); an empty `value` removes it.
+    pub fn set_host_env(&self, name: &str, value: &str) {
+        let mut env = lock(&self.shared.host_env);
+        if value.is_empty() {
+            env.remove(name);
+        } else {
+            env.insert(name.to_string(), value.to_string());
+        }
+    }
+
     fn host_has_openssl(&self, instance_id: &str) -> bool {
         lock(&self.shared.state)
             .hosts
@@ -433,6 +444,7 @@ impl Shared {
             .env("HOME", root.join("root"))
             .env("LANG", "C.UTF-8")
             .env("TMPDIR", root.join("tmp"))
+            .envs(lock(&self.host_env).clone())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
