@@ -72,7 +72,27 @@ fn demo_report_checks_out_with_openssl() {
         ]);
         let day = &h["notAfter"].as_str().unwrap()[..10];
         assert!(not_after.contains(day), "{id}: {not_after} vs {day}");
+        assert_eq!(
+            h["createSession"]["ok"], true,
+            "{id}: credentials through aws_signing_helper: {}",
+            h["createSession"]
+        );
+        assert!(
+            h["createSession"]["expiration"]
+                .as_str()
+                .is_some_and(|e| !e.is_empty()),
+            "{id}: the session's expiry"
+        );
     }
+    let revocation = &report["revocation"];
+    assert_eq!(revocation["oldCertificateCreateSession"]["ok"], false);
+    assert!(
+        revocation["oldCertificateCreateSession"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Certificate revoked")),
+        "the revoked certificate is refused: {revocation}"
+    );
+    assert_eq!(revocation["newCertificateCreateSession"]["ok"], true);
     let revoked = report["revokedSerials"].as_array().unwrap();
     assert_eq!(revoked.len(), 1);
     let crl = out.path().join("crl/latest.crl");
