@@ -88,17 +88,20 @@ pub fn anchor_crl_name(ca_id: &str) -> String {
     format!("cert-rotation-{ca_id}")
 }
 
-/// The hosts whose current serial the CRL lists, with that serial (hosts at rest only: see
-/// [`HostRecord::revocable_serial`]).
+/// The hosts whose current serial the CRL lists, with that serial as the item holds it (hosts
+/// at rest only: see [`HostRecord::revocable_serial`]). Serials are compared in their canonical
+/// form ([`pki::normalize_serial`]): the original sample wrote them upper-case, colon-separated,
+/// the CRL parser and Private CA give lower-case bytes.
 pub fn hosts_to_revoke<'r>(
     records: &'r [HostRecord],
     revoked_serials: &[String],
 ) -> Vec<(&'r HostRecord, &'r str)> {
-    let revoked: HashSet<&str> = revoked_serials.iter().map(String::as_str).collect();
+    let canonical = |s: &str| pki::normalize_serial(s).unwrap_or_else(|| s.to_owned());
+    let revoked: HashSet<String> = revoked_serials.iter().map(|s| canonical(s)).collect();
     records
         .iter()
         .filter_map(|r| r.revocable_serial().map(|s| (r, s)))
-        .filter(|(_, s)| revoked.contains(s))
+        .filter(|(_, s)| revoked.contains(&canonical(s)))
         .collect()
 }
 
@@ -236,15 +239,20 @@ mod tests {
             host("mi-00000000000000003", None, Some("0c")),
             host("mi-00000000000000004", Some("FAILED"), Some("0d")),
             host("mi-00000000000000005", None, None),
+            host("mi-00000000000000006", None, Some("8A:01")),
         ];
-        let hit = hosts_to_revoke(&records, &["0a".into(), "0c".into(), "0d".into()]);
+        let hit = hosts_to_revoke(
+            &records,
+            &["0a".into(), "0c".into(), "0d".into(), "00:8a:01".into()],
+        );
         let names: Vec<(String, &str)> =
             hit.iter().map(|(r, s)| (r.host.to_string(), *s)).collect();
         assert_eq!(
             names,
             vec![
                 ("mi-00000000000000001".to_string(), "0a"),
-                ("mi-00000000000000003".to_string(), "0c")
+                ("mi-00000000000000003".to_string(), "0c"),
+                ("mi-00000000000000006".to_string(), "8A:01")
             ]
         );
     }

@@ -275,3 +275,64 @@ async fn hosts_are_marked_revoked_when_an_earlier_attempt_stopped_half_way() {
     let r = stack.store.host(&id).await.unwrap().unwrap();
     assert!(matches!(r.state, RotationState::Revoked { .. }), "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_serial_written_in_the_original_samples_notation_is_matched_on_the_crl() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let h = host(2);
+    stack
+        .enrol_host(&h, &HostOverrides::default(), HostSpec::default())
+        .await
+        .unwrap();
+    stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    let id = HostId::parse(&h).unwrap();
+    let serial = stack
+        .store
+        .host(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .current
+        .unwrap()
+        .serial
+        .unwrap();
+    // The original sample's item: upper-case, colon-separated serial, no state or version.
+    let legacy = serial.to_ascii_uppercase();
+    let dynamodb = tests::aws::dynamodb(&stack.moto.url());
+    dynamodb
+        .put_item()
+        .table_name(&stack.config.table_name)
+        .item(
+            "hostID",
+            aws_sdk_dynamodb::types::AttributeValue::S(h.clone()),
+        )
+        .item(
+            "serial",
+            aws_sdk_dynamodb::types::AttributeValue::S(legacy.clone()),
+        )
+        .item(
+            "expiry",
+            aws_sdk_dynamodb::types::AttributeValue::S("2099-01-01 00:00:00".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    use rotation::ca::CertificateAuthority;
+    stack
+        .check
+        .ca
+        .revoke(&serial, "KEY_COMPROMISE")
+        .await
+        .unwrap();
+    stack.pca.publish_crl().await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    let r = stack.store.host(&id).await.unwrap().unwrap();
+    let RotationState::Revoked { serial: marked } = &r.state else {
+        panic!("{legacy} on the item is {serial} on the CRL: {:?}", r.state)
+    };
+    assert_eq!(
+        pki::normalize_serial(marked),
+        pki::normalize_serial(&serial)
+    );
+}
