@@ -89,7 +89,7 @@ pub fn anchor_crl_name(ca_id: &str) -> String {
 }
 
 /// The hosts whose current serial the CRL lists, with that serial as the item holds it (hosts
-/// at rest only: see [`HostRecord::revocable_serial`]). Serials are compared in their canonical
+/// at rest or failed: see [`HostRecord::revocable_serial`]). Serials are compared in their canonical
 /// form ([`pki::normalize_serial`]): the original sample wrote them upper-case, colon-separated,
 /// the CRL parser and Private CA give lower-case bytes.
 pub fn hosts_to_revoke<'r>(
@@ -232,7 +232,7 @@ mod tests {
     }
 
     #[test]
-    fn listed_serials_revoke_hosts_at_rest_only() {
+    fn listed_serials_revoke_hosts_at_rest_or_failed() {
         let records = vec![
             host("mi-00000000000000001", Some("DEPLOYED"), Some("0a")),
             host("mi-00000000000000002", Some("DEPLOYED"), Some("0b")),
@@ -252,6 +252,7 @@ mod tests {
             vec![
                 ("mi-00000000000000001".to_string(), "0a"),
                 ("mi-00000000000000003".to_string(), "0c"),
+                ("mi-00000000000000004".to_string(), "0d"),
                 ("mi-00000000000000006".to_string(), "8A:01")
             ]
         );

@@ -336,3 +336,61 @@ async fn a_serial_written_in_the_original_samples_notation_is_matched_on_the_crl
         pki::normalize_serial(&serial)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_host_can_be_revoked_and_its_serial_reaches_the_anchor() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let h = host(3);
+    stack
+        .enrol_host(&h, &HostOverrides::default(), HostSpec::default())
+        .await
+        .unwrap();
+    stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    let id = HostId::parse(&h).unwrap();
+    let serial = stack
+        .store
+        .host(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .current
+        .unwrap()
+        .serial
+        .unwrap();
+    // The next rotation fails: the host's CSR names another host.
+    stack.tamper_openssl(&h, "CN=mi-", "CN=xx-").unwrap();
+    stack
+        .cert_check(json!({"hosts": [h], "force": true}))
+        .await
+        .unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    let r = stack.store.host(&id).await.unwrap().unwrap();
+    assert!(matches!(r.state, RotationState::Failed { .. }), "{r:?}");
+
+    let out = stack
+        .cert_check(json!({"revoke": {"host": h, "reason": "KEY_COMPROMISE"}}))
+        .await
+        .unwrap();
+    assert!(
+        out["revoked"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains(&serial),
+        "{out}"
+    );
+    let r = stack.store.host(&id).await.unwrap().unwrap();
+    assert_eq!(
+        r.state,
+        RotationState::Revoked {
+            serial: serial.clone()
+        }
+    );
+    stack.pca.publish_crl().await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    let ta = stack.config.roles_anywhere.trust_anchor_arn.clone();
+    let crls = stack.rolesanywhere.crls_for(&ta);
+    assert_eq!(crls.len(), 1);
+    let facts = pki::check_crl(&crls[0].der, &stack.pca.ca_certificate_pem()).unwrap();
+    assert!(facts.revoked_serials.contains(&serial), "{facts:?}");
+}
