@@ -196,6 +196,38 @@ def check_deploy_commands(aws, text):
                 proc.wait()
 
 
+TAG_ARGV = []
+
+
+def check_tag_command(lines, host):
+    """The enrol block's second command tags the node with the key and value that the template's
+    SendCommand condition requires (`ssm:resourceTag/<key>: !Ref AWS::StackName`)."""
+    template = yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=Loader)
+    keys = set()
+    for role in ("CertCheckRole", "CertDeployRole"):
+        for policy in template["Resources"][role]["Properties"]["Policies"]:
+            for st in policy["PolicyDocument"]["Statement"]:
+                if "ssm:SendCommand" in st.get("Action", []) and "Condition" in st:
+                    for k, v in st["Condition"].get("StringEquals", {}).items():
+                        # (The loader drops intrinsic functions: `!Ref AWS::StackName` reads as None.)
+                        if k.startswith("ssm:resourceTag/") and v is None:
+                            keys.add(k.split("/", 1)[1])
+    if len(keys) != 1:
+        err(f"the SendCommand roles must require one node tag valued with the stack name, found {sorted(keys)}")
+        return False
+    key = keys.pop()
+    if len(lines) != 1:
+        err("the enrol-command block must hold the put-item and one `aws ssm add-tags-to-resource`")
+        return False
+    argv = shlex.split(lines[0].replace("<stack name>", "cert-rotation"))
+    want = ["aws", "ssm", "add-tags-to-resource", "--resource-type", "ManagedInstance", "--resource-id", host]
+    if argv[:7] != want or option(argv, "--tags") != f"Key={key},Value=cert-rotation":
+        err(f"the tag command must be `{' '.join(want)} --tags Key={key},Value=<stack name>`, found {lines[0]}")
+        return False
+    TAG_ARGV[:] = argv
+    return True
+
+
 def check_enrol_command(aws, text):
     """README's enrolment command, run twice against moto's DynamoDB: the second run must be
     refused and leave the host's item (with a certificate recorded meanwhile) unchanged."""
@@ -205,9 +237,12 @@ def check_enrol_command(aws, text):
         err("README.md has no ```sh block between the enrol-command markers")
         return
     table = "hosts"
-    argv = shlex.split(m.group(1).strip().replace("<TableName output>", table))
+    lines = [line for line in m.group(1).strip().splitlines() if line.strip()]
+    argv = shlex.split(lines[0].replace("<TableName output>", table))
     if argv[:3] != ["aws", "dynamodb", "put-item"]:
-        err(f"the enrol-command block must be an `aws dynamodb put-item`, found {argv[:3]}")
+        err(f"the enrol-command block must start with an `aws dynamodb put-item`, found {argv[:3]}")
+        return
+    if not check_tag_command(lines[1:], json.loads(option(argv, "--item"))["hostID"]["S"]):
         return
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -243,7 +278,14 @@ def check_enrol_command(aws, text):
             if json.loads(r.stdout or "{}").get("Item", {}).get("serial") != {"S": "0a:0b"}:
                 err(f"enrolling an enrolled host changed its item: {r.stdout.strip()}")
                 return
-            print("enrol: a new host is written; enrolling it again is refused and changes nothing")
+            r = run([aws, *TAG_ARGV[1:]], env, work)
+            # moto keeps no managed nodes and answers InvalidResourceId for any ManagedInstance;
+            # reaching that answer means the CLI accepted every argument as written.
+            if r.returncode != 0 and "InvalidResourceId" not in r.stderr:
+                err(f"README's tag command is refused by the AWS CLI: {r.stderr.strip()}")
+                return
+            print("enrol: a new host is written; enrolling it again is refused and changes nothing; "
+                  "the tag command is accepted")
         finally:
             proc.terminate()
             try:

@@ -60,6 +60,17 @@ impl CallRecorder {
                 };
                 format!("{prefix}:{action}")
             })
+            .flat_map(|action| {
+                // Calls that IAM authorises with a second action as well: GetObject with a
+                // `versionId` (CRLProcessor reads the version its event names) needs
+                // s3:GetObjectVersion, and ImportCrl with tags needs rolesanywhere:TagResource.
+                let also = match action.as_str() {
+                    "s3:GetObject" => Some("s3:GetObjectVersion"),
+                    "rolesanywhere:ImportCrl" => Some("rolesanywhere:TagResource"),
+                    _ => None,
+                };
+                std::iter::once(action).chain(also.map(str::to_owned))
+            })
             .collect()
     }
 

@@ -144,7 +144,12 @@ async fn emulators_and_moto_throttle_with_each_service_s_own_error() {
     assert_aws(&e, "ThrottlingException");
     let e = stack.check.ca.ca_certificate().await.unwrap_err();
     assert_aws(&e, "ThrottlingException");
-    let e = stack.crl.anchor.replace("crl", b"der").await.unwrap_err();
+    let e = stack
+        .crl
+        .anchor
+        .replace("crl", b"der", None)
+        .await
+        .unwrap_err();
     assert_aws(&e, "ThrottlingException");
     let ra = stack.capture.exchanges();
     let ra = ra
@@ -159,7 +164,7 @@ async fn emulators_and_moto_throttle_with_each_service_s_own_error() {
     let e = stack
         .crl
         .source
-        .fetch(CRL_BUCKET, "crl/x.crl")
+        .fetch(CRL_BUCKET, "crl/x.crl", None)
         .await
         .unwrap_err();
     // The code S3 really sends, retryable for our classifier as for the SDK (which tried three

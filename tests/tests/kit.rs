@@ -363,33 +363,46 @@ async fn enrolment_is_conditional_on_the_host_not_existing() {
 }
 
 #[tokio::test]
-async fn the_crl_ledger_moves_forward_with_optimistic_concurrency() {
+async fn the_crl_ledger_is_claimed_once_then_settled() {
+    use state::crl_ledger::{claim_effect, release_effect, settle_effect, CrlClaim, CLAIM_LEASE};
     let store = MemoryStore::new();
     let now = store.clock().now();
-    assert_eq!(store.last_crl_number("ca").await.unwrap(), None);
-    store
-        .record_crl_number("ca", None, "01", now)
+    let empty = store.crl_ledger("ca").await.unwrap();
+    assert_eq!(empty, Default::default());
+    let claim = |token: &str| CrlClaim {
+        number: "2".into(),
+        token: token.into(),
+        until: now + CLAIM_LEASE,
+    };
+    assert!(store
+        .write_crl_ledger("ca", &claim_effect(&empty, &claim("a")))
         .await
-        .unwrap();
-    let lost = store
-        .record_crl_number("ca", None, "02", now)
+        .unwrap());
+    // A second claim on the same read loses: the version moved.
+    assert!(!store
+        .write_crl_ledger("ca", &claim_effect(&empty, &claim("b")))
         .await
-        .unwrap_err();
-    assert!(lost.is_retryable(), "{lost}");
-    assert!(
-        matches!(&lost, StoreError::Backend { code: Some(c), .. } if c == "ConditionalCheckFailedException")
-    );
-    let stale = store.record_crl_number("ca", Some("00"), "02", now).await;
-    assert!(stale.is_err());
-    store
-        .record_crl_number("ca", Some("01"), "02", now)
+        .unwrap());
+    assert!(!store
+        .write_crl_ledger("ca", &settle_effect(1, "b", "2", "id", now))
         .await
-        .unwrap();
+        .unwrap());
+    assert!(!store
+        .write_crl_ledger("ca", &release_effect(1, "b"))
+        .await
+        .unwrap());
+    assert!(store
+        .write_crl_ledger("ca", &settle_effect(1, "a", "2", "crl-id", now))
+        .await
+        .unwrap());
+    let entry = store.crl_ledger("ca").await.unwrap();
+    assert_eq!(entry.applied.as_deref(), Some("2"));
+    assert_eq!(entry.anchor_crl_id.as_deref(), Some("crl-id"));
+    assert_eq!((entry.version, entry.claim), (2, None));
     assert_eq!(
-        store.last_crl_number("ca").await.unwrap().as_deref(),
-        Some("02")
+        store.crl_ledger("other-ca").await.unwrap(),
+        Default::default()
     );
-    assert_eq!(store.last_crl_number("other-ca").await.unwrap(), None);
     let item = store.item("crl#ca").unwrap();
     assert_eq!(item[attr::HOST_ID], Attr::s("crl#ca"));
     assert!(
@@ -713,50 +726,70 @@ async fn alerts_are_kept_in_order_and_can_fail_to_publish() {
 }
 
 #[tokio::test]
-async fn crl_objects_are_read_with_the_size_limit() {
+async fn crl_objects_are_read_at_their_version_with_the_size_limit() {
     let source = MemoryCrlSource::new();
-    source.put("b", "crl/1.crl", vec![1, 2, 3]);
-    assert_eq!(source.fetch("b", "crl/1.crl").await.unwrap(), [1, 2, 3]);
-    let missing = source.fetch("b", "crl/2.crl").await.unwrap_err();
+    let v1 = source.put("b", "crl/1.crl", vec![1, 2, 3]);
+    let v2 = source.put("b", "crl/1.crl", vec![4]);
+    assert_eq!(
+        source.fetch("b", "crl/1.crl", Some(&v1)).await.unwrap(),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        source.fetch("b", "crl/1.crl", Some(&v2)).await.unwrap(),
+        [4]
+    );
+    assert_eq!(source.fetch("b", "crl/1.crl", None).await.unwrap(), [4]);
+    let gone = source
+        .fetch("b", "crl/1.crl", Some("v9"))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code.as_deref(), Some("NoSuchVersion"));
+    let missing = source.fetch("b", "crl/2.crl", None).await.unwrap_err();
     assert_eq!(missing.code.as_deref(), Some("NoSuchKey"));
     source.put("b", "big", vec![0; pki::MAX_CRL_BYTES + 1]);
-    assert!(source.fetch("b", "big").await.is_err());
-    assert_eq!(source.fetches(), 3);
+    assert!(source.fetch("b", "big", None).await.is_err());
+    assert_eq!(source.fetches(), 6);
 }
 
 #[tokio::test]
-async fn the_trust_anchor_holds_two_crls_and_replace_updates_in_place() {
+async fn the_trust_anchor_holds_two_crls_and_replace_updates_only_ours_in_place() {
     let clock = ManualClock::default();
     let anchor = MemoryTrustAnchor::new(clock.clone());
-    let first = anchor.replace("crl", b"one").await.unwrap();
+    let first = anchor.replace("crl", b"one", None).await.unwrap();
     let Replaced::Imported { crl_id: first } = first else {
         panic!("an empty anchor imports")
     };
     clock.advance(Duration::seconds(5));
-    let second = anchor.import("crl-2", b"two").unwrap();
+    // An operator's own CRL, more recently updated: never ours to replace.
+    let operator = anchor.import("operator-crl", b"two").unwrap();
     let third = anchor.import("crl-3", b"three").unwrap_err();
     assert_eq!(third.code.as_deref(), Some("ValidationException"));
     assert!(third.message.contains("maximum"), "{}", third.message);
 
-    // Replace updates the most recently updated CRL, however many times it runs.
+    // Replace updates our CRL, however many times it runs.
     for n in 0..5u8 {
         clock.advance(Duration::seconds(1));
-        let out = anchor.replace("crl", &[n]).await.unwrap();
+        let out = anchor.replace("crl", &[n], None).await.unwrap();
         assert_eq!(
             out,
             Replaced::Updated {
-                crl_id: second.clone()
+                crl_id: first.clone()
             }
         );
     }
     let crls = anchor.crls();
     assert_eq!(crls.len(), 2);
+    assert_eq!(crls[0].der, [4]);
     assert_eq!(
-        (crls[0].crl_id.as_str(), crls[0].der.as_slice()),
-        (first.as_str(), &b"one"[..])
+        (crls[1].crl_id.as_str(), crls[1].der.as_slice()),
+        (operator.as_str(), &b"two"[..])
     );
-    assert_eq!(crls[1].der, [4]);
-    assert_eq!(anchor.calls().imports, 3);
+    // Ours disabled: not overwritten; a new one cannot be imported next to two CRLs.
+    anchor.disable(&first);
+    let full = anchor.replace("crl", b"new", None).await.unwrap_err();
+    assert_eq!(full.code.as_deref(), Some("ValidationException"));
+    assert_eq!(anchor.crls()[0].der, [4], "the disabled CRL is left alone");
+    assert_eq!(anchor.calls().imports, 4);
     assert_eq!(
         anchor.update("nope", "x", b"").unwrap_err().code.as_deref(),
         Some("ResourceNotFoundException")
@@ -803,4 +836,78 @@ async fn the_kit_wires_every_fake_on_one_clock() {
     kit.clock.advance(Duration::hours(1));
     assert_eq!(crl.store.clock().now(), kit.clock.now());
     assert!(kit.ca.ca_id().len() == 36);
+}
+
+/// The S3 event of one CRL object version, as the kit's config expects it.
+fn crl_event(
+    kit_key: &str,
+    version: &str,
+) -> rotation::events::Envelope<rotation::events::ObjectCreatedDetail> {
+    serde_json::from_value(serde_json::json!({
+        "id": format!("event-{version}"), "detail-type": "Object Created", "source": "aws.s3",
+        "resources": [],
+        "detail": {"bucket": {"name": tests::kit::deps::CRL_BUCKET},
+                   "object": {"key": kit_key, "version-id": version}}
+    }))
+    .expect("an S3 event")
+}
+
+#[tokio::test]
+async fn an_older_crl_held_mid_import_cannot_overwrite_a_newer_one() {
+    let kit = Kit::default();
+    let deps = std::sync::Arc::new(kit.crl_deps(Kit::config(&[])));
+    let key = format!("crl/{}.crl", kit.ca.ca_id());
+    let v2 = kit
+        .crl_source
+        .put(tests::kit::deps::CRL_BUCKET, &key, kit.ca.crl_der(2));
+    let v3 = kit
+        .crl_source
+        .put(tests::kit::deps::CRL_BUCKET, &key, kit.ca.crl_der(3));
+    let now = kit.clock.now();
+
+    // CRL 2's UpdateCrl is slow: it has claimed the ledger and is held inside `replace`.
+    let hold = kit.anchor.hold_next_replace();
+    let older = {
+        let deps = deps.clone();
+        let event = crl_event(&key, &v2);
+        tokio::spawn(async move { crl_processor::on_object_created(&deps, &event, now).await })
+    };
+    hold.entered().await;
+    // CRL 3 arrives meanwhile: it must wait (a retryable error, Lambda delivers it again).
+    let newer = crl_event(&key, &v3);
+    let busy = crl_processor::on_object_created(&deps, &newer, now).await;
+    assert!(
+        matches!(&busy, Err(e) if e.is_retryable()),
+        "the newer CRL waits for the held import: {busy:?}"
+    );
+    hold.release();
+    let first = older.await.unwrap().unwrap();
+    assert!(
+        matches!(first, crl_processor::Outcome::Imported { .. }),
+        "{first:?}"
+    );
+    let retried = crl_processor::on_object_created(&deps, &newer, now)
+        .await
+        .unwrap();
+    assert!(
+        matches!(retried, crl_processor::Outcome::Imported { .. }),
+        "{retried:?}"
+    );
+    // A late redelivery of CRL 2 is stale.
+    let late = crl_processor::on_object_created(&deps, &crl_event(&key, &v2), now)
+        .await
+        .unwrap();
+    assert!(
+        matches!(late, crl_processor::Outcome::Refused { .. }),
+        "{late:?}"
+    );
+
+    let crls = kit.anchor.crls();
+    assert_eq!(crls.len(), 1, "{crls:?}");
+    let held = pki::check_crl(&crls[0].der, &kit.ca.certificate_pem()).unwrap();
+    assert_eq!(
+        held.crl_number,
+        pki::CrlNumber::from(3u128),
+        "the newest stays"
+    );
 }

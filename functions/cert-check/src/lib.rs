@@ -247,7 +247,7 @@ where
             match step::revoke::decide_revocation(&revocation, record, dry_run)? {
                 RevokeDecision::Report(note) => Ok(step::revoke::reported(note)),
                 RevokeDecision::Revoke(r) => {
-                    deps.ca.revoke(&r.serial, &r.reason).await?;
+                    deps.ca.revoke(&r.ca_serial(), &r.reason).await?;
                     let revoked = deps.store.revoked(&r.record, &r.serial, now).await?;
                     raise_or_log(&deps.alerts, &r.alert).await;
                     Ok(step::revoke::after_revoked(&r, revoked))

@@ -1,17 +1,33 @@
-//! CRLProcessor's decisions, as pure functions: which objects are ours, whether a checked CRL
-//! may replace the trust anchor's, and which hosts its serials revoke. The shell in `lib.rs`
+//! CRLProcessor's decisions, as pure functions: which objects are ours (and which version),
+//! whether a checked CRL fits the trust anchor, and which hosts its serials revoke (whether it
+//! is newer than the one applied is `state::crl_ledger`'s decision). The shell in `lib.rs`
 //! fetches, calls these, and carries out what they say.
 
 use std::collections::HashSet;
 
-use pki::{CrlError, CrlFacts, CrlNumber};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+
+use pki::CrlFacts;
+use rotation::crl::MAX_ANCHOR_CRL_BYTES;
 use rotation::events::{Envelope, ObjectCreatedDetail, S3_OBJECT_CREATED};
 use rotation::Config;
 use state::HostRecord;
+use time::OffsetDateTime;
 
 /// The CA's ID: the UUID at the end of its ARN (Private CA names its CRL `<prefix><id>.crl`).
 pub fn ca_id(ca_arn: &str) -> &str {
     ca_arn.rsplit('/').next().unwrap_or(ca_arn)
+}
+
+/// The S3 object an event names: bucket, key, and the version created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrlObject<'e> {
+    /// The bucket.
+    pub bucket: &'e str,
+    /// The key.
+    pub key: &'e str,
+    /// The version the event announces (`None`: an unversioned bucket; the latest is read).
+    pub version: Option<&'e str>,
 }
 
 /// The S3 object an event names, if it is a CRL of ours; otherwise why it is ignored (no call
@@ -19,7 +35,7 @@ pub fn ca_id(ca_arn: &str) -> &str {
 pub fn crl_object<'e>(
     event: &'e Envelope<ObjectCreatedDetail>,
     config: &Config,
-) -> Result<(&'e str, &'e str), String> {
+) -> Result<CrlObject<'e>, String> {
     let (bucket, key) = (&event.detail.bucket.name, &event.detail.object.key);
     if event.source != "aws.s3" || event.detail_type != S3_OBJECT_CREATED {
         return Err(format!(
@@ -41,39 +57,30 @@ pub fn crl_object<'e>(
             "object {key} is not a CRL (Private CA writes <prefix><CA id>.crl)"
         ));
     }
-    Ok((bucket, key))
+    Ok(CrlObject {
+        bucket,
+        key,
+        version: event.detail.object.version_id.as_deref(),
+    })
 }
 
-/// What to do with a CRL object after its checks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// Import it: it is ours and newer than the last one imported.
-    Import(Box<CrlFacts>),
-    /// Already imported (a duplicated event, or one that arrived after a newer CRL overwrote
-    /// the object): nothing to do, no alert.
-    AlreadyImported(CrlNumber),
-    /// Refuse it with an alert: foreign, corrupt, or older than the last one imported.
-    Refuse(String),
-}
-
-/// Judges a CRL from its checks against our CA and the ledger's last imported number.
-pub fn judge(checked: Result<CrlFacts, CrlError>, last: Option<&str>) -> Verdict {
-    let facts = match checked {
-        Ok(f) => f,
-        Err(e) => return Verdict::Refuse(format!("CRL refused: {e}")),
-    };
-    let last_number: Option<CrlNumber> = last.and_then(|n| n.parse().ok());
-    if last_number.as_ref() == Some(&facts.crl_number) {
-        return Verdict::AlreadyImported(facts.crl_number);
-    }
-    if !pki::crl_is_newer(&facts, last_number.as_ref()) {
-        return Verdict::Refuse(format!(
-            "CRL number {} is not newer than the last imported ({}): replayed or out of order",
+/// Why a CRL of our CA cannot go to the trust anchor for its size, if it cannot.
+pub fn too_large(facts: &CrlFacts) -> Option<String> {
+    (facts.der.len() > MAX_ANCHOR_CRL_BYTES).then(|| {
+        format!(
+            "CRL number {} is {} bytes, over the {MAX_ANCHOR_CRL_BYTES} bytes Roles Anywhere accepts: \
+             the trust anchor keeps its current CRL",
             facts.crl_number,
-            last.unwrap_or("none")
-        ));
-    }
-    Verdict::Import(Box::new(facts))
+            facts.der.len()
+        )
+    })
+}
+
+/// A token naming this invocation's claim: unique per event, CRL, time and claim in the process.
+pub fn claim_token(event_id: &str, number: &str, now: OffsetDateTime) -> String {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, AtomicOrdering::Relaxed);
+    format!("{event_id}/{number}/{}/{seq}", now.unix_timestamp_nanos())
 }
 
 /// The name our CRL carries on the trust anchor.
@@ -81,23 +88,27 @@ pub fn anchor_crl_name(ca_id: &str) -> String {
     format!("cert-rotation-{ca_id}")
 }
 
-/// The hosts whose current serial the CRL lists, with that serial (hosts at rest only: see
-/// [`HostRecord::revocable_serial`]).
+/// The hosts whose current serial the CRL lists, with that serial as the item holds it (hosts
+/// at rest or failed: see [`HostRecord::revocable_serial`]). Serials are compared in their canonical
+/// form ([`pki::normalize_serial`]): the original sample wrote them upper-case, colon-separated,
+/// the CRL parser and Private CA give lower-case bytes.
 pub fn hosts_to_revoke<'r>(
     records: &'r [HostRecord],
     revoked_serials: &[String],
 ) -> Vec<(&'r HostRecord, &'r str)> {
-    let revoked: HashSet<&str> = revoked_serials.iter().map(String::as_str).collect();
+    let canonical = |s: &str| pki::normalize_serial(s).unwrap_or_else(|| s.to_owned());
+    let revoked: HashSet<String> = revoked_serials.iter().map(|s| canonical(s)).collect();
     records
         .iter()
         .filter_map(|r| r.revocable_serial().map(|s| (r, s)))
-        .filter(|(_, s)| revoked.contains(s))
+        .filter(|(_, s)| revoked.contains(&canonical(s)))
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pki::CrlNumber;
     use state::item::{attr, record_from_item, Attr, Item};
     use time::macros::datetime;
 
@@ -151,7 +162,17 @@ mod tests {
     fn only_crl_objects_of_our_bucket_and_prefix_are_taken() {
         let c = config();
         let ok = event("aws.s3", S3_OBJECT_CREATED, "crls", "crl/ca-1.crl");
-        assert_eq!(crl_object(&ok, &c), Ok(("crls", "crl/ca-1.crl")));
+        assert_eq!(
+            crl_object(&ok, &c),
+            Ok(CrlObject {
+                bucket: "crls",
+                key: "crl/ca-1.crl",
+                version: None
+            })
+        );
+        let mut versioned = ok.clone();
+        versioned.detail.object.version_id = Some("v2".into());
+        assert_eq!(crl_object(&versioned, &c).unwrap().version, Some("v2"));
         let cases = [
             (
                 event("aws.ssm", S3_OBJECT_CREATED, "crls", "crl/ca-1.crl"),
@@ -181,24 +202,19 @@ mod tests {
     }
 
     #[test]
-    fn a_crl_is_imported_only_when_newer() {
-        assert!(matches!(judge(Ok(facts(2, &[])), None), Verdict::Import(_)));
-        assert!(matches!(
-            judge(Ok(facts(3, &[])), Some("2")),
-            Verdict::Import(_)
-        ));
-        assert_eq!(
-            judge(Ok(facts(2, &[])), Some("2")),
-            Verdict::AlreadyImported(CrlNumber::from(2u128))
-        );
-        let Verdict::Refuse(why) = judge(Ok(facts(1, &[])), Some("2")) else {
-            panic!("an older CRL must be refused")
-        };
-        assert!(why.contains("not newer"), "{why}");
-        let Verdict::Refuse(why) = judge(Err(CrlError::TooLarge { len: 9, max: 1 }), None) else {
-            panic!("a CRL that failed its checks must be refused")
-        };
-        assert!(why.starts_with("CRL refused"), "{why}");
+    fn a_crl_over_the_anchor_limit_is_too_large() {
+        let mut f = facts(7, &[]);
+        f.der = vec![0; MAX_ANCHOR_CRL_BYTES];
+        assert_eq!(too_large(&f), None);
+        f.der.push(0);
+        let why = too_large(&f).expect("one byte over");
+        assert!(why.contains("300001 bytes"), "{why}");
+    }
+
+    #[test]
+    fn claim_tokens_differ_per_claim() {
+        let now = datetime!(2026-12-01 0:00 UTC);
+        assert_ne!(claim_token("e", "1", now), claim_token("e", "1", now));
     }
 
     fn host(id: &str, state: Option<&str>, serial: Option<&str>) -> HostRecord {
@@ -216,22 +232,28 @@ mod tests {
     }
 
     #[test]
-    fn listed_serials_revoke_hosts_at_rest_only() {
+    fn listed_serials_revoke_hosts_at_rest_or_failed() {
         let records = vec![
             host("mi-00000000000000001", Some("DEPLOYED"), Some("0a")),
             host("mi-00000000000000002", Some("DEPLOYED"), Some("0b")),
             host("mi-00000000000000003", None, Some("0c")),
             host("mi-00000000000000004", Some("FAILED"), Some("0d")),
             host("mi-00000000000000005", None, None),
+            host("mi-00000000000000006", None, Some("8A:01")),
         ];
-        let hit = hosts_to_revoke(&records, &["0a".into(), "0c".into(), "0d".into()]);
+        let hit = hosts_to_revoke(
+            &records,
+            &["0a".into(), "0c".into(), "0d".into(), "00:8a:01".into()],
+        );
         let names: Vec<(String, &str)> =
             hit.iter().map(|(r, s)| (r.host.to_string(), *s)).collect();
         assert_eq!(
             names,
             vec![
                 ("mi-00000000000000001".to_string(), "0a"),
-                ("mi-00000000000000003".to_string(), "0c")
+                ("mi-00000000000000003".to_string(), "0c"),
+                ("mi-00000000000000004".to_string(), "0d"),
+                ("mi-00000000000000006".to_string(), "8A:01")
             ]
         );
     }

@@ -21,12 +21,18 @@ impl S3Crls {
 }
 
 impl CrlSource for S3Crls {
-    async fn fetch(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+    async fn fetch(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Vec<u8>, AwsError> {
         let out = self
             .client
             .get_object()
             .bucket(bucket)
             .key(key)
+            .set_version_id(version.map(str::to_owned))
             .send()
             .await
             .map_err(|e| aws_error("S3", "GetObject", e))?;
@@ -71,8 +77,17 @@ impl RolesAnywhereCrls {
     }
 }
 
+/// The tag every CRL this stack imports carries (value: the CRL's name). The stack's IAM policy
+/// allows `UpdateCrl` only on CRLs with this tag, and `ImportCrl` only with it.
+pub const OWNER_TAG: &str = "cert-rotation:crl";
+
 impl TrustAnchorCrls for RolesAnywhereCrls {
-    async fn replace(&self, name: &str, der: &[u8]) -> Result<Replaced, AwsError> {
+    async fn replace(
+        &self,
+        name: &str,
+        der: &[u8],
+        known: Option<&str>,
+    ) -> Result<Replaced, AwsError> {
         let mut ours = Vec::new();
         let mut token = None;
         loop {
@@ -85,13 +100,15 @@ impl TrustAnchorCrls for RolesAnywhereCrls {
                 .await
                 .map_err(|e| aws_error("RolesAnywhere", "ListCrls", e))?;
             for crl in page.crls() {
-                if crl.trust_anchor_arn() == Some(self.trust_anchor_arn.as_str()) {
-                    if let Some(id) = crl.crl_id() {
-                        ours.push((
-                            crl.updated_at().map(|t| t.secs()).unwrap_or(0),
-                            id.to_owned(),
-                        ));
-                    }
+                let mine = crl.trust_anchor_arn() == Some(self.trust_anchor_arn.as_str())
+                    && crl.name() == Some(name)
+                    && crl.enabled() == Some(true);
+                if let (true, Some(id)) = (mine, crl.crl_id()) {
+                    ours.push((
+                        Some(id) == known,
+                        crl.updated_at().map(|t| t.secs()).unwrap_or(0),
+                        id.to_owned(),
+                    ));
                 }
             }
             match page.next_token() {
@@ -100,7 +117,7 @@ impl TrustAnchorCrls for RolesAnywhereCrls {
             }
         }
         ours.sort();
-        if let Some((_, crl_id)) = ours.pop() {
+        if let Some((_, _, crl_id)) = ours.pop() {
             self.client
                 .update_crl()
                 .crl_id(&crl_id)
@@ -111,6 +128,11 @@ impl TrustAnchorCrls for RolesAnywhereCrls {
                 .map_err(|e| aws_error("RolesAnywhere", "UpdateCrl", e))?;
             return Ok(Replaced::Updated { crl_id });
         }
+        let tag = aws_sdk_rolesanywhere::types::Tag::builder()
+            .key(OWNER_TAG)
+            .value(name)
+            .build()
+            .map_err(|e| AwsError::malformed("RolesAnywhere", "ImportCrl", e.to_string()))?;
         let out = self
             .client
             .import_crl()
@@ -118,6 +140,7 @@ impl TrustAnchorCrls for RolesAnywhereCrls {
             .crl_data(Blob::new(der))
             .trust_anchor_arn(&self.trust_anchor_arn)
             .enabled(true)
+            .tags(tag)
             .send()
             .await
             .map_err(|e| aws_error("RolesAnywhere", "ImportCrl", e))?;

@@ -22,6 +22,11 @@ pub enum AlertKind {
     CertificateExpired,
     /// A CRL was refused (foreign CA, replayed, corrupt).
     CrlRefused,
+    /// A CRL of our CA is larger than Roles Anywhere accepts: the trust anchor keeps the last
+    /// one, and revocations after it are not enforced until the CRL shrinks.
+    CrlTooLarge,
+    /// `UpdateCrl` or `ImportCrl` failed (access denied, a deleted trust anchor, throttling).
+    CrlImportFailed,
     /// A certificate was revoked by an operator.
     CertificateRevoked,
     /// A host installed its new certificate but its reload hook failed.
@@ -80,6 +85,8 @@ impl Alert {
             AlertKind::ExpiresSoon => "certificate expires within a day",
             AlertKind::CertificateExpired => "certificate expired",
             AlertKind::CrlRefused => "CRL refused",
+            AlertKind::CrlTooLarge => "CRL too large for the trust anchor",
+            AlertKind::CrlImportFailed => "CRL not imported to the trust anchor",
             AlertKind::CertificateRevoked => "certificate revoked",
             AlertKind::ReloadHookFailed => "reload hook failed",
             AlertKind::RunFailed => "run failed",

@@ -91,6 +91,10 @@ pub struct ObjectRef {
     /// Size in bytes.
     #[serde(default)]
     pub size: Option<u64>,
+    /// The version created (`version-id`; present when the bucket is versioned, as the CRL
+    /// bucket is): Private CA rewrites one key, so this is what tells two CRLs apart.
+    #[serde(default, rename = "version-id")]
+    pub version_id: Option<String>,
 }
 
 /// Whether a Run Command status is final. The stack's rules forward only final statuses; the

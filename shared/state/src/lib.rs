@@ -12,8 +12,10 @@
 //!   in-memory store of the tests and the pure model all carry out these rules.
 //! - [`plan`]: pure planning: which hosts are due, which rotations are stuck, retry backoff.
 //! - [`ports`]: the store's ports, one small trait per capability over one write port.
+//! - [`crl_ledger`]: the CRL ledger's claim, so the trust anchor's CRL never goes backwards.
 //! - [`dynamo`]: the DynamoDB store; the only module that uses DynamoDB's SDK.
 
+pub mod crl_ledger;
 pub mod dynamo;
 pub mod host;
 pub mod item;

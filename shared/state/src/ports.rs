@@ -10,6 +10,7 @@ use std::future::Future;
 
 use time::OffsetDateTime;
 
+use crate::crl_ledger::{LedgerEntry, LedgerWrite};
 use crate::host::{HostId, InvalidRow};
 use crate::plan::DueWindow;
 use crate::record::{DeployedCert, FailureStage, HostOverrides, HostRecord, RotationId};
@@ -354,21 +355,20 @@ pub trait Enroller: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// The last CRL imported to the trust anchor, per CA (CRLProcessor only imports newer ones).
+/// The CRL ledger of each CA: what reached the trust anchor, and the claim that serialises
+/// imports (see [`crate::crl_ledger`]).
 pub trait CrlLedger: Send + Sync {
-    /// The last imported CRL number of `ca_id` (lower-case hex), if any.
-    fn last_crl_number(
+    /// The ledger of `ca_id` as it is now (strongly consistent).
+    fn crl_ledger(
         &self,
         ca_id: &str,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<LedgerEntry, StoreError>> + Send;
 
-    /// Records `number` as imported if the ledger still holds `previous` (optimistic concurrency:
-    /// a concurrent import of another CRL makes this a conflict).
-    fn record_crl_number(
+    /// Carries out `write` on the ledger of `ca_id` if its condition holds; `false` when it does
+    /// not (someone else moved the ledger first).
+    fn write_crl_ledger(
         &self,
         ca_id: &str,
-        previous: Option<&str>,
-        number: &str,
-        now: OffsetDateTime,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+        write: &LedgerWrite,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

@@ -327,11 +327,15 @@ pub struct HostRecord {
 
 impl HostRecord {
     /// The serial of a certificate that can be marked revoked: one in place on a host at rest
-    /// (deployed, or an original-sample item). The store's `revoked` transition holds the same
-    /// condition; callers check first so they neither revoke at the CA what cannot be recorded
-    /// nor write what would only conflict.
+    /// (deployed, or an original-sample item) or whose last rotation failed (its live pair is
+    /// still the current one). The store's `revoked` transition holds the same condition;
+    /// callers check first so they neither revoke at the CA what cannot be recorded nor write
+    /// what would only conflict.
     pub fn revocable_serial(&self) -> Option<&str> {
-        if !matches!(self.state.kind(), StateKind::Deployed | StateKind::Idle) {
+        if !matches!(
+            self.state.kind(),
+            StateKind::Deployed | StateKind::Idle | StateKind::Failed
+        ) {
             return None;
         }
         self.current.as_ref()?.serial.as_deref()

@@ -24,9 +24,12 @@ pub struct MemoryCrlSource {
     inner: Arc<Mutex<SourceInner>>,
 }
 
+/// Every version of one object, oldest first: (version ID, bytes).
+type Versions = Vec<(String, Vec<u8>)>;
+
 #[derive(Debug, Default)]
 struct SourceInner {
-    objects: BTreeMap<(String, String), Vec<u8>>,
+    objects: BTreeMap<(String, String), Versions>,
     fetches: u64,
 }
 
@@ -36,11 +39,17 @@ impl MemoryCrlSource {
         MemoryCrlSource::default()
     }
 
-    /// Puts an object (replacing one with the same bucket and key).
-    pub fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
-        self.lock()
+    /// Puts a new version of an object (a versioned bucket: earlier versions stay readable);
+    /// returns its version ID.
+    pub fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> String {
+        let mut inner = self.lock();
+        let versions = inner
             .objects
-            .insert((bucket.to_owned(), key.to_owned()), bytes);
+            .entry((bucket.to_owned(), key.to_owned()))
+            .or_default();
+        let id = format!("v{}", versions.len() + 1);
+        versions.push((id.clone(), bytes));
+        id
     }
 
     /// `fetch` calls so far.
@@ -54,11 +63,35 @@ impl MemoryCrlSource {
 }
 
 impl CrlSource for MemoryCrlSource {
-    /// The object's bytes; `NoSuchKey` if absent; refused over [`MAX_CRL_BYTES`] as S3Crls does.
-    async fn fetch(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsError> {
+    /// The object's bytes at `version` (the latest if `None`); `NoSuchKey` if absent (and
+    /// `NoSuchVersion` for an unknown version); refused over [`MAX_CRL_BYTES`] as S3Crls does.
+    async fn fetch(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Vec<u8>, AwsError> {
         let mut inner = self.lock();
         inner.fetches += 1;
-        match inner.objects.get(&(bucket.to_owned(), key.to_owned())) {
+        let versions = inner.objects.get(&(bucket.to_owned(), key.to_owned()));
+        let found = match (versions, version) {
+            (None, _) => None,
+            (Some(vs), None) => vs.last().map(|(_, b)| b),
+            (Some(vs), Some(v)) => match vs.iter().find(|(id, _)| id == v) {
+                Some((_, b)) => Some(b),
+                None => {
+                    return Err(AwsError {
+                        service: "S3",
+                        operation: "GetObject",
+                        code: Some("NoSuchVersion".into()),
+                        message: "The specified version does not exist.".into(),
+                        retryable: false,
+                        source: None,
+                    })
+                }
+            },
+        };
+        match found {
             None => Err(AwsError {
                 service: "S3",
                 operation: "GetObject",
@@ -113,6 +146,27 @@ struct AnchorInner {
     crls: Vec<AnchorCrl>,
     next_id: u64,
     calls: AnchorCalls,
+    hold: Option<ReplaceHold>,
+}
+
+/// A `replace` held mid-way (after the claim, before the anchor changes): a test makes a slow
+/// `UpdateCrl` with it, and lets another event overtake it.
+#[derive(Debug, Clone, Default)]
+pub struct ReplaceHold {
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl ReplaceHold {
+    /// Waits until the held `replace` has started.
+    pub async fn entered(&self) {
+        self.entered.notified().await;
+    }
+
+    /// Lets the held `replace` go on.
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
 }
 
 impl MemoryTrustAnchor {
@@ -121,6 +175,20 @@ impl MemoryTrustAnchor {
         MemoryTrustAnchor {
             inner: Arc::default(),
             clock,
+        }
+    }
+
+    /// Holds the next `replace` until [`ReplaceHold::release`].
+    pub fn hold_next_replace(&self) -> ReplaceHold {
+        let hold = ReplaceHold::default();
+        self.lock().hold = Some(hold.clone());
+        hold
+    }
+
+    /// `DisableCrl`.
+    pub fn disable(&self, crl_id: &str) {
+        if let Some(c) = self.lock().crls.iter_mut().find(|c| c.crl_id == crl_id) {
+            c.enabled = false;
         }
     }
 
@@ -193,19 +261,36 @@ impl MemoryTrustAnchor {
 }
 
 impl TrustAnchorCrls for MemoryTrustAnchor {
-    /// As the Roles Anywhere adapter: update the most recently updated CRL (by whole second,
-    /// then by ID), import only if the anchor has none.
-    async fn replace(&self, name: &str, der: &[u8]) -> Result<Replaced, AwsError> {
+    /// As the Roles Anywhere adapter: update the enabled CRL named `name` (`known` first, then
+    /// the most recently updated, by whole second, then by ID), import only if there is none.
+    async fn replace(
+        &self,
+        name: &str,
+        der: &[u8],
+        known: Option<&str>,
+    ) -> Result<Replaced, AwsError> {
+        let hold = self.lock().hold.take();
+        if let Some(hold) = hold {
+            hold.entered.notify_one();
+            hold.release.notified().await;
+        }
         let latest = {
             let inner = self.lock();
             inner
                 .crls
                 .iter()
-                .map(|c| (c.updated_at.unix_timestamp(), c.crl_id.clone()))
+                .filter(|c| c.enabled && c.name == name)
+                .map(|c| {
+                    (
+                        Some(c.crl_id.as_str()) == known,
+                        c.updated_at.unix_timestamp(),
+                        c.crl_id.clone(),
+                    )
+                })
                 .max()
         };
         match latest {
-            Some((_, crl_id)) => {
+            Some((_, _, crl_id)) => {
                 self.update(&crl_id, name, der)?;
                 Ok(Replaced::Updated { crl_id })
             }

@@ -5,6 +5,7 @@
 
 mod common;
 mod crl;
+mod crl_races;
 mod demo;
 mod least_privilege;
 mod reconcile;

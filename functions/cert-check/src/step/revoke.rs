@@ -40,6 +40,15 @@ pub struct Revoke {
     pub rotate: bool,
 }
 
+impl Revoke {
+    /// The serial as Private CA is asked to revoke it: the canonical form
+    /// ([`pki::normalize_serial`]), whatever notation the item holds (the original sample wrote
+    /// upper-case, colon-separated serials).
+    pub fn ca_serial(&self) -> String {
+        pki::normalize_serial(&self.serial).unwrap_or_else(|| self.serial.clone())
+    }
+}
+
 /// Decides on `revocation` given the host's record as read.
 pub fn decide_revocation(
     revocation: &Revocation,
@@ -170,6 +179,13 @@ mod tests {
             ("01:ab", "KEY_COMPROMISE")
         );
         assert_eq!(r.alert.kind, AlertKind::CertificateRevoked);
+        let mut legacy = r.clone();
+        legacy.serial = "01:AB".into();
+        assert_eq!(
+            legacy.ca_serial(),
+            "01:ab",
+            "asked of the CA in the canonical form"
+        );
         assert_eq!(r.alert.host.as_deref(), Some(host(1).as_str()));
         assert_eq!(
             r.alert.reason,

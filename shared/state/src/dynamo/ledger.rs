@@ -1,21 +1,17 @@
-//! The CRL ledger: one item per CA (`crl#<CA id>`) holding the last CRL number imported to the
-//! trust anchor, moved forward with optimistic concurrency.
+//! The CRL ledger item (`crl#<CA id>`): read strongly consistent, written with one conditional
+//! `UpdateItem` per [`LedgerWrite`] (its condition on the version or on the claim's token,
+//! rendered here as the in-memory store evaluates it with [`LedgerWrite::holds`]).
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use time::OffsetDateTime;
 
 use super::error::{backend, is_condition_failure};
-use super::DynamoStore;
-use crate::item::SERVICE_KEY_PREFIX;
+use super::{mapping, DynamoStore};
+use crate::crl_ledger::{attr, entry_from_item, ledger_key, LedgerEntry, LedgerWrite};
 use crate::ports::{CrlLedger, StoreError};
 
-fn s(v: &str) -> AttributeValue {
-    AttributeValue::S(v.to_owned())
-}
-
 impl CrlLedger for DynamoStore {
-    async fn last_crl_number(&self, ca_id: &str) -> Result<Option<String>, StoreError> {
-        let (k, v) = Self::key(&format!("{SERVICE_KEY_PREFIX}{ca_id}"));
+    async fn crl_ledger(&self, ca_id: &str) -> Result<LedgerEntry, StoreError> {
+        let (k, v) = Self::key(&ledger_key(ca_id));
         let out = self
             .client
             .get_item()
@@ -25,49 +21,58 @@ impl CrlLedger for DynamoStore {
             .send()
             .await
             .map_err(|e| backend("GetItem", e))?;
-        Ok(out
-            .item()
-            .and_then(|i| i.get("crlNumber"))
-            .and_then(|v| v.as_s().ok())
-            .cloned())
+        let item = out.item().map(mapping::item);
+        Ok(entry_from_item(item.as_ref()))
     }
 
-    async fn record_crl_number(
-        &self,
-        ca_id: &str,
-        previous: Option<&str>,
-        number: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        let (k, v) = Self::key(&format!("{SERVICE_KEY_PREFIX}{ca_id}"));
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(k, v)
-            .update_expression("SET #n = :n, #at = :at")
-            .expression_attribute_names("#n", "crlNumber")
-            .expression_attribute_names("#at", "importedAt")
-            .expression_attribute_values(":n", s(number))
-            .expression_attribute_values(
-                ":at",
-                AttributeValue::N(now.unix_timestamp().to_string()),
-            );
-        req = match previous {
-            Some(p) => req
-                .condition_expression("#n = :prev")
-                .expression_attribute_values(":prev", s(p)),
-            None => req.condition_expression("attribute_not_exists(#n)"),
+    async fn write_crl_ledger(&self, ca_id: &str, write: &LedgerWrite) -> Result<bool, StoreError> {
+        let (k, v) = Self::key(&ledger_key(ca_id));
+        let mut req = self.client.update_item().table_name(&self.table).key(k, v);
+        let mut sets = Vec::new();
+        for (i, (a, value)) in write.set.iter().enumerate() {
+            sets.push(format!("#s{i} = :s{i}"));
+            req = req
+                .expression_attribute_names(format!("#s{i}"), *a)
+                .expression_attribute_values(format!(":s{i}"), mapping::value(value));
+        }
+        let mut update = format!("SET {}", sets.join(", "));
+        if !write.remove.is_empty() {
+            let mut removes = Vec::new();
+            for (i, a) in write.remove.iter().enumerate() {
+                removes.push(format!("#r{i}"));
+                req = req.expression_attribute_names(format!("#r{i}"), *a);
+            }
+            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let condition = match &write.holder {
+            Some(token) => {
+                req = req
+                    .expression_attribute_names("#tok", attr::CLAIM_TOKEN)
+                    .expression_attribute_values(":tok", AttributeValue::S(token.clone()));
+                "#tok = :tok".to_owned()
+            }
+            None if write.expected_version == 0 => {
+                req = req.expression_attribute_names("#ver", attr::LEDGER_VERSION);
+                "attribute_not_exists(#ver)".to_owned()
+            }
+            None => {
+                req = req
+                    .expression_attribute_names("#ver", attr::LEDGER_VERSION)
+                    .expression_attribute_values(
+                        ":ver",
+                        AttributeValue::N(write.expected_version.to_string()),
+                    );
+                "#ver = :ver".to_owned()
+            }
         };
-        match req.send().await {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Err(StoreError::Backend {
-                operation: "UpdateItem",
-                code: Some("ConditionalCheckFailedException".into()),
-                message: format!("the CRL ledger of {ca_id} moved concurrently"),
-                retryable: true,
-                source: format!("the CRL ledger of {ca_id} moved concurrently").into(),
-            }),
+        match req
+            .update_expression(update)
+            .condition_expression(condition)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(backend("UpdateItem", e)),
         }
     }

@@ -17,7 +17,7 @@
 //!   ISSUING ──certificate fetched and checked──► DEPLOYING(command?, serial, validity)
 //!   DEPLOYING ──host verified and swapped──► DEPLOYED(serial, NotBefore, NotAfter, renewAt)
 //!   any in-flight state ──► FAILED(stage, reason, attempts)
-//!   DEPLOYED / IDLE with a serial ──revoked──► REVOKED
+//!   DEPLOYED / IDLE / FAILED with a serial ──revoked──► REVOKED
 //! ```
 
 use time::OffsetDateTime;
@@ -96,7 +96,7 @@ pub enum Change {
         /// When CertCheck may retry.
         next_attempt_at: OffsetDateTime,
     },
-    /// The certificate `serial`, in place on a host at rest, was revoked.
+    /// The certificate `serial`, in place on a host at rest or failed, was revoked.
     Revoke {
         /// The revoked serial.
         serial: String,
@@ -361,11 +361,20 @@ impl Rule {
                         attr::PENDING_NOT_AFTER,
                     ])
             }
+            // A FAILED host still runs its current certificate (a failed rotation leaves the
+            // live pair untouched), and a misbehaving host is the likely one to revoke.
             Change::Revoke { serial } => b
                 .equals(attr::SERIAL, Attr::s(serial))
-                .state(&[Deployed, Idle])
+                .state(&[Deployed, Idle, Failed])
                 .enter(Revoked, now)
-                .set(attr::REVOKED_SERIAL, Attr::s(serial)),
+                .set(attr::REVOKED_SERIAL, Attr::s(serial))
+                .remove(&[
+                    attr::ROTATION_ID,
+                    attr::ATTEMPTS,
+                    attr::FAILED_STAGE,
+                    attr::FAILURE_REASON,
+                    attr::NEXT_ATTEMPT_AT,
+                ]),
             Change::Alerted { level } => b.set(attr::ALERT_LEVEL, Attr::s(level.as_str())),
         };
         b.rule

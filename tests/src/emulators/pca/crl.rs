@@ -223,6 +223,24 @@ impl PcaHandle {
                                 aws_sdk_s3::error::DisplayErrorContext(e)
                             )
                         })?;
+                    // Versioned, as the stack's CRL bucket is: every CRL stays readable at the
+                    // version its event names.
+                    s3.put_bucket_versioning()
+                        .bucket(&target.bucket)
+                        .versioning_configuration(
+                            aws_sdk_s3::types::VersioningConfiguration::builder()
+                                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                                .build(),
+                        )
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            anyhow::anyhow!(
+                                "versioning CRL bucket {}: {}",
+                                target.bucket,
+                                aws_sdk_s3::error::DisplayErrorContext(e)
+                            )
+                        })?;
                 }
                 anyhow::Ok(())
             })
@@ -246,7 +264,14 @@ impl PcaHandle {
             .unwrap_or_default()
             .trim_matches('"')
             .to_string();
-        let event = s3_object_created(&target.bucket, key, body.len(), &etag, requester);
+        let event = s3_object_created(
+            &target.bucket,
+            key,
+            body.len(),
+            &etag,
+            out.version_id(),
+            requester,
+        );
         self.shared.bus.push(event.clone());
         Ok((etag, event))
     }
@@ -261,7 +286,14 @@ fn random_text(len: usize, alphabet: &[u8]) -> String {
 
 /// The EventBridge "Object Created" event S3 sends for a PUT (the shape of
 /// `tests/tests/fixtures/events/s3-object-created-crl.json`).
-fn s3_object_created(bucket: &str, key: &str, size: usize, etag: &str, requester: &str) -> Value {
+fn s3_object_created(
+    bucket: &str,
+    key: &str,
+    size: usize,
+    etag: &str,
+    version_id: Option<&str>,
+    requester: &str,
+) -> Value {
     let request_id = random_text(16, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
     let sequencer = random_text(18, b"0123456789ABCDEF");
     let source_ip = if requester == ACCOUNT {
@@ -269,6 +301,15 @@ fn s3_object_created(bucket: &str, key: &str, size: usize, etag: &str, requester
     } else {
         requester
     };
+    let mut object = json!({
+        "key": key,
+        "size": size,
+        "etag": etag,
+        "sequencer": sequencer,
+    });
+    if let Some(v) = version_id.filter(|v| !v.is_empty() && *v != "null") {
+        object["version-id"] = json!(v);
+    }
     eventbridge_event(
         "Object Created",
         "aws.s3",
@@ -276,12 +317,7 @@ fn s3_object_created(bucket: &str, key: &str, size: usize, etag: &str, requester
         json!({
             "version": "0",
             "bucket": { "name": bucket },
-            "object": {
-                "key": key,
-                "size": size,
-                "etag": etag,
-                "sequencer": sequencer,
-            },
+            "object": object,
             "request-id": request_id,
             "requester": requester,
             "source-ip-address": source_ip,
