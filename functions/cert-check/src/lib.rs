@@ -159,10 +159,10 @@ where
     Ok(summary)
 }
 
-/// Fails the stuck rotations and starts the due ones, gathering the alerts they call for.
+/// Reconciles the stuck rotations and starts the due ones, gathering the alerts they call for.
 async fn act<S, H, C, A>(
     deps: &Arc<Deps<S, H, C, A>>,
-    stuck: Vec<step::plan::Stuck>,
+    stuck: Vec<state::HostRecord>,
     start: Vec<Start>,
     summary: &mut Summary,
     host_alerts: &mut Vec<HostAlert>,

@@ -16,7 +16,6 @@ use state::ports::{FleetReader, PendingCertificates, RotationStarter};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::step::plan;
 use crate::step::reconcile::{self as decide, Decision, Probe, Reconciled, Stuck};
 use crate::step::summary::Summary;
 use crate::{CheckError, Deps};
@@ -30,7 +29,7 @@ pub const PROBE_DELAYS_MS: [u64; 4] = [0, 200, 500, 1000];
 /// failed: `failed`; left in flight: `skipped`).
 pub(crate) async fn reconcile_stuck<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
-    stuck: &[plan::Stuck],
+    stuck: &[state::HostRecord],
     summary: &mut Summary,
     now: OffsetDateTime,
 ) -> Result<(), CheckError>
@@ -41,7 +40,7 @@ where
     A: Alerts,
 {
     for s in stuck {
-        let stuck = decide::probe(s.record.clone(), &deps.config);
+        let stuck = decide::probe(s.clone(), &deps.config);
         let span = tracing::info_span!("rotation", host = %stuck.record.host, stage = "reconcile");
         match reconcile_one(deps, &stuck, now).instrument(span).await? {
             Reconciled::Moved(note) => {

@@ -72,6 +72,9 @@ where
     if let Outcome::Ignored { reason } = &outcome {
         tracing::info!(reason, "event ignored");
     }
+    step::metrics(std::slice::from_ref(&outcome))
+        .stack(deps.config.stack_name.as_deref())
+        .emit("CertIssue");
     serde_json::to_value(outcome).map_err(|e| FunctionError::new(FailureKind::Permanent, &e))
 }
 

@@ -28,6 +28,7 @@ fn config() -> Config {
             "CA_ARN" => "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/x",
             "GENERATE_CSR_DOCUMENT" => "certrotation-GenerateCsr",
             "DEPLOY_CERT_DOCUMENT" => "certrotation-DeployCert",
+            "STACK_NAME" => "certs-test",
             _ => return None,
         };
         Some(v.to_owned())
@@ -125,6 +126,96 @@ async fn a_refused_csr_fails_the_rotation_with_one_alert() {
     ));
     assert_eq!(deps.alerts.alerts.lock().unwrap().len(), 1);
     assert!(deps.ca.tokens.lock().unwrap().is_empty(), "nothing issued");
+}
+
+/// The log lines written while `f` runs, debug level and up, as JSON (the metric documents
+/// are logged, not printed, outside Lambda).
+async fn logged<T>(f: impl std::future::Future<Output = T>) -> (T, Vec<Value>) {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let out = f.await;
+    drop(guard);
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out, lines)
+}
+
+/// The metric documents among `lines`.
+fn metric_documents(lines: &[Value]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter_map(|l| l["fields"]["metrics"].as_str())
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_refused_csr_is_counted_as_a_failed_rotation_of_this_stack() {
+    let deps = deps(
+        Some(COMMAND),
+        Some(format!("ROTATION {ROTATION}\nno csr\n")),
+    );
+    let (out, lines) = logged(handle(&deps)).await;
+    assert_eq!(out.unwrap()["outcome"], "failed");
+    let docs = metric_documents(&lines);
+    assert_eq!(docs.len(), 1, "{lines:?}");
+    assert_eq!(docs[0]["Function"], "CertIssue");
+    assert_eq!(docs[0]["RotationsFailed"], 1.0);
+    assert_eq!(docs[0]["StackName"], "certs-test");
+    assert_eq!(
+        docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        serde_json::json!([["StackName"]])
+    );
+}
+
+#[tokio::test]
+async fn a_csr_that_failed_on_the_host_is_counted_as_a_failed_rotation() {
+    let deps = deps(Some(COMMAND), None);
+    deps.hosts
+        .invocations
+        .lock()
+        .unwrap()
+        .push_back(Ok(Invocation::Finished {
+            success: false,
+            status: "Failed".into(),
+            stdout: String::new(),
+            stderr: "ERROR: openssl: not found".into(),
+        }));
+    let (out, lines) = logged(handle(&deps)).await;
+    assert_eq!(out.unwrap()["outcome"], "failed");
+    let docs = metric_documents(&lines);
+    assert_eq!(docs.len(), 1, "{lines:?}");
+    assert_eq!(docs[0]["RotationsFailed"], 1.0);
+}
+
+#[tokio::test]
+async fn an_issued_certificate_is_counted_and_no_failure() {
+    let deps = deps(Some(COMMAND), Some(csr_output()));
+    let (out, lines) = logged(handle(&deps)).await;
+    assert_eq!(out.unwrap()["outcome"], "issued");
+    let docs = metric_documents(&lines);
+    assert_eq!(docs[0]["CertificatesRequested"], 1.0);
+    assert!(docs[0].get("RotationsFailed").is_none());
 }
 
 #[tokio::test]

@@ -63,8 +63,8 @@ pub struct Config {
     pub roles_anywhere: RolesAnywhere,
     /// `RELOAD_HOOK`: executable run on the host after a swap (absent: none).
     pub reload_hook: Option<HostPath>,
-    /// `RENEWAL_SHARE`, `RENEWAL_JITTER_SHARE`, `MAX_ATTEMPTS`, `IN_FLIGHT_TIMEOUT_MINUTES`,
-    /// `REISSUE_REVOKED`.
+    /// `RENEWAL_SHARE`, `RENEWAL_JITTER_SHARE`, `IN_FLIGHT_TIMEOUT_MINUTES`, `REISSUE_REVOKED`.
+    /// (`MAX_ATTEMPTS` is no longer read: retries never give up while a certificate lives.)
     pub plan: PlanPolicy,
     /// `MIN_RSA_BITS`: weakest RSA key a CSR may carry.
     pub min_rsa_bits: u32,
@@ -189,7 +189,6 @@ impl Config {
                 in_flight_timeout: Duration::minutes(
                     parse_num("IN_FLIGHT_TIMEOUT_MINUTES", "60")? as i64
                 ),
-                max_attempts: parse_num("MAX_ATTEMPTS", "5")?.clamp(1.0, 100.0) as u32,
                 reissue_revoked: parse_bool("REISSUE_REVOKED", "true")?,
                 ..PlanPolicy::default()
             },

@@ -106,7 +106,9 @@ pub fn describe(item: &PlanItem) -> String {
     match item {
         PlanItem::Due(r) => format!("rotate: {}", r.as_str()),
         PlanItem::Retry { attempt } => format!("retry: attempt {attempt}"),
-        PlanItem::Stuck { state } => format!("stuck in {state}: will be failed and retried"),
+        PlanItem::Stuck { state } => {
+            format!("stuck in {state}: will be reconciled from what the host or Private CA reports")
+        }
         PlanItem::NotDue { renew_at } => format!("not due until {renew_at}"),
         PlanItem::InFlight => "rotation in flight".into(),
         PlanItem::Backoff { until } => format!("failed; retry after {until}"),
@@ -205,7 +207,7 @@ mod tests {
                 PlanItem::Stuck {
                     state: StateKind::Issuing,
                 },
-                "stuck in ISSUING: will be failed and retried",
+                "stuck in ISSUING: will be reconciled from what the host or Private CA reports",
             ),
             (PlanItem::InFlight, "rotation in flight"),
             (PlanItem::RevokedHeld, "revoked; re-issue is off"),
