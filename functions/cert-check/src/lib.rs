@@ -15,7 +15,8 @@
 //!   as it takes (retries never give up);
 //! - alerts once per level per episode (first failure, under a day left, expired), after the
 //!   rotations started, as one digest when more than ten hosts need one;
-//! - returns a JSON summary and prints metrics (also when the run fails after reading the table).
+//! - returns a JSON summary (every count, the first hosts of each list) and prints metrics (also
+//!   when the run fails after reading the table).
 //!
 //! A throttled SendCommand (after the SDK's retries) hands that host's claim back without
 //! counting an attempt and the run goes on with the others. A send that timed out but reached

@@ -1,4 +1,8 @@
 //! What a run reports: the JSON summary, the metrics, and the invocation's answer.
+//!
+//! The answer carries every count but only the first [`LISTED_HOSTS`] hosts of each list: a run
+//! over 100,000 hosts would otherwise list them all and pass Lambda's 6 MB response limit (the
+//! invocation would then fail after doing its work). The logs name every host a run acted on.
 
 use rotation::error::{FailureKind, FunctionError};
 use rotation::telemetry::Metrics;
@@ -7,6 +11,9 @@ use state::PlanItem;
 
 use super::error::CheckError;
 use super::start::Started;
+
+/// Hosts listed per list in the answer; the rest are only counted (`counts`).
+pub const LISTED_HOSTS: usize = 50;
 
 /// A host and a reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -90,6 +97,113 @@ impl Summary {
     }
 }
 
+/// The summary as answered: every count, and the first [`LISTED_HOSTS`] of each list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report<'a> {
+    /// Hosts due for a new certificate (including retries).
+    pub due: usize,
+    /// The length of each list, listed in full or not.
+    pub counts: Counts,
+    /// Whether any list below was cut to its first [`LISTED_HOSTS`].
+    pub truncated: bool,
+    /// The first rotations started.
+    pub started: &'a [String],
+    /// The first retries.
+    pub retried: &'a [String],
+    /// The first hosts not started.
+    pub skipped: &'a [HostNote],
+    /// The first rotations failed.
+    pub failed: &'a [HostNote],
+    /// The first stuck rotations moved on.
+    pub reconciled: &'a [HostNote],
+    /// The first hosts whose certificate has expired.
+    pub expired: &'a [String],
+    /// The first table rows refused.
+    pub rejected_rows: &'a [HostNote],
+    /// Revoked serial, when the request was a revocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<&'a HostNote>,
+    /// Items DynamoDB read.
+    pub items_read: u64,
+    /// True when nothing was changed.
+    pub dry_run: bool,
+    /// The first hosts of the plan, on a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<&'a [HostNote]>,
+}
+
+/// How many entries each list of a [`Summary`] has.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    /// Rotations started.
+    pub started: usize,
+    /// Retries among them.
+    pub retried: usize,
+    /// Hosts not started.
+    pub skipped: usize,
+    /// Rotations failed.
+    pub failed: usize,
+    /// Stuck rotations moved on.
+    pub reconciled: usize,
+    /// Expired certificates.
+    pub expired: usize,
+    /// Table rows refused.
+    pub rejected_rows: usize,
+    /// Hosts in the plan, on a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<usize>,
+}
+
+impl Summary {
+    /// The summary as answered: counts, and the first [`LISTED_HOSTS`] of each list.
+    pub fn report(&self) -> Report<'_> {
+        fn first<T>(list: &[T]) -> &[T] {
+            &list[..list.len().min(LISTED_HOSTS)]
+        }
+        let counts = Counts {
+            started: self.started.len(),
+            retried: self.retried.len(),
+            skipped: self.skipped.len(),
+            failed: self.failed.len(),
+            reconciled: self.reconciled.len(),
+            expired: self.expired.len(),
+            rejected_rows: self.rejected_rows.len(),
+            plan: self.plan.as_ref().map(Vec::len),
+        };
+        let longest = [
+            counts.started,
+            counts.retried,
+            counts.skipped,
+            counts.failed,
+            counts.reconciled,
+            counts.expired,
+            counts.rejected_rows,
+            counts.plan.unwrap_or(0),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        Report {
+            due: self.due,
+            truncated: longest > LISTED_HOSTS,
+            counts,
+            started: first(&self.started),
+            retried: first(&self.retried),
+            skipped: first(&self.skipped),
+            failed: first(&self.failed),
+            reconciled: first(&self.reconciled),
+            expired: first(&self.expired),
+            rejected_rows: first(&self.rejected_rows),
+            revoked: self.revoked.as_ref(),
+            items_read: self.items_read,
+            dry_run: self.dry_run,
+            plan: self.plan.as_deref().map(first),
+        }
+    }
+}
+
 /// The metrics of a run that failed: the soonest expiry whenever the table could be read (an
 /// alarm on it must not go quiet because later work failed), and one failed run.
 pub fn failed_run_metrics(soonest_expiry_hours: Option<f64>) -> Metrics {
@@ -116,11 +230,11 @@ pub fn describe(item: &PlanItem) -> String {
     }
 }
 
-/// The invocation's answer: the summary; `{"error": …}` for a refused revocation; otherwise a
+/// The invocation's answer: the summary's [`Report`]; `{"error": …}` for a refused revocation; otherwise a
 /// failure of the error's kind.
 pub fn answer(result: Result<Summary, CheckError>) -> Result<serde_json::Value, FunctionError> {
     match result {
-        Ok(summary) => serde_json::to_value(summary)
+        Ok(summary) => serde_json::to_value(summary.report())
             .map_err(|e| FunctionError::new(FailureKind::Permanent, &e)),
         Err(e @ CheckError::Refused(_)) => Ok(serde_json::json!({ "error": e.to_string() })),
         Err(e) => Err(e.into()),
@@ -239,6 +353,67 @@ mod tests {
             .unwrap()
             .get("plan")
             .is_none());
+    }
+
+    #[test]
+    fn a_run_over_a_large_fleet_answers_counts_and_the_first_hosts_well_under_6_mb() {
+        let n = 100_000;
+        let name = |i: usize| format!("mi-{i:017x}");
+        let reason = "offline, waiting (PingStatus ConnectionLost since 2026-11-30T10:00:00Z)";
+        let notes = |k: usize| (0..k).map(|i| note(&name(i), reason)).collect::<Vec<_>>();
+        let s = Summary {
+            due: n,
+            started: (0..n).map(name).collect(),
+            retried: (0..n / 10).map(name).collect(),
+            skipped: notes(n),
+            failed: notes(n / 2),
+            reconciled: notes(LISTED_HOSTS),
+            expired: (0..n).map(name).collect(),
+            rejected_rows: notes(3),
+            items_read: n as u64,
+            dry_run: true,
+            plan: Some(notes(n)),
+            ..Summary::default()
+        };
+        let v = answer(Ok(s)).unwrap();
+        let bytes = v.to_string().len();
+        println!("answer for {n} hosts: {bytes} bytes");
+        assert!(bytes < 200_000, "{bytes} bytes");
+        assert_eq!(v["due"], json!(n));
+        assert_eq!(
+            v["counts"],
+            json!({
+                "started": n, "retried": n / 10, "skipped": n, "failed": n / 2,
+                "reconciled": LISTED_HOSTS, "expired": n, "rejectedRows": 3, "plan": n,
+            })
+        );
+        assert_eq!(v["truncated"], json!(true));
+        for list in [
+            "started",
+            "retried",
+            "skipped",
+            "failed",
+            "reconciled",
+            "expired",
+            "plan",
+        ] {
+            assert_eq!(v[list].as_array().unwrap().len(), LISTED_HOSTS, "{list}");
+        }
+        assert_eq!(v["started"][0], json!(name(0)));
+        assert_eq!(v["rejectedRows"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_small_run_is_listed_in_full() {
+        let v = answer(Ok(Summary {
+            started: vec!["a".into(), "b".into()],
+            ..Summary::default()
+        }))
+        .unwrap();
+        assert_eq!(v["started"], json!(["a", "b"]));
+        assert_eq!(v["counts"]["started"], json!(2));
+        assert_eq!(v["truncated"], json!(false));
+        assert!(v["counts"].get("plan").is_none());
     }
 
     #[test]
