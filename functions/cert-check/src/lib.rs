@@ -72,9 +72,6 @@ pub use step::error::CheckError;
 pub use step::request::{CheckRequest, RevokeRequest};
 pub use step::summary::{HostNote, Summary};
 
-/// Rotations started at once (each is three small calls; SSM's SendCommand allows far more).
-const CONCURRENCY: usize = 16;
-
 /// The Lambda handler: parse, run, answer. A failure's kind becomes Lambda's `errorType`.
 pub async fn handle<S, H, C, A>(
     deps: Arc<Deps<S, H, C, A>>,
@@ -258,7 +255,7 @@ where
     }
 }
 
-/// Starts the rotations, at most [`CONCURRENCY`] at once, adding each outcome to `summary`.
+/// Starts the rotations, at most `start_concurrency` at once, adding each outcome to `summary`.
 async fn start_all<S, H, C, A>(
     deps: &Arc<Deps<S, H, C, A>>,
     starts: Vec<Start>,
@@ -283,7 +280,7 @@ where
     // (dropping them mid-way would leave hosts claimed with no command until the timeout).
     let mut first_error = None;
     loop {
-        while first_error.is_none() && tasks.len() < CONCURRENCY {
+        while first_error.is_none() && tasks.len() < deps.config.start_concurrency.max(1) {
             let Some(start) = queue.next() else {
                 break;
             };
@@ -309,10 +306,45 @@ where
     first_error.map_or(Ok(()), Err)
 }
 
-/// The reachability of `ids`. If SSM refuses the batch for what it names (an ID it calls
+/// Hosts per DescribeInstanceInformation call: the most its `InstanceIds` filter takes.
+pub const REACHABILITY_PAGE: usize = 50;
+
+/// The reachability of `ids`, a page of [`REACHABILITY_PAGE`] hosts per call, at most
+/// `reachability_concurrency` pages at once (one call after another, 2,000 pages of a
+/// 100,000-host fleet would take minutes of the run's budget).
+async fn reachability<S, H, C, A>(
+    deps: &Arc<Deps<S, H, C, A>>,
+    ids: &[HostId],
+) -> Result<HashMap<HostId, Reachability>, CheckError>
+where
+    S: Send + Sync + 'static,
+    H: HostAgent + 'static,
+    C: Send + Sync + 'static,
+    A: Send + Sync + 'static,
+{
+    let mut pages = ids.chunks(REACHABILITY_PAGE).map(<[HostId]>::to_vec);
+    let limit = deps.config.reachability_concurrency.max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut map = HashMap::with_capacity(ids.len());
+    loop {
+        while tasks.len() < limit {
+            let Some(page) = pages.next() else { break };
+            let deps = deps.clone();
+            tasks.spawn(async move { reachability_page(&deps, &page).await });
+        }
+        let Some(done) = tasks.join_next().await else {
+            break;
+        };
+        // A retryable error ends the run (its tasks are dropped: they only read).
+        map.extend(done.map_err(|e| CheckError::LostTask(e.to_string()))??);
+    }
+    Ok(map)
+}
+
+/// The reachability of one page. If SSM refuses it for what it names (an ID it calls
 /// malformed), each host is asked alone, and a host it still refuses is unknown (it waits):
 /// one bad host never stops the run for the others.
-async fn reachability<S, H, C, A>(
+async fn reachability_page<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     ids: &[HostId],
 ) -> Result<HashMap<HostId, Reachability>, CheckError>
@@ -323,7 +355,7 @@ where
         Ok(map) => Ok(map),
         Err(e) if e.retryable => Err(e.into()),
         Err(e) => {
-            tracing::warn!(error = %e, "SSM refused the batch; asking host by host");
+            tracing::warn!(error = %e, "SSM refused the page; asking host by host");
             let mut map = HashMap::new();
             for id in ids {
                 match deps.hosts.reachability(std::slice::from_ref(id)).await {
