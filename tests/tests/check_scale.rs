@@ -159,3 +159,68 @@ async fn reachability_is_asked_a_page_at_a_time_in_parallel_and_starts_are_bound
     assert_eq!(slow.sends.calls(), n);
     assert_eq!(slow.sends.most(), 3);
 }
+
+/// A budget of `seconds` on the kit's clock, from now.
+fn budget(kit: &Kit, seconds: i64) -> cert_check::Budget {
+    let clock = kit.clock.clone();
+    cert_check::Budget::new(
+        Some(kit.clock.now() + Duration::seconds(seconds)),
+        Arc::new(move || clock.now()),
+    )
+}
+
+#[tokio::test]
+async fn a_run_stops_starting_when_its_budget_is_spent_and_the_continuation_starts_the_rest() {
+    let n = 400;
+    let env = [("START_CONCURRENCY", "4")];
+    let (kit, deps, slow) = fleet(n, &env, Duration::milliseconds(50)).await;
+    let first = cert_check::run_within(deps.clone(), schedule(), kit.clock.now(), budget(&kit, 5))
+        .await
+        .unwrap();
+    println!(
+        "first run: {} started, {} left in 5 s of virtual time",
+        first.started.len(),
+        first.left.len()
+    );
+    assert!(first.budget_spent);
+    assert!(!first.started.is_empty() && !first.left.is_empty());
+    assert_eq!(first.started.len() + first.left.len(), n);
+    // Every started host has its command recorded; no host left is claimed.
+    assert_eq!(
+        in_state(&kit, n, StateKind::CsrRequested),
+        first.started.len()
+    );
+    let answer = first.report();
+    assert!(answer.continuation);
+    assert_eq!(answer.counts.left, first.left.len());
+
+    // The continuation: the same request again, each with a fresh budget, until it asks for no
+    // more. The hosts started before are in flight and not started twice.
+    let mut runs = 1;
+    let mut last = first;
+    while last.report().continuation {
+        runs += 1;
+        assert!(runs < 20, "the continuation never ends");
+        last = cert_check::run_within(deps.clone(), schedule(), kit.clock.now(), budget(&kit, 5))
+            .await
+            .unwrap();
+    }
+    println!("{n} hosts started in {runs} runs of 5 s");
+    assert!(last.left.is_empty() && !last.budget_spent);
+    assert_eq!(in_state(&kit, n, StateKind::CsrRequested), n);
+    assert_eq!(slow.sends.calls(), n, "one GenerateCsr per host");
+}
+
+#[tokio::test]
+async fn a_budget_spent_before_any_start_leaves_every_host_and_asks_no_continuation() {
+    let n = 60;
+    let (kit, deps, _) = fleet(n, &[], Duration::milliseconds(50)).await;
+    let s = cert_check::run_within(deps, schedule(), kit.clock.now(), budget(&kit, 0))
+        .await
+        .unwrap();
+    assert_eq!(s.left.len(), n);
+    assert!(s.started.is_empty());
+    // No progress: no continuation loop; the next schedule run (or reconcile pass) goes on.
+    assert!(!s.report().continuation);
+    assert_eq!(in_state(&kit, n, StateKind::CsrRequested), 0);
+}

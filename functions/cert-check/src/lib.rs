@@ -83,8 +83,15 @@ where
     C: CertificateAuthority + 'static,
     A: Alerts + 'static,
 {
+    let now = OffsetDateTime::now_utc();
+    let until = step::budget::budget_until(
+        deps.config.run_budget,
+        now,
+        step::budget::lambda_deadline(event.context.deadline),
+    );
+    let budget = Budget::new(until, Arc::new(OffsetDateTime::now_utc));
     let result = match step::request::parse_request(event.payload) {
-        Ok(request) => run(deps.clone(), request, OffsetDateTime::now_utc()).await,
+        Ok(request) => run_within(deps.clone(), request, now, budget).await,
         Err(e) => Err(e),
     };
     if let Some(alert) = step::error::run_failed_alert(&result) {
@@ -101,11 +108,66 @@ where
     step::summary::answer(result)
 }
 
-/// One run of a valid request at `now`.
+/// Until when a run may start work, read on the clock the run goes by.
+#[derive(Clone)]
+pub struct Budget {
+    until: Option<OffsetDateTime>,
+    clock: Arc<dyn Fn() -> OffsetDateTime + Send + Sync>,
+}
+
+impl Budget {
+    /// Spent once `clock` reads `until` or later (never, if `until` is `None`).
+    pub fn new(
+        until: Option<OffsetDateTime>,
+        clock: Arc<dyn Fn() -> OffsetDateTime + Send + Sync>,
+    ) -> Self {
+        Budget { until, clock }
+    }
+
+    /// A budget that is never spent.
+    pub fn unbounded() -> Self {
+        Budget::new(None, Arc::new(OffsetDateTime::now_utc))
+    }
+
+    /// Whether the time is up.
+    pub fn spent(&self) -> bool {
+        self.until.is_some_and(|until| (self.clock)() >= until)
+    }
+}
+
+impl std::fmt::Debug for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budget")
+            .field("until", &self.until)
+            .finish()
+    }
+}
+
+/// One run of a valid request at `now`, bounded by `RUN_BUDGET_SECONDS` on the system clock
+/// when the config sets it.
 pub async fn run<S, H, C, A>(
     deps: Arc<Deps<S, H, C, A>>,
     request: Request,
     now: OffsetDateTime,
+) -> Result<Summary, CheckError>
+where
+    S: FleetReader + RotationStarter + PendingCertificates + 'static,
+    H: HostAgent + 'static,
+    C: CertificateAuthority + 'static,
+    A: Alerts + 'static,
+{
+    let until = step::budget::budget_until(deps.config.run_budget, OffsetDateTime::now_utc(), None);
+    let budget = Budget::new(until, Arc::new(OffsetDateTime::now_utc));
+    run_within(deps, request, now, budget).await
+}
+
+/// One run of a valid request at `now` that starts no work once `budget` is spent: the due
+/// hosts it did not reach are reported as `left` (the continuation starts them).
+pub async fn run_within<S, H, C, A>(
+    deps: Arc<Deps<S, H, C, A>>,
+    request: Request,
+    now: OffsetDateTime,
+    budget: Budget,
 ) -> Result<Summary, CheckError>
 where
     S: FleetReader + RotationStarter + PendingCertificates + 'static,
@@ -134,7 +196,16 @@ where
     }
     // The plan's alerts first: of two for one host, the later (a failure's) wins a tie.
     let mut host_alerts = alerts;
-    let result = act(&deps, stuck, start, &mut summary, &mut host_alerts, now).await;
+    let result = act(
+        &deps,
+        stuck,
+        start,
+        &mut summary,
+        &mut host_alerts,
+        &budget,
+        now,
+    )
+    .await;
     send_alerts(&deps, host_alerts, now).await;
     if let Err(e) = result {
         step::summary::failed_run_metrics(soonest_expiry_hours)
@@ -152,6 +223,7 @@ where
         failed = summary.failed.len(),
         reconciled = summary.reconciled.len(),
         skipped = summary.skipped.len(),
+        left = summary.left.len(),
         "run complete"
     );
     Ok(summary)
@@ -164,6 +236,7 @@ async fn act<S, H, C, A>(
     start: Vec<Start>,
     summary: &mut Summary,
     host_alerts: &mut Vec<HostAlert>,
+    budget: &Budget,
     now: OffsetDateTime,
 ) -> Result<(), CheckError>
 where
@@ -174,8 +247,8 @@ where
 {
     // Stuck rotations: moved on from what the host or the CA says; failed (and retried after
     // their backoff) only when that cannot be done.
-    reconcile::reconcile_stuck(deps, &stuck, summary, now).await?;
-    start_all(deps, start, summary, host_alerts, now).await
+    reconcile::reconcile_stuck(deps, &stuck, summary, budget, now).await?;
+    start_all(deps, start, summary, host_alerts, budget, now).await
 }
 
 /// Raises the run's host alerts, one per host, as one digest when there are many, and records
@@ -261,6 +334,7 @@ async fn start_all<S, H, C, A>(
     starts: Vec<Start>,
     summary: &mut Summary,
     host_alerts: &mut Vec<HostAlert>,
+    budget: &Budget,
     now: OffsetDateTime,
 ) -> Result<(), CheckError>
 where
@@ -275,12 +349,27 @@ where
     let ids: Vec<HostId> = starts.iter().map(|s| s.record.host.clone()).collect();
     let reach = Arc::new(reachability(deps, &ids).await?);
     let mut tasks = tokio::task::JoinSet::new();
-    let mut queue = starts.into_iter();
+    let mut queue = starts.into_iter().peekable();
     // After an error no further host is started, but the rotations in flight run to their end
     // (dropping them mid-way would leave hosts claimed with no command until the timeout).
+    // Once the budget is spent, likewise: the rest is left for the continuation.
     let mut first_error = None;
     loop {
         while first_error.is_none() && tasks.len() < deps.config.start_concurrency.max(1) {
+            if queue.peek().is_none() {
+                break;
+            }
+            if budget.spent() {
+                summary.budget_spent = true;
+                summary
+                    .left
+                    .extend(queue.by_ref().map(|s| s.record.host.to_string()));
+                tracing::warn!(
+                    left = summary.left.len(),
+                    "time budget spent: hosts left for the continuation"
+                );
+                break;
+            }
             let Some(start) = queue.next() else {
                 break;
             };

@@ -54,6 +54,11 @@ pub struct Summary {
     pub expired: Vec<String>,
     /// Table rows refused by validation.
     pub rejected_rows: Vec<HostNote>,
+    /// Due hosts not started because the run's time budget was spent (the continuation
+    /// starts them).
+    pub left: Vec<String>,
+    /// Whether the run's time budget was spent before its work was done.
+    pub budget_spent: bool,
     /// Revoked serial, when the request was a revocation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked: Option<HostNote>,
@@ -92,7 +97,8 @@ impl Summary {
         metrics
             .count("RotationsStarted", self.started.len() as u64)
             .count("RotationsFailed", self.failed.len() as u64)
-            .count("RejectedRows", self.rejected_rows.len() as u64);
+            .count("RejectedRows", self.rejected_rows.len() as u64)
+            .count("RotationsLeft", self.left.len() as u64);
         (self, metrics)
     }
 }
@@ -121,6 +127,14 @@ pub struct Report<'a> {
     pub expired: &'a [String],
     /// The first table rows refused.
     pub rejected_rows: &'a [HostNote],
+    /// The first due hosts left because the time budget was spent.
+    pub left: &'a [String],
+    /// Whether the run's time budget was spent before its work was done.
+    pub budget_spent: bool,
+    /// Whether the stack should run the same request again: hosts were left and this run
+    /// made progress (so a continuation never loops without doing anything).
+    #[serde(rename = "continue")]
+    pub continuation: bool,
     /// Revoked serial, when the request was a revocation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked: Option<&'a HostNote>,
@@ -151,6 +165,8 @@ pub struct Counts {
     pub expired: usize,
     /// Table rows refused.
     pub rejected_rows: usize,
+    /// Due hosts left for the continuation.
+    pub left: usize,
     /// Hosts in the plan, on a dry run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<usize>,
@@ -170,8 +186,10 @@ impl Summary {
             reconciled: self.reconciled.len(),
             expired: self.expired.len(),
             rejected_rows: self.rejected_rows.len(),
+            left: self.left.len(),
             plan: self.plan.as_ref().map(Vec::len),
         };
+        let progress = counts.started + counts.skipped + counts.failed + counts.reconciled > 0;
         let longest = [
             counts.started,
             counts.retried,
@@ -180,6 +198,7 @@ impl Summary {
             counts.reconciled,
             counts.expired,
             counts.rejected_rows,
+            counts.left,
             counts.plan.unwrap_or(0),
         ]
         .into_iter()
@@ -196,6 +215,9 @@ impl Summary {
             reconciled: first(&self.reconciled),
             expired: first(&self.expired),
             rejected_rows: first(&self.rejected_rows),
+            left: first(&self.left),
+            budget_spent: self.budget_spent,
+            continuation: !self.left.is_empty() && progress,
             revoked: self.revoked.as_ref(),
             items_read: self.items_read,
             dry_run: self.dry_run,
@@ -291,7 +313,8 @@ mod tests {
         assert_eq!(doc["RotationsFailed"], json!(1.0));
         assert_eq!(doc["RejectedRows"], json!(2.0));
         let names = &doc["_aws"]["CloudWatchMetrics"][0]["Metrics"];
-        assert_eq!(names.as_array().unwrap().len(), 4);
+        assert_eq!(doc["RotationsLeft"], json!(0.0));
+        assert_eq!(names.as_array().unwrap().len(), 5);
     }
 
     #[test]
@@ -384,7 +407,8 @@ mod tests {
             v["counts"],
             json!({
                 "started": n, "retried": n / 10, "skipped": n, "failed": n / 2,
-                "reconciled": LISTED_HOSTS, "expired": n, "rejectedRows": 3, "plan": n,
+                "reconciled": LISTED_HOSTS, "expired": n, "rejectedRows": 3, "left": 0,
+                "plan": n,
             })
         );
         assert_eq!(v["truncated"], json!(true));
@@ -401,6 +425,32 @@ mod tests {
         }
         assert_eq!(v["started"][0], json!(name(0)));
         assert_eq!(v["rejectedRows"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn hosts_left_ask_for_a_continuation_only_after_progress() {
+        let left = Summary {
+            left: vec!["b".into()],
+            budget_spent: true,
+            started: vec!["a".into()],
+            ..Summary::default()
+        };
+        let v = answer(Ok(left.clone())).unwrap();
+        assert_eq!(v["continue"], json!(true));
+        assert_eq!(v["budgetSpent"], json!(true));
+        assert_eq!(
+            (v["left"].clone(), v["counts"]["left"].clone()),
+            (json!(["b"]), json!(1))
+        );
+        let stalled = Summary {
+            started: vec![],
+            ..left
+        };
+        assert_eq!(answer(Ok(stalled)).unwrap()["continue"], json!(false));
+        assert_eq!(
+            answer(Ok(Summary::default())).unwrap()["continue"],
+            json!(false)
+        );
     }
 
     #[test]
