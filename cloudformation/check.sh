@@ -187,6 +187,7 @@ FROM_PARAMETERS = {
     "RENEWAL_SHARE": "RenewalShare", "RENEWAL_JITTER_SHARE": "RenewalJitterShare",
     "HOST_KEY_ALGORITHM": "HostKeyAlgorithm", "MIN_RSA_BITS": "MinRsaBits",
     "IN_FLIGHT_TIMEOUT_MINUTES": "InFlightTimeoutMinutes",
+    "START_CONCURRENCY": "StartConcurrency", "REACHABILITY_CONCURRENCY": "ReachabilityConcurrency",
     "SCAN_SEGMENTS": "ScanSegments", "DEFAULT_CERT_PATH": "CertPath", "DEFAULT_KEY_PATH": "KeyPath",
     "DEFAULT_CACERT_PATH": "CACertPath", "DEFAULT_CSR_PATH": "CSRPath",
     "DEFAULT_SIGNING_HELPER_PATH": "AWSSigningHelperPath",
