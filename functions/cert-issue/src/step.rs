@@ -305,6 +305,15 @@ pub fn failed(
     }
 }
 
+/// Whether SQS must deliver a record again, given what handling its event came to: yes for
+/// every error of the invocation (throttled or unavailable, not ready yet, or a failure that
+/// could not be recorded: redelivery retries it, and one that never clears ends in the
+/// dead-letter queue, whose alarm alerts); no for every outcome (issued, ignored, or the
+/// rotation failed for good and recorded: retrying a refused CSR changes nothing).
+pub fn deliver_again<E>(result: &Result<Outcome, E>) -> bool {
+    result.is_err()
+}
+
 /// The metrics of one invocation's outcomes: certificates requested, and rotations failed (a
 /// refused CSR, a GenerateCsr that failed on the host, a Private CA refusal), as CertDeploy
 /// counts its own failures, so the stack's `RotationsFailed` alarm sees every stage. Ignored

@@ -318,3 +318,64 @@ async fn an_event_of_another_document_is_ignored() {
     .unwrap();
     assert_eq!(out["outcome"], "ignored", "{out}");
 }
+
+/// `events` as an SQS event source mapping delivers them: one record per event, IDs `m-0`, ….
+async fn handle_batch(deps: &Deps<Store, Hosts, Ca, Inbox>, events: &[Value]) -> Value {
+    let records: Vec<Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            serde_json::json!({
+                "messageId": format!("m-{i}"), "receiptHandle": "r", "body": e.to_string(),
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:111122223333:q",
+            })
+        })
+        .collect();
+    cert_issue::handle(
+        deps,
+        LambdaEvent {
+            payload: serde_json::json!({ "Records": records }),
+            context: Default::default(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_throttled_record_of_an_sqs_batch_is_reported_for_redelivery() {
+    let deps = deps(Some(COMMAND), Some(csr_output()));
+    deps.ca
+        .issues
+        .lock()
+        .unwrap()
+        .push_back(Err(aws_error(true)));
+    let sample: Value = serde_json::from_str(SAMPLE).unwrap();
+    let mut other = sample.clone();
+    other["detail"]["document-name"] = "other".into();
+    let out = handle_batch(&deps, &[other, sample]).await;
+    assert_eq!(
+        out,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m-1"}]})
+    );
+    assert_eq!(
+        deps.store.record(&host()).state.kind(),
+        state::record::StateKind::CsrRequested
+    );
+}
+
+#[tokio::test]
+async fn a_refused_csr_in_an_sqs_batch_fails_the_host_and_is_not_delivered_again() {
+    let deps = deps(
+        Some(COMMAND),
+        Some(format!("ROTATION {ROTATION}\nno csr\n")),
+    );
+    let sample: Value = serde_json::from_str(SAMPLE).unwrap();
+    let (out, lines) = logged(handle_batch(&deps, &[sample])).await;
+    assert_eq!(out, serde_json::json!({"batchItemFailures": []}));
+    assert_eq!(
+        deps.store.record(&host()).state.kind(),
+        state::record::StateKind::Failed
+    );
+    assert_eq!(metric_documents(&lines)[0]["RotationsFailed"], 1.0);
+}

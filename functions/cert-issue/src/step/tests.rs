@@ -520,3 +520,20 @@ fn refusals_and_host_failures_count_as_failed_rotations() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn errors_are_delivered_again_and_outcomes_are_not() {
+    let failed = Outcome::Failed {
+        host: HOST.into(),
+        reason: "CSR refused".into(),
+    };
+    assert!(!deliver_again::<FunctionError>(&Ok(failed)));
+    assert!(!deliver_again::<FunctionError>(&Ok(Outcome::Ignored {
+        reason: "stale".into()
+    })));
+    let throttled = FunctionError {
+        kind: FailureKind::Retryable,
+        message: "ThrottlingException".into(),
+    };
+    assert!(deliver_again(&Err::<Outcome, _>(throttled)));
+}
