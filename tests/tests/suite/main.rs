@@ -6,6 +6,7 @@
 mod common;
 mod crl;
 mod demo;
+mod issue_queue;
 mod least_privilege;
 mod reconcile;
 mod rotation;
