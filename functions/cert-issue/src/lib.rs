@@ -55,7 +55,7 @@ where
     A: Alerts,
 {
     let Some(batch) = SqsBatch::from_payload(&event.payload) else {
-        let result = handle_event(deps, event.payload).await;
+        let result = Box::pin(handle_event(deps, event.payload)).await;
         let outcome = result?;
         step::metrics(std::slice::from_ref(&outcome))
             .stack(deps.config.stack_name.as_deref())
@@ -76,7 +76,7 @@ where
                 continue;
             }
         };
-        let result = handle_event(deps, payload).instrument(span).await;
+        let result = Box::pin(handle_event(deps, payload).instrument(span)).await;
         if step::deliver_again(&result) {
             again.push(record.message_id.as_str());
         }
@@ -88,7 +88,8 @@ where
     Ok(rotation::events::batch_item_failures(again))
 }
 
-/// One EventBridge event: its outcome, or the invocation's error.
+/// One EventBridge event: its outcome, or the invocation's error. Callers box its future: with
+/// the SDK adapters' futures inside, its type is too deep for the compiler inside `handle`'s.
 async fn handle_event<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     payload: serde_json::Value,
