@@ -186,7 +186,8 @@ FROM_PARAMETERS = {
     "SIGNING_ALGORITHM": "SigningAlgorithm", "CERT_VALIDITY_DAYS": "CertValidityDays",
     "RENEWAL_SHARE": "RenewalShare", "RENEWAL_JITTER_SHARE": "RenewalJitterShare",
     "HOST_KEY_ALGORITHM": "HostKeyAlgorithm", "MIN_RSA_BITS": "MinRsaBits",
-    "IN_FLIGHT_TIMEOUT_MINUTES": "InFlightTimeoutMinutes", "MAX_ATTEMPTS": "MaxAttempts",
+    "IN_FLIGHT_TIMEOUT_MINUTES": "InFlightTimeoutMinutes",
+    "START_CONCURRENCY": "StartConcurrency", "REACHABILITY_CONCURRENCY": "ReachabilityConcurrency",
     "SCAN_SEGMENTS": "ScanSegments", "DEFAULT_CERT_PATH": "CertPath", "DEFAULT_KEY_PATH": "KeyPath",
     "DEFAULT_CACERT_PATH": "CACertPath", "DEFAULT_CSR_PATH": "CSRPath",
     "DEFAULT_SIGNING_HELPER_PATH": "AWSSigningHelperPath",
@@ -229,6 +230,43 @@ for rname, res in resources.items():
         for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
             if res.get(policy) != "Retain":
                 err(f"{rname}: {policy} must be Retain (it is {res.get(policy)!r})")
+
+# CertIssue is fed by its queue: the GenerateCsr status rule targets the queue, the event source
+# mapping reports per-message failures under a maximum concurrency, the queue redrives to a
+# dead-letter queue, and an alarm on that queue alerts.
+def ref_name(v):
+    if isinstance(v, Tagged):
+        return v.value.split(".")[0] if isinstance(v.value, str) else v.value[0]
+    return None
+rule_targets = [ref_name(t.get("Arn")) for t in resources.get("GenerateCsrStatusRule", {}).get("Properties", {}).get("Targets", [])]
+if rule_targets != ["CertIssueQueue"]:
+    err(f"GenerateCsrStatusRule must target CertIssueQueue only (targets {rule_targets})")
+mappings = [r["Properties"] for r in resources.values() if r.get("Type") == "AWS::Lambda::EventSourceMapping"]
+issue_maps = [m for m in mappings if ref_name(m.get("FunctionName")) == "CertIssueFunction"]
+if len(issue_maps) != 1:
+    err("CertIssue needs exactly one event source mapping (its queue)")
+else:
+    m = issue_maps[0]
+    if ref_name(m.get("EventSourceArn")) != "CertIssueQueue":
+        err("CertIssue's event source mapping must read CertIssueQueue")
+    if "ReportBatchItemFailures" not in (m.get("FunctionResponseTypes") or []):
+        err("CertIssue's event source mapping must report batch item failures")
+    if "MaximumConcurrency" not in (m.get("ScalingConfig") or {}):
+        err("CertIssue's event source mapping needs ScalingConfig.MaximumConcurrency (the Private CA quota)")
+queue = resources.get("CertIssueQueue", {}).get("Properties", {})
+redrive = queue.get("RedrivePolicy") or {}
+if ref_name(redrive.get("deadLetterTargetArn")) != "CertIssueDeadLetterQueue" or not redrive.get("maxReceiveCount"):
+    err("CertIssueQueue must redrive to CertIssueDeadLetterQueue after maxReceiveCount receives")
+if int(queue.get("VisibilityTimeout", 0)) < 6 * int(resources.get("CertIssueFunction", {}).get("Properties", {}).get("Timeout", 0)):
+    err("CertIssueQueue's VisibilityTimeout must be at least six times CertIssue's timeout")
+dlq_alarms = [
+    r for r in resources.values()
+    if r.get("Type") == "AWS::CloudWatch::Alarm"
+    and any(ref_name(d.get("Value")) == "CertIssueDeadLetterQueue" for d in r["Properties"].get("Dimensions", []))
+    and any(ref_name(a) == "AlertTopic" for a in r["Properties"].get("AlarmActions", []))
+]
+if not dlq_alarms:
+    err("no alarm on CertIssueDeadLetterQueue alerting the AlertTopic")
 
 # Every checkov skip carries a reason.
 for rname, res in resources.items():

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod emulators;
 pub mod faults;
 pub mod inbox;
+pub mod issue_queue;
 pub mod kit;
 pub mod moto;
 pub mod pair;

@@ -1,7 +1,9 @@
 //! The whole local stack in one value: moto (DynamoDB, SNS, SQS), the Run Command, Private CA
 //! and Roles Anywhere emulators, the production handlers wired to them through real SDK clients,
 //! and an event router that delivers the emulators' events the way the stack's EventBridge rules
-//! do. Roles Anywhere has the template's trust anchor (the Private CA as its source), role and
+//! do. As in the template, GenerateCsr status events go to CertIssue through a real SQS queue in
+//! moto ([`IssueQueue`]), which [`LocalStack::settle`] polls as Lambda's event source mapping
+//! does. Roles Anywhere has the template's trust anchor (the Private CA as its source), role and
 //! profile, and every enrolled host has the `aws_signing_helper` stand-in, pointed at the
 //! emulator's HTTPS endpoint.
 
@@ -22,6 +24,7 @@ use crate::emulators::rolesanywhere::{self, RolesAnywhereConfig, RolesAnywhereHa
 use crate::emulators::ssm::{self, HostSpec, SsmConfig, SsmHandle};
 use crate::emulators::{Capture, EventBus};
 use crate::inbox::AlertInbox;
+use crate::issue_queue::{self, IssueQueue};
 use crate::moto::MotoServer;
 use crate::recorder::CallRecorder;
 
@@ -64,8 +67,19 @@ pub struct LocalStack {
     pub recorder: CallRecorder,
     /// Where each service answers.
     pub endpoints: Endpoints,
+    /// CertIssue's queue (the GenerateCsr status rule's target) and its dead-letter queue.
+    pub issue_queue: IssueQueue,
+    /// Messages of CertIssue's queue that SQS delivered more than once (after a
+    /// `batchItemFailures` answer and the visibility timeout).
+    pub issue_redeliveries: usize,
     retries: HashMap<String, u32>,
 }
+
+/// Seconds a message of CertIssue's queue stays invisible after a receive that did not delete
+/// it (the template's is longer: six times the function's timeout).
+pub const ISSUE_VISIBILITY_S: u32 = 1;
+/// Receives after which a message moves to the dead-letter queue (as the template's).
+pub const ISSUE_MAX_RECEIVES: u32 = 5;
 
 /// Where each service of the local stack answers.
 #[derive(Debug, Clone)]
@@ -163,6 +177,18 @@ pub struct HostFiles {
     pub chain: std::path::PathBuf,
 }
 
+/// Run Command's final invocation statuses: the status rules' targets get these.
+const TERMINAL: [&str; 8] = [
+    "Success",
+    "Failed",
+    "TimedOut",
+    "Cancelled",
+    "Undeliverable",
+    "Terminated",
+    "DeliveryTimedOut",
+    "ExecutionTimedOut",
+];
+
 /// How the router delivers events.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Delivery {
@@ -222,6 +248,12 @@ impl LocalStack {
             .await?;
         let topic_arn = topic.topic_arn().unwrap_or_default().to_owned();
         let inbox = AlertInbox::subscribe(&moto.url(), &sns, &topic_arn).await?;
+        let issue_queue = IssueQueue::create(
+            &moto.url(),
+            "cert-rotation-issue",
+            ISSUE_VISIBILITY_S,
+            ISSUE_MAX_RECEIVES,
+        )?;
 
         let mut env: HashMap<String, String> = [
             ("TABLE_NAME", "cert-rotation".to_owned()),
@@ -269,6 +301,8 @@ impl LocalStack {
             store,
             inbox,
             outcomes: Vec::new(),
+            issue_queue,
+            issue_redeliveries: 0,
             retries: HashMap::new(),
         })
     }
@@ -321,13 +355,24 @@ impl LocalStack {
         anyhow::bail!("events never settled")
     }
 
-    /// Waits for running host commands, then delivers the events on the bus once; returns
-    /// whether there were any. A handler error (retryable) re-queues its event, as Lambda's async
-    /// retries would, at most five times per event.
+    /// Waits for running host commands, polls CertIssue's queue, then delivers the events on
+    /// the bus once (a GenerateCsr status event into the queue); returns whether there was
+    /// anything to do. A handler error (retryable) re-queues its event, as Lambda's async
+    /// retries would, at most five times per event; CertIssue's failures stay in its queue for
+    /// SQS to deliver again after the visibility timeout.
     pub async fn settle_round(&mut self, delivery: Delivery) -> anyhow::Result<bool> {
         self.ssm.wait_idle().await;
+        let polled = self.poll_issue_queue().await?;
         let mut events = self.bus.drain();
         if events.is_empty() {
+            if polled {
+                return Ok(true);
+            }
+            if self.issue_queue.in_queue()? > 0 {
+                // Received, not deleted: visible again after the visibility timeout.
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                return Ok(true);
+            }
             return Ok(false);
         }
         if delivery.reverse {
@@ -336,6 +381,10 @@ impl LocalStack {
         let copies = if delivery.duplicate { 2 } else { 1 };
         for event in events {
             for _ in 0..copies {
+                if self.is_issue_event(&event) {
+                    self.issue_queue.send(&event)?;
+                    continue;
+                }
                 match self.route(&event).await {
                     Ok(Some(outcome)) => self.outcomes.push(outcome),
                     Ok(None) => {}
@@ -351,6 +400,50 @@ impl LocalStack {
             }
         }
         Ok(true)
+    }
+
+    /// Polls CertIssue's queue as the event source mapping does: receive a batch, invoke
+    /// CertIssue with it, delete the messages it did not name in `batchItemFailures`; until
+    /// no message is visible. Returns whether any was received.
+    pub async fn poll_issue_queue(&mut self) -> anyhow::Result<bool> {
+        let mut any = false;
+        loop {
+            let batch = self.issue_queue.receive()?;
+            if batch.is_empty() {
+                return Ok(any);
+            }
+            any = true;
+            self.issue_redeliveries += batch.iter().filter(|m| m.receive_count > 1).count();
+            let records: Vec<(String, String)> = batch
+                .iter()
+                .map(|m| (m.message_id.clone(), m.body.clone()))
+                .collect();
+            let event = LambdaEvent {
+                payload: issue_queue::sqs_event(&records),
+                context: Context::default(),
+            };
+            match cert_issue::handle(&self.issue, event).await {
+                Ok(answer) => {
+                    let again = issue_queue::failed_ids(&answer);
+                    for m in batch.iter().filter(|m| !again.contains(&m.message_id)) {
+                        self.issue_queue.delete(m)?;
+                    }
+                    self.outcomes.push(answer);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "CertIssue failed the batch; SQS delivers it again")
+                }
+            }
+        }
+    }
+
+    /// Whether `event` is one the GenerateCsr status rule sends to CertIssue's queue.
+    fn is_issue_event(&self, event: &Value) -> bool {
+        event["source"].as_str() == Some("aws.ssm")
+            && event["detail-type"].as_str() == Some(rotation::events::SSM_INVOCATION_STATUS)
+            && TERMINAL.contains(&event["detail"]["status"].as_str().unwrap_or_default())
+            && event["detail"]["document-name"].as_str()
+                == Some(self.config.generate_csr_document.as_str())
     }
 
     /// Where a host's certificate, key and chain are, in its sandbox.
@@ -378,23 +471,22 @@ impl LocalStack {
             payload: event.clone(),
             context: Context::default(),
         };
-        let terminal = [
-            "Success",
-            "Failed",
-            "TimedOut",
-            "Cancelled",
-            "Undeliverable",
-            "Terminated",
-            "DeliveryTimedOut",
-            "ExecutionTimedOut",
-        ];
         match (source, detail_type) {
-            ("aws.ssm", rotation::events::SSM_INVOCATION_STATUS) if terminal.contains(&status) => {
+            ("aws.ssm", rotation::events::SSM_INVOCATION_STATUS) if TERMINAL.contains(&status) => {
                 if document == self.config.generate_csr_document {
-                    cert_issue::handle(&self.issue, ctx())
-                        .await
-                        .map(Some)
-                        .map_err(Into::into)
+                    // By hand, as a one-message batch of its queue: a record CertIssue asks
+                    // to get again is this delivery's error (the caller redelivers it).
+                    let id = event["id"].as_str().unwrap_or("direct").to_owned();
+                    let batch = LambdaEvent {
+                        payload: issue_queue::sqs_event(&[(id, event.to_string())]),
+                        context: Context::default(),
+                    };
+                    let answer = cert_issue::handle(&self.issue, batch).await?;
+                    if issue_queue::failed_ids(&answer).is_empty() {
+                        Ok(Some(answer))
+                    } else {
+                        Err("CertIssue asked for the message again (batchItemFailures)".into())
+                    }
                 } else if document == self.config.deploy_cert_document {
                     cert_deploy::handle(&self.deploy, ctx())
                         .await

@@ -15,7 +15,8 @@
 //!   as it takes (retries never give up);
 //! - alerts once per level per episode (first failure, under a day left, expired), after the
 //!   rotations started, as one digest when more than ten hosts need one;
-//! - returns a JSON summary and prints metrics (also when the run fails after reading the table).
+//! - returns a JSON summary (every count, the first hosts of each list) and prints metrics (also
+//!   when the run fails after reading the table).
 //!
 //! A throttled SendCommand (after the SDK's retries) hands that host's claim back without
 //! counting an attempt and the run goes on with the others. A send that timed out but reached
@@ -71,9 +72,6 @@ pub use step::error::CheckError;
 pub use step::request::{CheckRequest, RevokeRequest};
 pub use step::summary::{HostNote, Summary};
 
-/// Rotations started at once (each is three small calls; SSM's SendCommand allows far more).
-const CONCURRENCY: usize = 16;
-
 /// The Lambda handler: parse, run, answer. A failure's kind becomes Lambda's `errorType`.
 pub async fn handle<S, H, C, A>(
     deps: Arc<Deps<S, H, C, A>>,
@@ -85,8 +83,15 @@ where
     C: CertificateAuthority + 'static,
     A: Alerts + 'static,
 {
+    let now = OffsetDateTime::now_utc();
+    let until = step::budget::budget_until(
+        deps.config.run_budget,
+        now,
+        step::budget::lambda_deadline(event.context.deadline),
+    );
+    let budget = Budget::new(until, Arc::new(OffsetDateTime::now_utc));
     let result = match step::request::parse_request(event.payload) {
-        Ok(request) => run(deps.clone(), request, OffsetDateTime::now_utc()).await,
+        Ok(request) => run_within(deps.clone(), request, now, budget).await,
         Err(e) => Err(e),
     };
     if let Some(alert) = step::error::run_failed_alert(&result) {
@@ -103,11 +108,66 @@ where
     step::summary::answer(result)
 }
 
-/// One run of a valid request at `now`.
+/// Until when a run may start work, read on the clock the run goes by.
+#[derive(Clone)]
+pub struct Budget {
+    until: Option<OffsetDateTime>,
+    clock: Arc<dyn Fn() -> OffsetDateTime + Send + Sync>,
+}
+
+impl Budget {
+    /// Spent once `clock` reads `until` or later (never, if `until` is `None`).
+    pub fn new(
+        until: Option<OffsetDateTime>,
+        clock: Arc<dyn Fn() -> OffsetDateTime + Send + Sync>,
+    ) -> Self {
+        Budget { until, clock }
+    }
+
+    /// A budget that is never spent.
+    pub fn unbounded() -> Self {
+        Budget::new(None, Arc::new(OffsetDateTime::now_utc))
+    }
+
+    /// Whether the time is up.
+    pub fn spent(&self) -> bool {
+        self.until.is_some_and(|until| (self.clock)() >= until)
+    }
+}
+
+impl std::fmt::Debug for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Budget")
+            .field("until", &self.until)
+            .finish()
+    }
+}
+
+/// One run of a valid request at `now`, bounded by `RUN_BUDGET_SECONDS` on the system clock
+/// when the config sets it.
 pub async fn run<S, H, C, A>(
     deps: Arc<Deps<S, H, C, A>>,
     request: Request,
     now: OffsetDateTime,
+) -> Result<Summary, CheckError>
+where
+    S: FleetReader + RotationStarter + PendingCertificates + 'static,
+    H: HostAgent + 'static,
+    C: CertificateAuthority + 'static,
+    A: Alerts + 'static,
+{
+    let until = step::budget::budget_until(deps.config.run_budget, OffsetDateTime::now_utc(), None);
+    let budget = Budget::new(until, Arc::new(OffsetDateTime::now_utc));
+    run_within(deps, request, now, budget).await
+}
+
+/// One run of a valid request at `now` that starts no work once `budget` is spent: the due
+/// hosts it did not reach are reported as `left` (the continuation starts them).
+pub async fn run_within<S, H, C, A>(
+    deps: Arc<Deps<S, H, C, A>>,
+    request: Request,
+    now: OffsetDateTime,
+    budget: Budget,
 ) -> Result<Summary, CheckError>
 where
     S: FleetReader + RotationStarter + PendingCertificates + 'static,
@@ -136,7 +196,16 @@ where
     }
     // The plan's alerts first: of two for one host, the later (a failure's) wins a tie.
     let mut host_alerts = alerts;
-    let result = act(&deps, stuck, start, &mut summary, &mut host_alerts, now).await;
+    let result = act(
+        &deps,
+        stuck,
+        start,
+        &mut summary,
+        &mut host_alerts,
+        &budget,
+        now,
+    )
+    .await;
     send_alerts(&deps, host_alerts, now).await;
     if let Err(e) = result {
         step::summary::failed_run_metrics(soonest_expiry_hours)
@@ -154,18 +223,20 @@ where
         failed = summary.failed.len(),
         reconciled = summary.reconciled.len(),
         skipped = summary.skipped.len(),
+        left = summary.left.len(),
         "run complete"
     );
     Ok(summary)
 }
 
-/// Fails the stuck rotations and starts the due ones, gathering the alerts they call for.
+/// Reconciles the stuck rotations and starts the due ones, gathering the alerts they call for.
 async fn act<S, H, C, A>(
     deps: &Arc<Deps<S, H, C, A>>,
-    stuck: Vec<step::plan::Stuck>,
+    stuck: Vec<state::HostRecord>,
     start: Vec<Start>,
     summary: &mut Summary,
     host_alerts: &mut Vec<HostAlert>,
+    budget: &Budget,
     now: OffsetDateTime,
 ) -> Result<(), CheckError>
 where
@@ -176,8 +247,8 @@ where
 {
     // Stuck rotations: moved on from what the host or the CA says; failed (and retried after
     // their backoff) only when that cannot be done.
-    reconcile::reconcile_stuck(deps, &stuck, summary, now).await?;
-    start_all(deps, start, summary, host_alerts, now).await
+    reconcile::reconcile_stuck(deps, &stuck, summary, budget, now).await?;
+    start_all(deps, start, summary, host_alerts, budget, now).await
 }
 
 /// Raises the run's host alerts, one per host, as one digest when there are many, and records
@@ -257,12 +328,13 @@ where
     }
 }
 
-/// Starts the rotations, at most [`CONCURRENCY`] at once, adding each outcome to `summary`.
+/// Starts the rotations, at most `start_concurrency` at once, adding each outcome to `summary`.
 async fn start_all<S, H, C, A>(
     deps: &Arc<Deps<S, H, C, A>>,
     starts: Vec<Start>,
     summary: &mut Summary,
     host_alerts: &mut Vec<HostAlert>,
+    budget: &Budget,
     now: OffsetDateTime,
 ) -> Result<(), CheckError>
 where
@@ -277,12 +349,27 @@ where
     let ids: Vec<HostId> = starts.iter().map(|s| s.record.host.clone()).collect();
     let reach = Arc::new(reachability(deps, &ids).await?);
     let mut tasks = tokio::task::JoinSet::new();
-    let mut queue = starts.into_iter();
+    let mut queue = starts.into_iter().peekable();
     // After an error no further host is started, but the rotations in flight run to their end
     // (dropping them mid-way would leave hosts claimed with no command until the timeout).
+    // Once the budget is spent, likewise: the rest is left for the continuation.
     let mut first_error = None;
     loop {
-        while first_error.is_none() && tasks.len() < CONCURRENCY {
+        while first_error.is_none() && tasks.len() < deps.config.start_concurrency.max(1) {
+            if queue.peek().is_none() {
+                break;
+            }
+            if budget.spent() {
+                summary.budget_spent = true;
+                summary
+                    .left
+                    .extend(queue.by_ref().map(|s| s.record.host.to_string()));
+                tracing::warn!(
+                    left = summary.left.len(),
+                    "time budget spent: hosts left for the continuation"
+                );
+                break;
+            }
             let Some(start) = queue.next() else {
                 break;
             };
@@ -308,10 +395,45 @@ where
     first_error.map_or(Ok(()), Err)
 }
 
-/// The reachability of `ids`. If SSM refuses the batch for what it names (an ID it calls
+/// Hosts per DescribeInstanceInformation call: the most its `InstanceIds` filter takes.
+pub const REACHABILITY_PAGE: usize = 50;
+
+/// The reachability of `ids`, a page of [`REACHABILITY_PAGE`] hosts per call, at most
+/// `reachability_concurrency` pages at once (one call after another, 2,000 pages of a
+/// 100,000-host fleet would take minutes of the run's budget).
+async fn reachability<S, H, C, A>(
+    deps: &Arc<Deps<S, H, C, A>>,
+    ids: &[HostId],
+) -> Result<HashMap<HostId, Reachability>, CheckError>
+where
+    S: Send + Sync + 'static,
+    H: HostAgent + 'static,
+    C: Send + Sync + 'static,
+    A: Send + Sync + 'static,
+{
+    let mut pages = ids.chunks(REACHABILITY_PAGE).map(<[HostId]>::to_vec);
+    let limit = deps.config.reachability_concurrency.max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut map = HashMap::with_capacity(ids.len());
+    loop {
+        while tasks.len() < limit {
+            let Some(page) = pages.next() else { break };
+            let deps = deps.clone();
+            tasks.spawn(async move { reachability_page(&deps, &page).await });
+        }
+        let Some(done) = tasks.join_next().await else {
+            break;
+        };
+        // A retryable error ends the run (its tasks are dropped: they only read).
+        map.extend(done.map_err(|e| CheckError::LostTask(e.to_string()))??);
+    }
+    Ok(map)
+}
+
+/// The reachability of one page. If SSM refuses it for what it names (an ID it calls
 /// malformed), each host is asked alone, and a host it still refuses is unknown (it waits):
 /// one bad host never stops the run for the others.
-async fn reachability<S, H, C, A>(
+async fn reachability_page<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     ids: &[HostId],
 ) -> Result<HashMap<HostId, Reachability>, CheckError>
@@ -322,7 +444,7 @@ where
         Ok(map) => Ok(map),
         Err(e) if e.retryable => Err(e.into()),
         Err(e) => {
-            tracing::warn!(error = %e, "SSM refused the batch; asking host by host");
+            tracing::warn!(error = %e, "SSM refused the page; asking host by host");
             let mut map = HashMap::new();
             for id in ids {
                 match deps.hosts.reachability(std::slice::from_ref(id)).await {

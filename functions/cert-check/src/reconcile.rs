@@ -16,10 +16,9 @@ use state::ports::{DeploymentRecorder, FleetReader, PendingCertificates, Rotatio
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::step::plan;
 use crate::step::reconcile::{self as decide, Decision, Document, Found, Probe, Reconciled, Stuck};
-use crate::step::summary::Summary;
-use crate::{CheckError, Deps};
+use crate::step::summary::{HostNote, Summary};
+use crate::{Budget, CheckError, Deps};
 
 /// Waits before each question to Run Command or Private CA while the answer is still pending
 /// or a retryable error (four questions over 1.7 s): a command just made visible, or a
@@ -30,8 +29,9 @@ pub const PROBE_DELAYS_MS: [u64; 4] = [0, 200, 500, 1000];
 /// failed: `failed`; left in flight: `skipped`).
 pub(crate) async fn reconcile_stuck<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
-    stuck: &[plan::Stuck],
+    stuck: &[state::HostRecord],
     summary: &mut Summary,
+    budget: &Budget,
     now: OffsetDateTime,
 ) -> Result<(), CheckError>
 where
@@ -40,8 +40,18 @@ where
     C: CertificateAuthority,
     A: Alerts,
 {
-    for s in stuck {
-        let stuck = decide::probe(s.record.clone());
+    for (i, s) in stuck.iter().enumerate() {
+        if budget.spent() {
+            // Still in flight: the continuation (or the next pass) reconciles them.
+            summary.budget_spent = true;
+            for s in &stuck[i..] {
+                summary
+                    .skipped
+                    .push(HostNote::new(&s.host, crate::step::budget::LEFT_REASON));
+            }
+            break;
+        }
+        let stuck = decide::probe(s.clone());
         let span = tracing::info_span!("rotation", host = %stuck.record.host, stage = "reconcile");
         match reconcile_one(deps, &stuck, now).instrument(span).await? {
             Reconciled::Moved(note) => {

@@ -8,6 +8,15 @@
 //! an idempotency token derived from the rotation and records the certificate ARN and the CSR
 //! key's fingerprint. CertDeploy continues from Private CA's issuance event.
 //!
+//! It is fed by an SQS queue (the EventBridge rule's target) through an event source mapping
+//! whose maximum concurrency keeps IssueCertificate under Private CA's quota: each record's body
+//! is the EventBridge event, and the answer names the records SQS must deliver again
+//! (`batchItemFailures`): those whose step failed the invocation (throttled, not ready yet, or a
+//! failure that could not be recorded). A record whose rotation failed for good (a refused CSR, a
+//! Private CA refusal) is recorded FAILED, alerted, and deleted. A record delivered too often
+//! goes to the dead-letter queue, whose alarm alerts. A direct EventBridge event (the reconciler,
+//! an older stack) is handled as before.
+//!
 //! Decide in pure functions, act in a shell: every decision is in [`step`], a function of the
 //! event, the record, the config, the time and the answers of earlier calls. This module only
 //! loads the record, calls the steps, carries out the effect each one names through the ports
@@ -17,7 +26,7 @@ use lambda_runtime::LambdaEvent;
 use rotation::alerts::Alerts;
 use rotation::ca::CertificateAuthority;
 use rotation::error::{FailureKind, FunctionError};
-use rotation::events::{CommandInvocationDetail, Envelope};
+use rotation::events::{CommandInvocationDetail, Envelope, SqsBatch};
 use rotation::failure::fail_rotation;
 use rotation::hosts::HostAgent;
 use state::ports::{FleetReader, IssuanceRecorder};
@@ -31,9 +40,10 @@ pub use rotation::Deps;
 pub use step::Outcome;
 use step::Stop;
 
-/// The Lambda handler. A retryable or not-ready error fails the invocation so that Lambda
-/// retries the event (`Retryable`, `NotReady`); an error no retry cures that could not be
-/// recorded on a rotation fails it as `Permanent`.
+/// The Lambda handler: an SQS batch (answered with `batchItemFailures`) or one EventBridge
+/// event. For an event, a retryable or not-ready error fails the invocation so that Lambda
+/// retries it (`Retryable`, `NotReady`); an error no retry cures that could not be recorded on a
+/// rotation fails it as `Permanent`. One metrics line per invocation.
 pub async fn handle<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     event: LambdaEvent<serde_json::Value>,
@@ -44,7 +54,53 @@ where
     C: CertificateAuthority,
     A: Alerts,
 {
-    let outcome = match serde_json::from_value::<Envelope<CommandInvocationDetail>>(event.payload) {
+    let Some(batch) = SqsBatch::from_payload(&event.payload) else {
+        let result = Box::pin(handle_event(deps, event.payload)).await;
+        let outcome = result?;
+        step::metrics(std::slice::from_ref(&outcome))
+            .stack(deps.config.stack_name.as_deref())
+            .emit("CertIssue");
+        return serde_json::to_value(outcome)
+            .map_err(|e| FunctionError::new(FailureKind::Permanent, &e));
+    };
+    let mut outcomes = Vec::with_capacity(batch.records.len());
+    let mut again = Vec::new();
+    for record in &batch.records {
+        let span = tracing::info_span!("message", message_id = %record.message_id);
+        let payload = match serde_json::from_str::<serde_json::Value>(&record.body) {
+            Ok(p) => p,
+            Err(e) => {
+                // Not an event: no delivery would make it one.
+                let _in = span.enter();
+                tracing::warn!(error = %e, "message body is not JSON; dropped");
+                continue;
+            }
+        };
+        let result = Box::pin(handle_event(deps, payload).instrument(span)).await;
+        if step::deliver_again(&result) {
+            again.push(record.message_id.as_str());
+        }
+        outcomes.extend(result.ok());
+    }
+    step::metrics(&outcomes)
+        .stack(deps.config.stack_name.as_deref())
+        .emit("CertIssue");
+    Ok(rotation::events::batch_item_failures(again))
+}
+
+/// One EventBridge event: its outcome, or the invocation's error. Callers box its future: with
+/// the SDK adapters' futures inside, its type is too deep for the compiler inside `handle`'s.
+async fn handle_event<S, H, C, A>(
+    deps: &Deps<S, H, C, A>,
+    payload: serde_json::Value,
+) -> Result<Outcome, FunctionError>
+where
+    S: FleetReader + IssuanceRecorder,
+    H: HostAgent,
+    C: CertificateAuthority,
+    A: Alerts,
+{
+    let outcome = match serde_json::from_value::<Envelope<CommandInvocationDetail>>(payload) {
         Err(e) => Outcome::Ignored {
             reason: format!("not a Run Command invocation status event: {e}"),
         },
@@ -62,7 +118,9 @@ where
                         FailureKind::Permanent | FailureKind::BadRequest => {
                             tracing::error!(error = %error.message, "event failed")
                         }
-                        _ => tracing::warn!(error = %error.message, "Lambda will retry the event"),
+                        _ => {
+                            tracing::warn!(error = %error.message, "the event will be delivered again")
+                        }
                     }
                     return Err(error);
                 }
@@ -72,7 +130,7 @@ where
     if let Outcome::Ignored { reason } = &outcome {
         tracing::info!(reason, "event ignored");
     }
-    serde_json::to_value(outcome).map_err(|e| FunctionError::new(FailureKind::Permanent, &e))
+    Ok(outcome)
 }
 
 /// Handles one GenerateCsr status change at `now`: the steps of [`step`], in order, with the

@@ -25,6 +25,7 @@ use rotation::error::{AwsError, EventError};
 use rotation::events::{CommandInvocationDetail, Envelope, SSM_INVOCATION_STATUS};
 use rotation::failure::{Failed, RotationFailure};
 use rotation::hosts::Invocation;
+use rotation::telemetry::Metrics;
 use rotation::Config;
 use serde::Serialize;
 use state::ports::StoreError;
@@ -302,6 +303,38 @@ pub fn failed(
         }),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether SQS must deliver a record again, given what handling its event came to: yes for
+/// every error of the invocation (throttled or unavailable, not ready yet, or a failure that
+/// could not be recorded: redelivery retries it, and one that never clears ends in the
+/// dead-letter queue, whose alarm alerts); no for every outcome (issued, ignored, or the
+/// rotation failed for good and recorded: retrying a refused CSR changes nothing).
+pub fn deliver_again<E>(result: &Result<Outcome, E>) -> bool {
+    result.is_err()
+}
+
+/// The metrics of one invocation's outcomes: certificates requested, and rotations failed (a
+/// refused CSR, a GenerateCsr that failed on the host, a Private CA refusal), as CertDeploy
+/// counts its own failures, so the stack's `RotationsFailed` alarm sees every stage. Ignored
+/// events count nothing; none at all means no line.
+pub fn metrics(outcomes: &[Outcome]) -> Metrics {
+    let (mut issued, mut failed) = (0, 0);
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Issued { .. } => issued += 1,
+            Outcome::Failed { .. } => failed += 1,
+            Outcome::Ignored { .. } => {}
+        }
+    }
+    let mut metrics = Metrics::default();
+    if issued > 0 {
+        metrics.count("CertificatesRequested", issued);
+    }
+    if failed > 0 {
+        metrics.count("RotationsFailed", failed);
+    }
+    metrics
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ fn config() -> Config {
             "CA_ARN" => "arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/x",
             "GENERATE_CSR_DOCUMENT" => "certrotation-GenerateCsr",
             "DEPLOY_CERT_DOCUMENT" => "certrotation-DeployCert",
+            "STACK_NAME" => "certs-test",
             _ => return None,
         };
         Some(v.to_owned())
@@ -125,6 +126,96 @@ async fn a_refused_csr_fails_the_rotation_with_one_alert() {
     ));
     assert_eq!(deps.alerts.alerts.lock().unwrap().len(), 1);
     assert!(deps.ca.tokens.lock().unwrap().is_empty(), "nothing issued");
+}
+
+/// The log lines written while `f` runs, debug level and up, as JSON (the metric documents
+/// are logged, not printed, outside Lambda).
+async fn logged<T>(f: impl std::future::Future<Output = T>) -> (T, Vec<Value>) {
+    #[derive(Clone, Default)]
+    struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let out = f.await;
+    drop(guard);
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let lines = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (out, lines)
+}
+
+/// The metric documents among `lines`.
+fn metric_documents(lines: &[Value]) -> Vec<Value> {
+    lines
+        .iter()
+        .filter_map(|l| l["fields"]["metrics"].as_str())
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_refused_csr_is_counted_as_a_failed_rotation_of_this_stack() {
+    let deps = deps(
+        Some(COMMAND),
+        Some(format!("ROTATION {ROTATION}\nno csr\n")),
+    );
+    let (out, lines) = logged(handle(&deps)).await;
+    assert_eq!(out.unwrap()["outcome"], "failed");
+    let docs = metric_documents(&lines);
+    assert_eq!(docs.len(), 1, "{lines:?}");
+    assert_eq!(docs[0]["Function"], "CertIssue");
+    assert_eq!(docs[0]["RotationsFailed"], 1.0);
+    assert_eq!(docs[0]["StackName"], "certs-test");
+    assert_eq!(
+        docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        serde_json::json!([["StackName"]])
+    );
+}
+
+#[tokio::test]
+async fn a_csr_that_failed_on_the_host_is_counted_as_a_failed_rotation() {
+    let deps = deps(Some(COMMAND), None);
+    deps.hosts
+        .invocations
+        .lock()
+        .unwrap()
+        .push_back(Ok(Invocation::Finished {
+            success: false,
+            status: "Failed".into(),
+            stdout: String::new(),
+            stderr: "ERROR: openssl: not found".into(),
+        }));
+    let (out, lines) = logged(handle(&deps)).await;
+    assert_eq!(out.unwrap()["outcome"], "failed");
+    let docs = metric_documents(&lines);
+    assert_eq!(docs.len(), 1, "{lines:?}");
+    assert_eq!(docs[0]["RotationsFailed"], 1.0);
+}
+
+#[tokio::test]
+async fn an_issued_certificate_is_counted_and_no_failure() {
+    let deps = deps(Some(COMMAND), Some(csr_output()));
+    let (out, lines) = logged(handle(&deps)).await;
+    assert_eq!(out.unwrap()["outcome"], "issued");
+    let docs = metric_documents(&lines);
+    assert_eq!(docs[0]["CertificatesRequested"], 1.0);
+    assert!(docs[0].get("RotationsFailed").is_none());
 }
 
 #[tokio::test]
@@ -226,4 +317,65 @@ async fn an_event_of_another_document_is_ignored() {
     .await
     .unwrap();
     assert_eq!(out["outcome"], "ignored", "{out}");
+}
+
+/// `events` as an SQS event source mapping delivers them: one record per event, IDs `m-0`, ….
+async fn handle_batch(deps: &Deps<Store, Hosts, Ca, Inbox>, events: &[Value]) -> Value {
+    let records: Vec<Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            serde_json::json!({
+                "messageId": format!("m-{i}"), "receiptHandle": "r", "body": e.to_string(),
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:111122223333:q",
+            })
+        })
+        .collect();
+    cert_issue::handle(
+        deps,
+        LambdaEvent {
+            payload: serde_json::json!({ "Records": records }),
+            context: Default::default(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_throttled_record_of_an_sqs_batch_is_reported_for_redelivery() {
+    let deps = deps(Some(COMMAND), Some(csr_output()));
+    deps.ca
+        .issues
+        .lock()
+        .unwrap()
+        .push_back(Err(aws_error(true)));
+    let sample: Value = serde_json::from_str(SAMPLE).unwrap();
+    let mut other = sample.clone();
+    other["detail"]["document-name"] = "other".into();
+    let out = handle_batch(&deps, &[other, sample]).await;
+    assert_eq!(
+        out,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "m-1"}]})
+    );
+    assert_eq!(
+        deps.store.record(&host()).state.kind(),
+        state::record::StateKind::CsrRequested
+    );
+}
+
+#[tokio::test]
+async fn a_refused_csr_in_an_sqs_batch_fails_the_host_and_is_not_delivered_again() {
+    let deps = deps(
+        Some(COMMAND),
+        Some(format!("ROTATION {ROTATION}\nno csr\n")),
+    );
+    let sample: Value = serde_json::from_str(SAMPLE).unwrap();
+    let (out, lines) = logged(handle_batch(&deps, &[sample])).await;
+    assert_eq!(out, serde_json::json!({"batchItemFailures": []}));
+    assert_eq!(
+        deps.store.record(&host()).state.kind(),
+        state::record::StateKind::Failed
+    );
+    assert_eq!(metric_documents(&lines)[0]["RotationsFailed"], 1.0);
 }

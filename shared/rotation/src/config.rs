@@ -63,8 +63,8 @@ pub struct Config {
     pub roles_anywhere: RolesAnywhere,
     /// `RELOAD_HOOK`: executable run on the host after a swap (absent: none).
     pub reload_hook: Option<HostPath>,
-    /// `RENEWAL_SHARE`, `RENEWAL_JITTER_SHARE`, `MAX_ATTEMPTS`, `IN_FLIGHT_TIMEOUT_MINUTES`,
-    /// `REISSUE_REVOKED`.
+    /// `RENEWAL_SHARE`, `RENEWAL_JITTER_SHARE`, `IN_FLIGHT_TIMEOUT_MINUTES`, `REISSUE_REVOKED`.
+    /// (`MAX_ATTEMPTS` is no longer read: retries never give up while a certificate lives.)
     pub plan: PlanPolicy,
     /// `MIN_RSA_BITS`: weakest RSA key a CSR may carry.
     pub min_rsa_bits: u32,
@@ -74,6 +74,14 @@ pub struct Config {
     pub crl_bucket: String,
     /// `CRL_PREFIX`.
     pub crl_prefix: String,
+    /// `START_CONCURRENCY`: rotations CertCheck starts at once (default 16).
+    pub start_concurrency: usize,
+    /// `REACHABILITY_CONCURRENCY`: pages of 50 hosts whose reachability CertCheck asks Run
+    /// Command about at once (default 4).
+    pub reachability_concurrency: usize,
+    /// `RUN_BUDGET_SECONDS`: how long a CertCheck run may start rotations. Absent, it is the
+    /// time the Lambda invocation has left, less a margin; tests and the demo set it.
+    pub run_budget: Option<Duration>,
     /// `STACK_NAME`: the stack's name, the `StackName` dimension of every metric (optional;
     /// without it the metrics carry no dimension).
     pub stack_name: Option<String>,
@@ -189,7 +197,6 @@ impl Config {
                 in_flight_timeout: Duration::minutes(
                     parse_num("IN_FLIGHT_TIMEOUT_MINUTES", "60")? as i64
                 ),
-                max_attempts: parse_num("MAX_ATTEMPTS", "5")?.clamp(1.0, 100.0) as u32,
                 reissue_revoked: parse_bool("REISSUE_REVOKED", "true")?,
                 ..PlanPolicy::default()
             },
@@ -197,6 +204,21 @@ impl Config {
             scan_segments: parse_num("SCAN_SEGMENTS", "4")?.clamp(1.0, 64.0) as u32,
             crl_bucket: opt("CRL_BUCKET", ""),
             crl_prefix: opt("CRL_PREFIX", "crl/"),
+            start_concurrency: parse_num("START_CONCURRENCY", "16")?.clamp(1.0, 256.0) as usize,
+            reachability_concurrency: parse_num("REACHABILITY_CONCURRENCY", "4")?.clamp(1.0, 32.0)
+                as usize,
+            run_budget: match get("RUN_BUDGET_SECONDS").filter(|v| !v.is_empty()) {
+                None => None,
+                Some(v) => Some(Duration::seconds_f64(
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|s| s.is_finite() && *s >= 0.0)
+                        .ok_or(ConfigError {
+                            variable: "RUN_BUDGET_SECONDS",
+                            problem: format!("expected seconds ≥ 0, got {v:?}"),
+                        })?,
+                )),
+            },
             stack_name: get("STACK_NAME").filter(|v| !v.is_empty()),
         })
     }
@@ -231,6 +253,20 @@ mod tests {
         assert_eq!(c.cert_validity_days, 7);
         assert_eq!(c.host_defaults.key_algorithm, KeyAlgorithm::Rsa2048);
         assert!(c.plan.reissue_revoked);
+        assert_eq!((c.start_concurrency, c.reachability_concurrency), (16, 4));
+        assert_eq!(c.run_budget, None);
+        let mut m = base();
+        m.insert("START_CONCURRENCY".into(), "64".into());
+        m.insert("REACHABILITY_CONCURRENCY".into(), "0".into());
+        m.insert("RUN_BUDGET_SECONDS".into(), "2.5".into());
+        let c = Config::from_map(&m).unwrap();
+        assert_eq!((c.start_concurrency, c.reachability_concurrency), (64, 1));
+        assert_eq!(c.run_budget, Some(Duration::milliseconds(2500)));
+        m.insert("RUN_BUDGET_SECONDS".into(), "-1".into());
+        assert_eq!(
+            Config::from_map(&m).unwrap_err().variable,
+            "RUN_BUDGET_SECONDS"
+        );
         let mut m = base();
         m.remove("TABLE_NAME");
         assert_eq!(Config::from_map(&m).unwrap_err().variable, "TABLE_NAME");

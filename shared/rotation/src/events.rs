@@ -102,3 +102,73 @@ pub struct ObjectRef {
 pub fn is_final_status(status: &str) -> bool {
     !matches!(status, "Pending" | "InProgress" | "Delayed" | "Cancelling")
 }
+
+/// An SQS event source mapping's batch: each record's body is one EventBridge event the rule
+/// sent to the queue.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SqsBatch {
+    /// The messages.
+    #[serde(rename = "Records")]
+    pub records: Vec<SqsRecord>,
+}
+
+/// One message of an [`SqsBatch`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct SqsRecord {
+    /// The message ID: what a `batchItemFailures` entry names.
+    #[serde(rename = "messageId")]
+    pub message_id: String,
+    /// The body (an EventBridge event, as JSON text).
+    pub body: String,
+    /// `aws:sqs`.
+    #[serde(rename = "eventSource", default)]
+    pub event_source: String,
+}
+
+impl SqsBatch {
+    /// The batch `payload` is, if it is one (a direct EventBridge event is not).
+    pub fn from_payload(payload: &serde_json::Value) -> Option<SqsBatch> {
+        let records = payload.get("Records")?.as_array()?;
+        if !records
+            .iter()
+            .all(|r| r.get("eventSource").and_then(|s| s.as_str()) == Some("aws:sqs"))
+        {
+            return None;
+        }
+        serde_json::from_value(payload.clone()).ok()
+    }
+}
+
+/// The answer to an [`SqsBatch`] under `ReportBatchItemFailures`: the messages SQS must deliver
+/// again (the others are deleted).
+pub fn batch_item_failures<'a>(
+    message_ids: impl IntoIterator<Item = &'a str>,
+) -> serde_json::Value {
+    let failures: Vec<serde_json::Value> = message_ids
+        .into_iter()
+        .map(|id| serde_json::json!({ "itemIdentifier": id }))
+        .collect();
+    serde_json::json!({ "batchItemFailures": failures })
+}
+
+#[cfg(test)]
+mod sqs_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_sqs_batch_is_told_from_an_eventbridge_event() {
+        let batch = json!({"Records": [
+            {"messageId": "m-1", "body": "{\"source\": \"aws.ssm\"}", "eventSource": "aws:sqs"},
+        ]});
+        let b = SqsBatch::from_payload(&batch).unwrap();
+        assert_eq!(b.records[0].message_id, "m-1");
+        assert!(SqsBatch::from_payload(&json!({"source": "aws.ssm", "detail": {}})).is_none());
+        let s3 = json!({"Records": [{"eventSource": "aws:s3"}]});
+        assert!(SqsBatch::from_payload(&s3).is_none());
+        assert_eq!(
+            batch_item_failures(["m-1", "m-3"]),
+            json!({"batchItemFailures": [{"itemIdentifier": "m-1"}, {"itemIdentifier": "m-3"}]})
+        );
+    }
+}

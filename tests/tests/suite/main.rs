@@ -7,6 +7,7 @@ mod common;
 mod crl;
 mod crl_races;
 mod demo;
+mod issue_queue;
 mod least_privilege;
 mod reconcile;
 mod rotation;

@@ -11,15 +11,17 @@
 //!
 //! - [`request`]: the payload to a validated [`request::Request`] (or a refusal);
 //! - [`plan`]: the records to a [`plan::Loaded`] plan, and the plan to [`plan::Actions`]
-//!   (stuck rotations to fail, hosts to skip, rotations to start, expired-certificate alerts);
+//!   (stuck rotations to reconcile, hosts to skip, rotations to start, expired-certificate alerts);
 //! - [`reconcile`]: a stuck rotation moved on from what its host or the CA says, or failed;
 //! - [`start`]: one rotation's start, step by step (claim, reachability, GenerateCsr, record);
 //! - [`revoke`]: an operator's revocation, refused or carried out;
 //! - [`summary`]: the summary, the metrics, and the invocation's answer;
+//! - [`budget`]: until when a run may start work;
 //! - [`error`]: why a run stopped, and how Lambda sees it.
 //!
 //! No function here performs I/O, reads the clock or logs.
 
+pub mod budget;
 pub mod error;
 pub mod plan;
 pub mod reconcile;

@@ -1,16 +1,15 @@
 //! From records to a plan, and from the plan to what the run does.
 //!
-//! [`plan_actions`] is where a plan becomes effects: which stuck rotations to fail (with which
-//! stage and reason), which hosts to note as skipped, which rotations to start (with their
+//! [`plan_actions`] is where a plan becomes effects: which stuck rotations to reconcile (asked
+//! about and moved on by [`super::reconcile`]), which hosts to note as skipped, which rotations to start (with their
 //! rotation ID and GenerateCsr parameters), which expired certificates to alert on, and the
 //! summary as far as it is known before any effect. A dry run gets the plan and no effect.
 
 use rotation::alerts::{Alert, AlertKind, HostAlert};
-use rotation::failure::RotationFailure;
 use rotation::Config;
 use state::plan::{alert_due, plan_host, DueReason, Plan, PlanItem, PlanPolicy};
-use state::ports::{FleetScan, StoreError};
-use state::record::{AlertLevel, FailureStage, StateKind};
+use state::ports::FleetScan;
+use state::record::{AlertLevel, StateKind};
 use state::{HostId, HostRecord};
 use time::OffsetDateTime;
 
@@ -64,15 +63,6 @@ pub fn named_item(
     Ok((record, item))
 }
 
-/// A stuck rotation to fail.
-#[derive(Debug, Clone)]
-pub struct Stuck {
-    /// The host as planned.
-    pub record: HostRecord,
-    /// The failure to record.
-    pub failure: RotationFailure,
-}
-
 /// What the run does with its plan.
 #[derive(Debug, Clone, Default)]
 pub struct Actions {
@@ -84,19 +74,10 @@ pub struct Actions {
     /// Alerts the plan calls for (expired certificates; under a day left on a failed host),
     /// raised after the rotations started so they never delay one.
     pub alerts: Vec<HostAlert>,
-    /// Stuck rotations to fail.
-    pub stuck: Vec<Stuck>,
+    /// Hosts whose rotation is stuck in flight, to reconcile.
+    pub stuck: Vec<HostRecord>,
     /// Rotations to start, if their host is reachable.
     pub start: Vec<Start>,
-}
-
-/// The stage a rotation stuck in `state` failed at.
-pub fn stage_of(state: StateKind) -> FailureStage {
-    match state {
-        StateKind::Issuing => FailureStage::Issue,
-        StateKind::Deploying => FailureStage::Deploy,
-        _ => FailureStage::RequestCsr,
-    }
 }
 
 /// Why a host is skipped, for the items that neither start nor fail a rotation and are not
@@ -161,13 +142,8 @@ pub fn plan_actions(
     let mut stuck = Vec::new();
     let mut start = Vec::new();
     for (record, item) in plan.items {
-        if let PlanItem::Stuck { state } = item {
-            let reason = format!(
-                "no progress for {} minutes in {state} (a status event was lost or the host did not answer)",
-                config.plan.in_flight_timeout.whole_minutes()
-            );
-            let failure = RotationFailure::new(stage_of(state), reason);
-            stuck.push(Stuck { record, failure });
+        if let PlanItem::Stuck { .. } = item {
+            stuck.push(record);
         } else if let Some(reason) = skip_reason(&item) {
             summary.skipped.push(HostNote::new(&record.host, reason));
         } else if item.starts_rotation() {
@@ -219,27 +195,10 @@ pub fn expired_alert(host: &str) -> Alert {
     }
 }
 
-/// After failing a stuck rotation: a note for the summary; nothing when someone else moved the
-/// host first (a late event finished or failed it); the error when the store failed.
-pub fn after_stuck_failed<T>(
-    stuck: &Stuck,
-    result: Result<T, StoreError>,
-) -> Result<Option<HostNote>, CheckError> {
-    match result {
-        Ok(_) => Ok(Some(HostNote::new(
-            &stuck.record.host,
-            &stuck.failure.reason,
-        ))),
-        Err(StoreError::Conflict(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::step::fixtures::*;
-    use rotation::failure::Failed;
     use state::item::{record_from_item, Attr, Item};
     use state::ports::RejectedRow;
     use state::InvalidRow;
@@ -312,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn stuck_rotations_fail_at_their_stage_with_the_timeout_in_the_reason() {
+    fn stuck_rotations_are_handed_to_the_reconciler() {
         let old = NOW - Duration::hours(2);
         let mut issuing = csr_requested(2, old);
         issuing.state = state::RotationState::Issuing {
@@ -326,16 +285,9 @@ mod tests {
             &config(),
             NOW,
         );
-        assert_eq!(a.stuck.len(), 2);
-        assert_eq!(a.stuck[0].failure.stage, FailureStage::RequestCsr);
-        assert_eq!(a.stuck[1].failure.stage, FailureStage::Issue);
-        assert_eq!(a.stuck[1].record.host, host(2));
-        assert_eq!(
-            a.stuck[0].failure.reason,
-            "no progress for 60 minutes in CSR_REQUESTED (a status event was lost or the host did not answer)"
-        );
+        let hosts: Vec<HostId> = a.stuck.iter().map(|r| r.host.clone()).collect();
+        assert_eq!(hosts, [host(1), host(2)]);
         assert!(a.start.is_empty() && a.summary.skipped.is_empty());
-        assert_eq!(stage_of(StateKind::Deploying), FailureStage::Deploy);
     }
 
     #[test]
@@ -464,7 +416,7 @@ mod tests {
         assert_eq!(plan[0], HostNote::new(host(1), "rotate: expired"));
         assert_eq!(
             plan[1].reason,
-            "stuck in CSR_REQUESTED: will be failed and retried"
+            "stuck in CSR_REQUESTED: will be reconciled from what the host or Private CA reports"
         );
         assert_eq!(plan[2].reason, "rotation in flight");
     }
@@ -474,31 +426,5 @@ mod tests {
         let a = plan_actions(Loaded::default(), false, &config(), NOW);
         assert_eq!(a.summary, Summary::default());
         assert_eq!(a.soonest_expiry_hours, None);
-    }
-
-    #[test]
-    fn after_failing_a_stuck_rotation() {
-        let a = plan_actions(
-            loaded(vec![csr_requested(1, NOW - Duration::hours(2))]),
-            false,
-            &config(),
-            NOW,
-        );
-        let stuck = &a.stuck[0];
-        let done = Failed {
-            attempts: 1,
-            alerted: true,
-        };
-        let note = after_stuck_failed(stuck, Ok(done)).unwrap().unwrap();
-        assert_eq!(note.host, host(1).to_string());
-        assert_eq!(note.reason, stuck.failure.reason);
-        assert_eq!(
-            after_stuck_failed::<Failed>(stuck, Err(conflict(1))).unwrap(),
-            None
-        );
-        assert!(matches!(
-            after_stuck_failed::<Failed>(stuck, Err(backend_error("AccessDeniedException", false))),
-            Err(CheckError::Store(_))
-        ));
     }
 }

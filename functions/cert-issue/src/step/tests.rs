@@ -492,3 +492,48 @@ fn a_failure_that_cannot_be_recorded_fails_the_invocation() {
     let e = failed(&f, Err(backend(true))).unwrap_err();
     assert_eq!(FunctionError::from(e).kind, FailureKind::Retryable);
 }
+
+#[test]
+fn refusals_and_host_failures_count_as_failed_rotations() {
+    let failed = |reason: &str| Outcome::Failed {
+        host: HOST.into(),
+        reason: reason.into(),
+    };
+    let outcomes = [
+        Outcome::Issued {
+            host: HOST.into(),
+            certificate_arn: "arn:cert".into(),
+        },
+        failed("CSR refused: subject is CN=mi-other"),
+        failed("GenerateCsr Failed on the host: openssl: not found"),
+        Outcome::Ignored {
+            reason: "stale".into(),
+        },
+    ];
+    let doc = metrics(&outcomes).document("CertIssue", 0);
+    assert_eq!(doc["RotationsFailed"], 2.0);
+    assert_eq!(doc["CertificatesRequested"], 1.0);
+    let only_ignored = metrics(&outcomes[3..]).document("CertIssue", 0);
+    assert!(only_ignored.get("RotationsFailed").is_none());
+    assert_eq!(
+        only_ignored["_aws"]["CloudWatchMetrics"][0]["Metrics"],
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn errors_are_delivered_again_and_outcomes_are_not() {
+    let failed = Outcome::Failed {
+        host: HOST.into(),
+        reason: "CSR refused".into(),
+    };
+    assert!(!deliver_again::<FunctionError>(&Ok(failed)));
+    assert!(!deliver_again::<FunctionError>(&Ok(Outcome::Ignored {
+        reason: "stale".into()
+    })));
+    let throttled = FunctionError {
+        kind: FailureKind::Retryable,
+        message: "ThrottlingException".into(),
+    };
+    assert!(deliver_again(&Err::<Outcome, _>(throttled)));
+}
