@@ -34,6 +34,23 @@ fn anchor(stack: &LocalStack) -> Vec<(u128, String, bool)> {
 }
 
 /// Delivers `event` as Lambda's asynchronous retries would: again after an error, up to 50 times.
+/// A local stack with host `i` enrolled and rotated once: the stack, the host, its ID and the
+/// serial it runs.
+async fn rotated_host(i: u64) -> (LocalStack, String, HostId, String) {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let h = host(i);
+    stack
+        .enrol_host(&h, &HostOverrides::default(), HostSpec::default())
+        .await
+        .unwrap();
+    stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    let id = HostId::parse(&h).unwrap();
+    let record = stack.store.host(&id).await.unwrap().unwrap();
+    let serial = record.current.unwrap().serial.unwrap();
+    (stack, h, id, serial)
+}
+
 async fn deliver_until_answered(stack: &LocalStack, event: &Value) -> Value {
     for _ in 0..50 {
         match stack.deliver(event).await {
@@ -218,25 +235,7 @@ async fn only_our_enabled_crl_is_replaced_and_a_failed_import_alerts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hosts_are_marked_revoked_when_an_earlier_attempt_stopped_half_way() {
-    let mut stack = LocalStack::start(&[]).await.unwrap();
-    let h = host(1);
-    stack
-        .enrol_host(&h, &HostOverrides::default(), HostSpec::default())
-        .await
-        .unwrap();
-    stack.cert_check(json!({})).await.unwrap();
-    stack.settle(Delivery::default()).await.unwrap();
-    let id = HostId::parse(&h).unwrap();
-    let serial = stack
-        .store
-        .host(&id)
-        .await
-        .unwrap()
-        .unwrap()
-        .current
-        .unwrap()
-        .serial
-        .unwrap();
+    let (stack, h, id, serial) = rotated_host(1).await;
     // Revoked at the CA outside the service; the CRL reached the anchor and the ledger, but
     // the attempt stopped before marking the host.
     use rotation::ca::CertificateAuthority;
@@ -278,25 +277,7 @@ async fn hosts_are_marked_revoked_when_an_earlier_attempt_stopped_half_way() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_serial_written_in_the_original_samples_notation_is_matched_on_the_crl() {
-    let mut stack = LocalStack::start(&[]).await.unwrap();
-    let h = host(2);
-    stack
-        .enrol_host(&h, &HostOverrides::default(), HostSpec::default())
-        .await
-        .unwrap();
-    stack.cert_check(json!({})).await.unwrap();
-    stack.settle(Delivery::default()).await.unwrap();
-    let id = HostId::parse(&h).unwrap();
-    let serial = stack
-        .store
-        .host(&id)
-        .await
-        .unwrap()
-        .unwrap()
-        .current
-        .unwrap()
-        .serial
-        .unwrap();
+    let (mut stack, h, id, serial) = rotated_host(2).await;
     // The original sample's item: upper-case, colon-separated serial, no state or version.
     let legacy = serial.to_ascii_uppercase();
     let dynamodb = tests::aws::dynamodb(&stack.moto.url());
@@ -339,25 +320,7 @@ async fn a_serial_written_in_the_original_samples_notation_is_matched_on_the_crl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failed_host_can_be_revoked_and_its_serial_reaches_the_anchor() {
-    let mut stack = LocalStack::start(&[]).await.unwrap();
-    let h = host(3);
-    stack
-        .enrol_host(&h, &HostOverrides::default(), HostSpec::default())
-        .await
-        .unwrap();
-    stack.cert_check(json!({})).await.unwrap();
-    stack.settle(Delivery::default()).await.unwrap();
-    let id = HostId::parse(&h).unwrap();
-    let serial = stack
-        .store
-        .host(&id)
-        .await
-        .unwrap()
-        .unwrap()
-        .current
-        .unwrap()
-        .serial
-        .unwrap();
+    let (mut stack, h, id, serial) = rotated_host(3).await;
     // The next rotation fails: the host's CSR names another host.
     stack.tamper_openssl(&h, "CN=mi-", "CN=xx-").unwrap();
     stack
