@@ -446,6 +446,17 @@ impl LocalStack {
                 == Some(self.config.generate_csr_document.as_str())
     }
 
+    /// The table's record of `host` (panics when it is not enrolled: a test's own mistake).
+    pub async fn record(&self, host: &str) -> state::HostRecord {
+        use state::ports::FleetReader as _;
+        let id = state::HostId::parse(host).expect("a host ID");
+        self.store
+            .host(&id)
+            .await
+            .expect("the table answers")
+            .unwrap_or_else(|| panic!("{host} is not enrolled"))
+    }
+
     /// Where a host's certificate, key and chain are, in its sandbox.
     pub fn host_files(&self, host: &str, overrides: &HostOverrides) -> HostFiles {
         let root = self.ssm.host_root(host);

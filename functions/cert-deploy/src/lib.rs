@@ -67,8 +67,8 @@ where
     // Each branch is `on_issued` / `on_deploy_status` in two awaits: one level less of nested
     // futures keeps the handler's future type (with the SDK adapters' futures inside) within
     // the compiler's limit.
-    // When EventBridge sent the event: an issuance event that no rotation waits for is retried
-    // only while it is young.
+    // When EventBridge sent the event: an issuance event that no rotation waits for, or a
+    // DeployCert success whose output is not visible yet, is retried only while it is young.
     let sent = event
         .payload
         .get("time")
@@ -93,7 +93,9 @@ where
             match serde_json::from_value::<Envelope<CommandInvocationDetail>>(event.payload) {
                 Ok(ev) => {
                     let span = tracing::info_span!("rotation", host = %ev.detail.instance_id, stage = "verify", command_id = %ev.detail.command_id);
-                    let stopped = deploy_status(deps, &ev, now).instrument(span.clone()).await;
+                    let stopped = deploy_status(deps, &ev, sent, now)
+                        .instrument(span.clone())
+                        .await;
                     settle(deps, stopped, now).instrument(span).await
                 }
                 Err(e) => Ok(Outcome::Ignored {
@@ -169,7 +171,7 @@ where
     C: CertificateAuthority,
     A: Alerts,
 {
-    settle(deps, deploy_status(deps, event, now).await, now).await
+    settle(deps, deploy_status(deps, event, None, now).await, now).await
 }
 
 /// The issuance step's functions in order, with the calls between them.
@@ -241,6 +243,7 @@ where
 async fn deploy_status<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     event: &Envelope<CommandInvocationDetail>,
+    sent: Option<OffsetDateTime>,
     now: OffsetDateTime,
 ) -> Result<Outcome, Stop>
 where
@@ -256,9 +259,16 @@ where
             Err(status::host_failed(&verify, output))
         }
         Verification::Succeeded(verify, cert) => {
-            // DeployCert reports a failed reload hook on stdout; it never holds DEPLOYED back.
-            let output = deps.hosts.invocation(&verify.command_id, &host).await;
-            let hook = status::reload_hook_failed(&output);
+            // DeployCert reports a failed reload hook on stdout, read before DEPLOYED is
+            // recorded (after, a redelivery would find DEPLOYED and the alert would be lost).
+            let hook = match deps.config.reload_hook {
+                Some(_) => status::reload_hook_verdict(
+                    deps.hosts.invocation(&verify.command_id, &host).await,
+                    sent,
+                    now,
+                )?,
+                None => status::HookVerdict::Fine,
+            };
             let answer = deps
                 .store
                 .deployed(&host, &verify.command_id, &cert, now)
@@ -266,15 +276,17 @@ where
             let outcome = status::deployed_recorded(&verify, &cert, answer)?;
             tracing::info!(%host, serial = cert.serial.as_deref().unwrap_or(""), not_after = %cert.not_after, "certificate deployed");
             match hook {
-                Ok(None) => {}
-                Ok(Some(code)) => {
+                status::HookVerdict::Fine => {}
+                status::HookVerdict::Failed(code) => {
                     tracing::warn!(%host, exit_code = %code, "the reload hook failed");
                     raise_or_log(&deps.alerts, &status::reload_hook_alert(&verify, &code)).await;
                     Metrics::default()
                         .count("ReloadHookFailures", 1)
                         .emit("CertDeploy");
                 }
-                Err(why) => tracing::warn!(%host, why, "the reload hook's result is unknown"),
+                status::HookVerdict::Unknown(why) => {
+                    tracing::warn!(%host, why, "the reload hook's result is unknown")
+                }
             }
             Ok(outcome)
         }

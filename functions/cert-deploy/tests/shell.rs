@@ -26,8 +26,14 @@ const HOST: &str = "mi-0a1b2c3d4e5f60718";
 const COMMAND: &str = "9b3c2d1e-0f4a-4b5c-8d6e-7f8091a2b3c4";
 
 fn config() -> Config {
+    config_with(None)
+}
+
+/// The stack's config, with `RELOAD_HOOK` when given.
+fn config_with(reload_hook: Option<&'static str>) -> Config {
     Config::from_lookup(|k| {
         let v = match k {
+            "RELOAD_HOOK" => reload_hook?,
             "TABLE_NAME" => "t",
             "ALERT_TOPIC_ARN" => "arn:aws:sns:us-east-1:111122223333:alerts",
             "CA_ARN" => CA_ARN,
@@ -337,9 +343,27 @@ async fn success_on_the_host_records_deployed_with_a_renewal_point() {
     assert!(current.renew_at.unwrap() < current.not_after);
 }
 
+/// A stack with a reload hook, its host DEPLOYING.
+fn deps_with_hook() -> Deps<Store, Hosts, Ca, Inbox> {
+    Deps {
+        config: config_with(Some("/usr/local/sbin/reload-certs")),
+        ..deps(deploying())
+    }
+}
+
+/// A DeployCert status event EventBridge sent just now.
+fn fresh_deploy_status(status: &str) -> Value {
+    let mut v = deploy_status(status);
+    v["time"] = OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .into();
+    v
+}
+
 #[tokio::test]
 async fn a_failed_reload_hook_records_deployed_and_alerts_once() {
-    let deps = deps(deploying());
+    let deps = deps_with_hook();
     deps.hosts
         .invocations
         .lock()
@@ -371,9 +395,47 @@ async fn a_failed_reload_hook_records_deployed_and_alerts_once() {
 }
 
 #[tokio::test]
-async fn a_success_whose_output_is_not_visible_is_deployed_without_alert() {
+async fn without_a_reload_hook_a_success_is_deployed_without_reading_the_output() {
     let deps = deps(deploying());
-    let out = handle(&deps, deploy_status("Success")).await.unwrap();
+    let out = handle(&deps, fresh_deploy_status("Success")).await.unwrap();
+    assert_eq!(out["outcome"], "deployed", "{out}");
+    assert_eq!(alerts(&deps), 0);
+}
+
+#[tokio::test]
+async fn with_a_reload_hook_a_success_whose_output_is_not_visible_yet_is_retried() {
+    let deps = deps_with_hook();
+    let e = handle(&deps, fresh_deploy_status("Success"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type, "NotReady", "{}", e.error_message);
+    assert_eq!(
+        deps.store.record(&host()).state.kind(),
+        StateKind::Deploying,
+        "DEPLOYED waits for the hook's verdict"
+    );
+    // The output shows up: the retry records DEPLOYED and raises the hook's alert.
+    deps.hosts
+        .invocations
+        .lock()
+        .unwrap()
+        .push_back(Ok(Invocation::Finished {
+            success: true,
+            status: "Success".into(),
+            stdout: "ROTATION r-1\nRELOAD_HOOK_FAILED 3\n".into(),
+            stderr: String::new(),
+        }));
+    let out = handle(&deps, fresh_deploy_status("Success")).await.unwrap();
+    assert_eq!(out["outcome"], "deployed", "{out}");
+    assert_eq!(alerts(&deps), 1);
+}
+
+#[tokio::test]
+async fn with_a_reload_hook_an_old_event_whose_output_never_shows_is_deployed_all_the_same() {
+    let deps = deps_with_hook();
+    let mut event = deploy_status("Success");
+    event["time"] = "2020-01-01T00:00:00Z".into();
+    let out = handle(&deps, event).await.unwrap();
     assert_eq!(out["outcome"], "deployed", "{out}");
     assert_eq!(alerts(&deps), 0);
 }

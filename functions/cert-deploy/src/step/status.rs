@@ -5,18 +5,22 @@
 //! The host itself verifies before it swaps files, so a failure leaves its pair intact.
 //!
 //! After a successful swap DeployCert runs the reload hook; if the hook fails it prints
-//! `RELOAD_HOOK_FAILED <exit code>` and still succeeds (the new pair is in place). On success the
-//! invocation's output is read: the rotation is DEPLOYED either way, and a failed hook raises one
-//! alert ([`reload_hook_alert`]). An output that cannot be read does not hold DEPLOYED back.
+//! `RELOAD_HOOK_FAILED <exit code>` and still succeeds (the new pair is in place). On success,
+//! when the stack has a reload hook, the invocation's output is read before DEPLOYED is recorded
+//! ([`reload_hook_verdict`]): the rotation is DEPLOYED either way, and a failed hook raises one
+//! alert ([`reload_hook_alert`]). Output that is not visible yet makes the event not ready (it
+//! is retried) for [`WAIT_FOR_OUTPUT`]; only after that, or on an error no retry cures, is the
+//! deployment recorded without the hook's verdict.
 
 use rotation::alerts::{Alert, AlertKind};
-use rotation::error::AwsError;
+use rotation::error::{AwsError, EventError};
 use rotation::events::{CommandInvocationDetail, Envelope, SSM_INVOCATION_STATUS};
 use rotation::hosts::Invocation;
 use rotation::Config;
 use state::ports::StoreError;
 use state::record::{DeployedCert, FailureStage, RotationState};
 use state::{HostId, HostRecord};
+use time::{Duration, OffsetDateTime};
 
 use super::{failure, written, Outcome, Stop};
 
@@ -165,18 +169,52 @@ pub fn deployed_recorded(
 /// The line DeployCert prints on stdout when the reload hook failed after the swap.
 pub const RELOAD_HOOK_FAILED: &str = "RELOAD_HOOK_FAILED";
 
-/// With the successful invocation's output, the reload hook's exit code if it failed: the
-/// `RELOAD_HOOK_FAILED <exit code>` line. `Err` when the output could not be read (not visible
-/// yet, or the call failed): the hook's result is unknown.
-pub fn reload_hook_failed(output: &Result<Invocation, AwsError>) -> Result<Option<String>, String> {
+/// How long after DeployCert's status event its output may stay invisible before the deployment
+/// is recorded without the reload hook's verdict. Run Command's output can lag its status event;
+/// recording DEPLOYED first would lose a failed hook's alert for good (a redelivery finds the
+/// host DEPLOYED and ignores it), so the event is retried while it is young.
+pub const WAIT_FOR_OUTPUT: Duration = Duration::minutes(15);
+
+/// What the successful invocation says of the reload hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookVerdict {
+    /// No hook failed (none is configured, or it succeeded).
+    Fine,
+    /// The hook failed with this exit code (empty when the line named none).
+    Failed(String),
+    /// The output could not be read for good; the deployment is recorded all the same.
+    Unknown(String),
+}
+
+/// With the successful invocation's output, the reload hook's verdict, read before DEPLOYED is
+/// recorded: the `RELOAD_HOOK_FAILED <exit code>` line. Output not visible yet, or a call a
+/// retry may cure, is not ready while the event (sent at `sent`; unknown for a rebuilt event) is
+/// younger than [`WAIT_FOR_OUTPUT`]; after that, or for an error no retry cures, the verdict is
+/// unknown and the deployment is not held back (the pair on the host is valid and verified).
+pub fn reload_hook_verdict(
+    output: Result<Invocation, AwsError>,
+    sent: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<HookVerdict, Stop> {
+    let young = sent.is_none_or(|t| now - t <= WAIT_FOR_OUTPUT);
     match output {
-        Ok(Invocation::Finished { stdout, .. }) => Ok(stdout.lines().find_map(|l| {
-            let rest = l.trim().strip_prefix(RELOAD_HOOK_FAILED)?;
-            (rest.is_empty() || rest.starts_with(char::is_whitespace))
-                .then(|| rest.trim().to_owned())
-        })),
-        Ok(Invocation::Pending) => Err("the DeployCert output is not visible yet".into()),
-        Err(e) => Err(format!("output unavailable: {e}")),
+        Ok(Invocation::Finished { stdout, .. }) => Ok(stdout
+            .lines()
+            .find_map(|l| {
+                let rest = l.trim().strip_prefix(RELOAD_HOOK_FAILED)?;
+                (rest.is_empty() || rest.starts_with(char::is_whitespace))
+                    .then(|| HookVerdict::Failed(rest.trim().to_owned()))
+            })
+            .unwrap_or(HookVerdict::Fine)),
+        Ok(Invocation::Pending) if young => {
+            Err(Stop::not_ready("the DeployCert output is not visible yet"))
+        }
+        Ok(Invocation::Pending) => Ok(HookVerdict::Unknown(format!(
+            "the DeployCert output was still not visible {} minutes after its status event",
+            WAIT_FOR_OUTPUT.whole_minutes()
+        ))),
+        Err(e) if young && e.retryable => Err(Stop::Error(EventError::Aws(e))),
+        Err(e) => Ok(HookVerdict::Unknown(format!("output unavailable: {e}"))),
     }
 }
 

@@ -226,13 +226,22 @@ fn finished(stdout: &str) -> Result<Invocation, AwsError> {
     })
 }
 
+fn verdict(output: Result<Invocation, AwsError>) -> HookVerdict {
+    let now = NOW;
+    reload_hook_verdict(output, Some(now), now).expect("a verdict")
+}
+
+fn not_ready(r: Result<HookVerdict, Stop>) -> bool {
+    matches!(r, Err(Stop::Error(e)) if e.is_retryable())
+}
+
 #[test]
 fn a_failed_reload_hook_is_read_from_the_output() {
     let out = "ROTATION r-1\nINSTALLED /etc/pki/host.crt\nRELOAD_HOOK_FAILED 3\n";
-    assert_eq!(reload_hook_failed(&finished(out)), Ok(Some("3".into())));
+    assert_eq!(verdict(finished(out)), HookVerdict::Failed("3".into()));
     assert_eq!(
-        reload_hook_failed(&finished("RELOAD_HOOK_FAILED\n")),
-        Ok(Some(String::new()))
+        verdict(finished("RELOAD_HOOK_FAILED\n")),
+        HookVerdict::Failed(String::new())
     );
 }
 
@@ -244,15 +253,37 @@ fn an_output_without_the_line_is_a_reload_hook_that_did_not_fail() {
         "RELOAD_HOOK_FAILEDX 1\n",
         "note: RELOAD_HOOK_FAILED 1\n",
     ] {
-        assert_eq!(reload_hook_failed(&finished(out)), Ok(None), "{out:?}");
+        assert_eq!(verdict(finished(out)), HookVerdict::Fine, "{out:?}");
     }
 }
 
 #[test]
-fn an_output_that_cannot_be_read_leaves_the_reload_hook_unknown() {
-    assert!(reload_hook_failed(&Ok(Invocation::Pending)).is_err());
-    let why = reload_hook_failed(&Err(aws(false))).unwrap_err();
-    assert!(why.contains("AccessDeniedException"), "{why}");
+fn an_output_not_visible_yet_is_waited_for_while_the_event_is_young() {
+    let now = NOW;
+    let young = Some(now - time::Duration::minutes(1));
+    let old = Some(now - WAIT_FOR_OUTPUT - time::Duration::minutes(1));
+    assert!(not_ready(reload_hook_verdict(
+        Ok(Invocation::Pending),
+        young,
+        now
+    )));
+    assert!(
+        not_ready(reload_hook_verdict(Ok(Invocation::Pending), None, now)),
+        "a rebuilt event"
+    );
+    assert!(not_ready(reload_hook_verdict(Err(aws(true)), young, now)));
+    match reload_hook_verdict(Ok(Invocation::Pending), old, now) {
+        Ok(HookVerdict::Unknown(why)) => assert!(why.contains("still not visible"), "{why}"),
+        other => panic!("expected unknown, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_output_no_retry_can_read_leaves_the_reload_hook_unknown() {
+    match verdict(Err(aws(false))) {
+        HookVerdict::Unknown(why) => assert!(why.contains("AccessDeniedException"), "{why}"),
+        other => panic!("expected unknown, got {other:?}"),
+    }
 }
 
 #[test]
