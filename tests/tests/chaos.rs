@@ -70,23 +70,31 @@ fn public_key(kind: &str, path: &std::path::Path) -> String {
 /// A scheduled CertCheck invocation (a schedule run or a reconcile pass at `now`), killed after
 /// the policy's delay when it draws one and then retried, as Lambda retries a timed-out
 /// asynchronous invocation. A failed run is left to the next one, as its schedule would.
+/// `typical` is how long the last complete run took (the kill is drawn within it); answers 1
+/// when the run was killed.
 async fn scheduled_run(
     stack: &FaultyStack,
     policy: &DeliveryPolicy,
+    typical: &mut std::time::Duration,
     name: &str,
     payload: Value,
     now: OffsetDateTime,
-) {
+) -> usize {
     let request = cert_check::step::request::parse_request(payload).expect("a CertCheck request");
     let run = || cert_check::run(stack.check.clone(), request.clone(), now);
-    if let Some(after) = policy.kill_after(name) {
+    let mut killed = 0;
+    if let Some(after) = policy.kill_after(name, *typical) {
         if tokio::time::timeout(after, run()).await.is_err() {
             eprintln!("{name}: killed after {after:?}, retried");
+            killed = 1;
         }
     }
+    let started = std::time::Instant::now();
     if let Err(e) = run().await {
         eprintln!("{name} failed (the next one goes on): {e}");
     }
+    *typical = started.elapsed();
+    killed
 }
 
 /// What one run of the fleet needed.
@@ -184,12 +192,16 @@ async fn run_fleet(
         alerts: 0,
     };
     let start = OffsetDateTime::now_utc();
+    // What a schedule run and a reconcile pass take, measured as they run (kills land within).
+    let mut typical_run = std::time::Duration::from_millis(500);
+    let mut typical_pass = std::time::Duration::from_millis(100);
     for round in 0..3i64 {
         for pass in 0..=2i64 {
             if pass == 0 {
-                scheduled_run(
+                figures.kills += scheduled_run(
                     stack,
                     policy,
+                    &mut typical_run,
                     &format!("schedule run {round}"),
                     json!({}),
                     start + Duration::hours(12 * round),
@@ -199,9 +211,10 @@ async fn run_fleet(
                 // The reconcile schedule fires every ten minutes; the pass acts on rotations older
                 // than the in-flight timeout, so it runs as it would an hour on.
                 let now = start + Duration::hours(12 * round) + Duration::minutes(65 * pass);
-                scheduled_run(
+                figures.kills += scheduled_run(
                     stack,
                     policy,
+                    &mut typical_pass,
                     &format!("reconcile pass {round}.{pass}"),
                     json!({"reconcile": true}),
                     now,

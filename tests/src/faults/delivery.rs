@@ -142,9 +142,8 @@ pub struct DeliveryPolicy {
     kill: f64,
 }
 
-/// The longest a killed handler runs before it is stopped: about as long as the slowest
-/// handler takes on the local stack, so kills land anywhere in a run.
-const KILL_WITHIN_MS: u64 = 400;
+/// What a handler of a kind not seen finishing yet is taken to need (a kill is drawn within it).
+const FIRST_GUESS: Duration = Duration::from_millis(50);
 
 impl DeliveryPolicy {
     /// Every event once, in order, until rates are set.
@@ -179,16 +178,18 @@ impl DeliveryPolicy {
     }
 
     /// Whether the run named `what` (an event's kind, key, copy and attempt; or a scheduled
-    /// run's name) is killed, and after how long. Drawn from the seed and the name only.
-    pub fn kill_after(&self, what: &str) -> Option<Duration> {
+    /// run's name) is killed, and after how long: a share of `typical`, what such a run has
+    /// been taking, so the kill lands while the handler is still at work (a fixed window let
+    /// most drawn kills fire after a fast handler had already finished). Whether, and at which
+    /// share, is drawn from the seed and the name only.
+    pub fn kill_after(&self, what: &str, typical: Duration) -> Option<Duration> {
         if self.kill <= 0.0 {
             return None;
         }
         let mut h = Fnv::new(self.seed);
         h.write(format!("kill/{what}").as_bytes());
         let mut rng = StdRng::seed_from_u64(h.0);
-        (rng.random::<f64>() < self.kill)
-            .then(|| Duration::from_millis(rng.random_range(0..KILL_WITHIN_MS)))
+        (rng.random::<f64>() < self.kill).then(|| typical.mul_f64(rng.random_range(0.05..0.8)))
     }
 
     /// The timings of the copies of the `nth` (0-based) event of `kind` about `key`.
@@ -373,6 +374,7 @@ async fn route(
     let mut running: Running<'_> = Vec::new();
     let mut seen: HashMap<(EventKind, String), u64> = HashMap::new();
     let mut report = DeliveryReport::default();
+    let mut typical = Typical::default();
     let since = |t: Instant| t.duration_since(t0);
     loop {
         anyhow::ensure!(Instant::now() < deadline, "events never settled");
@@ -395,7 +397,7 @@ async fn route(
                     not_before: Instant::now(),
                 };
                 match timing {
-                    Timing::Early => start(stack, policy, p, &mut running),
+                    Timing::Early => start(stack, policy, &typical, p, &mut running),
                     Timing::Late => late.push(p),
                     Timing::Never => {
                         let now = since(Instant::now());
@@ -415,7 +417,7 @@ async fn route(
                 break;
             }
             if let Some(p) = queue.pop_front() {
-                start(stack, policy, p, &mut running);
+                start(stack, policy, &typical, p, &mut running);
             }
         }
         if running.is_empty() && queue.is_empty() {
@@ -441,6 +443,9 @@ async fn route(
             done = next_finished(&mut running), if !running.is_empty() => {
                 let Finished { mut pending, started, result } = done;
                 let (s, f) = (since(started), since(Instant::now()));
+                if result.is_some() {
+                    typical.finished(pending.kind, f.saturating_sub(s));
+                }
                 let outcome = match result {
                     None => Outcome::Killed(f.saturating_sub(s)),
                     Some(Ok(Some(v))) => Outcome::Handled(v),
@@ -465,17 +470,34 @@ async fn route(
     }
 }
 
+/// How long the handlers of each kind of event have been taking: a moving average of the
+/// deliveries that ran to their end.
+#[derive(Default)]
+struct Typical(HashMap<EventKind, Duration>);
+
+impl Typical {
+    fn of(&self, kind: EventKind) -> Duration {
+        self.0.get(&kind).copied().unwrap_or(FIRST_GUESS)
+    }
+
+    fn finished(&mut self, kind: EventKind, took: Duration) {
+        let avg = self.0.entry(kind).or_insert(took);
+        *avg = avg.mul_f64(0.8) + took.mul_f64(0.2);
+    }
+}
+
 /// Starts delivering `p`, to be killed after a while when the policy says so.
 fn start<'a>(
     stack: &'a LocalStack,
     policy: &DeliveryPolicy,
+    typical: &Typical,
     p: Pending,
     running: &mut Running<'a>,
 ) {
-    let kill = policy.kill_after(&format!(
-        "{:?}/{}/{}/{}/{}",
-        p.kind, p.key, p.nth, p.copy, p.attempt
-    ));
+    let kill = policy.kill_after(
+        &format!("{:?}/{}/{}/{}/{}", p.kind, p.key, p.nth, p.copy, p.attempt),
+        typical.of(p.kind),
+    );
     running.push(Box::pin(async move {
         let started = Instant::now();
         let result = match kill {
