@@ -23,7 +23,9 @@ use state::ports::FleetReader;
 use state::record::{HostOverrides, RotationState};
 use state::{HostId, HostPath};
 use tests::emulators::ssm::HostSpec;
-use tests::faults::delivery::{settle_chaos_checked, Delivered, DeliveryPolicy, Rates};
+use tests::faults::delivery::{
+    run_to_wait, settle_chaos_checked, Delivered, DeliveryPolicy, Rates,
+};
 use tests::faults::{Fault, FaultyStack, Rule};
 use tests::pair::LivePair;
 use tests::stack::LocalStack;
@@ -70,12 +72,12 @@ fn public_key(kind: &str, path: &std::path::Path) -> String {
 /// A scheduled CertCheck invocation (a schedule run or a reconcile pass at `now`), killed after
 /// the policy's delay when it draws one and then retried, as Lambda retries a timed-out
 /// asynchronous invocation. A failed run is left to the next one, as its schedule would.
-/// `typical` is how long the last complete run took (the kill is drawn within it); answers 1
-/// when the run was killed.
+/// `typical` is how many times the last complete run waited (the kill is drawn within them);
+/// answers 1 when the run was killed.
 async fn scheduled_run(
     stack: &FaultyStack,
     policy: &DeliveryPolicy,
-    typical: &mut std::time::Duration,
+    typical: &mut u32,
     name: &str,
     payload: Value,
     now: OffsetDateTime,
@@ -83,17 +85,17 @@ async fn scheduled_run(
     let request = cert_check::step::request::parse_request(payload).expect("a CertCheck request");
     let run = || cert_check::run(stack.check.clone(), request.clone(), now);
     let mut killed = 0;
-    if let Some(after) = policy.kill_after(name, *typical) {
-        if tokio::time::timeout(after, run()).await.is_err() {
-            eprintln!("{name}: killed after {after:?}, retried");
+    if let Some(at) = policy.kill_at(name, *typical) {
+        if let (None, _) = run_to_wait(run(), Some(at)).await {
+            eprintln!("{name}: killed at its wait {at}, retried");
             killed = 1;
         }
     }
-    let started = std::time::Instant::now();
-    if let Err(e) = run().await {
+    let (result, waits) = run_to_wait(run(), None).await;
+    if let Some(Err(e)) = result {
         eprintln!("{name} failed (the next one goes on): {e}");
     }
-    *typical = started.elapsed();
+    *typical = waits;
     killed
 }
 
@@ -192,9 +194,10 @@ async fn run_fleet(
         alerts: 0,
     };
     let start = OffsetDateTime::now_utc();
-    // What a schedule run and a reconcile pass take, measured as they run (kills land within).
-    let mut typical_run = std::time::Duration::from_millis(500);
-    let mut typical_pass = std::time::Duration::from_millis(100);
+    // How many times a schedule run and a reconcile pass wait, counted as they run (kills land
+    // within).
+    let mut typical_run = 50;
+    let mut typical_pass = 10;
     for round in 0..3i64 {
         for pass in 0..=2i64 {
             if pass == 0 {
@@ -307,12 +310,7 @@ async fn every_host_ends_rotated_whatever_the_faults() {
     let ca_file = std::env::temp_dir().join(format!("chaos-ca-{seed}.pem"));
     std::fs::write(&ca_file, ca).unwrap();
     for (i, h) in names.iter().enumerate() {
-        let record = stack
-            .store
-            .host(&HostId::parse(h).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let record = stack.record(h).await;
         assert_eq!(
             record.state,
             RotationState::Deployed,

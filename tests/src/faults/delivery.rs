@@ -142,8 +142,9 @@ pub struct DeliveryPolicy {
     kill: f64,
 }
 
-/// What a handler of a kind not seen finishing yet is taken to need (a kill is drawn within it).
-const FIRST_GUESS: Duration = Duration::from_millis(50);
+/// How many times a handler of a kind not seen finishing yet is taken to wait (a kill is drawn
+/// within them).
+const FIRST_GUESS: u32 = 20;
 
 impl DeliveryPolicy {
     /// Every event once, in order, until rates are set.
@@ -178,18 +179,21 @@ impl DeliveryPolicy {
     }
 
     /// Whether the run named `what` (an event's kind, key, copy and attempt; or a scheduled
-    /// run's name) is killed, and after how long: a share of `typical`, what such a run has
-    /// been taking, so the kill lands while the handler is still at work (a fixed window let
-    /// most drawn kills fire after a fast handler had already finished). Whether, and at which
-    /// share, is drawn from the seed and the name only.
-    pub fn kill_after(&self, what: &str, typical: Duration) -> Option<Duration> {
+    /// run's name) is killed, and at which of its waits: a share of `typical`, how many times
+    /// such a run has been waiting (on AWS calls, mostly) before it finished. A handler dies at
+    /// a wait as a frozen Lambda does: what it wrote stays, the rest never happens. Counting
+    /// waits rather than time makes a drawn kill land in a fast handler as in a slow one (a
+    /// kill drawn in time let most fire after a fast handler had finished). Whether, and at
+    /// which share, is drawn from the seed and the name only.
+    pub fn kill_at(&self, what: &str, typical: u32) -> Option<u32> {
         if self.kill <= 0.0 {
             return None;
         }
         let mut h = Fnv::new(self.seed);
         h.write(format!("kill/{what}").as_bytes());
         let mut rng = StdRng::seed_from_u64(h.0);
-        (rng.random::<f64>() < self.kill).then(|| typical.mul_f64(rng.random_range(0.05..0.8)))
+        (rng.random::<f64>() < self.kill)
+            .then(|| ((f64::from(typical.max(1)) * rng.random_range(0.0..0.9)) as u32).max(1))
     }
 
     /// The timings of the copies of the `nth` (0-based) event of `kind` about `key`.
@@ -325,6 +329,8 @@ struct Finished {
     started: Instant,
     /// None: the handler was killed.
     result: Option<Result<Option<Value>, lambda_runtime::Error>>,
+    /// How many times the handler waited.
+    waits: u32,
 }
 
 type Running<'a> = Vec<Pin<Box<dyn Future<Output = Finished> + 'a>>>;
@@ -441,10 +447,10 @@ async fn route(
             .filter(|t| *t > Instant::now());
         tokio::select! {
             done = next_finished(&mut running), if !running.is_empty() => {
-                let Finished { mut pending, started, result } = done;
+                let Finished { mut pending, started, result, waits } = done;
                 let (s, f) = (since(started), since(Instant::now()));
                 if result.is_some() {
-                    typical.finished(pending.kind, f.saturating_sub(s));
+                    typical.finished(pending.kind, waits);
                 }
                 let outcome = match result {
                     None => Outcome::Killed(f.saturating_sub(s)),
@@ -470,20 +476,39 @@ async fn route(
     }
 }
 
-/// How long the handlers of each kind of event have been taking: a moving average of the
-/// deliveries that ran to their end.
+/// How many times the handlers of each kind of event have been waiting before they finished: a
+/// moving average of the deliveries that ran to their end.
 #[derive(Default)]
-struct Typical(HashMap<EventKind, Duration>);
+struct Typical(HashMap<EventKind, f64>);
 
 impl Typical {
-    fn of(&self, kind: EventKind) -> Duration {
-        self.0.get(&kind).copied().unwrap_or(FIRST_GUESS)
+    fn of(&self, kind: EventKind) -> u32 {
+        self.0.get(&kind).map_or(FIRST_GUESS, |w| w.round() as u32)
     }
 
-    fn finished(&mut self, kind: EventKind, took: Duration) {
-        let avg = self.0.entry(kind).or_insert(took);
-        *avg = avg.mul_f64(0.8) + took.mul_f64(0.2);
+    fn finished(&mut self, kind: EventKind, waits: u32) {
+        let avg = self.0.entry(kind).or_insert(f64::from(waits));
+        *avg = *avg * 0.8 + f64::from(waits) * 0.2;
     }
+}
+
+/// Runs `fut` until it finishes, or drops it at its `kill_at`th wait (`None` then); with the
+/// number of times it waited.
+pub async fn run_to_wait<F: Future>(fut: F, kill_at: Option<u32>) -> (Option<F::Output>, u32) {
+    let mut fut = std::pin::pin!(fut);
+    let mut waits = 0u32;
+    std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        Poll::Ready(v) => Poll::Ready((Some(v), waits)),
+        Poll::Pending => {
+            waits += 1;
+            if kill_at.is_some_and(|n| waits >= n) {
+                Poll::Ready((None, waits))
+            } else {
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }
 
 /// Starts delivering `p`, to be killed after a while when the policy says so.
@@ -494,22 +519,18 @@ fn start<'a>(
     p: Pending,
     running: &mut Running<'a>,
 ) {
-    let kill = policy.kill_after(
+    let kill = policy.kill_at(
         &format!("{:?}/{}/{}/{}/{}", p.kind, p.key, p.nth, p.copy, p.attempt),
         typical.of(p.kind),
     );
     running.push(Box::pin(async move {
         let started = Instant::now();
-        let result = match kill {
-            Some(after) => tokio::time::timeout(after, stack.deliver(&p.event))
-                .await
-                .ok(),
-            None => Some(stack.deliver(&p.event).await),
-        };
+        let (result, waits) = run_to_wait(stack.deliver(&p.event), kill).await;
         Finished {
             pending: p,
             started,
             result,
+            waits,
         }
     }));
 }
