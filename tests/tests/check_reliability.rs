@@ -91,12 +91,7 @@ async fn a_throttled_send_leaves_that_host_for_the_next_pass_and_the_run_goes_on
     let r = stack.store.host(&throttled).await.unwrap().unwrap();
     assert_eq!(r.attempts.failed, 0, "no attempt counted: {r:?}");
     for h in &hosts[1..] {
-        let r = stack
-            .store
-            .host(&HostId::parse(h).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let r = stack.record(h).await;
         assert_eq!(r.state, RotationState::Deployed, "{h}: {r:?}");
     }
     assert!(
@@ -165,12 +160,7 @@ async fn a_host_ssm_refuses_waits_and_the_others_rotate() {
     assert_eq!(s["started"].as_array().unwrap().len(), 2, "{s}");
     assert!(s["skipped"].to_string().contains("offline, waiting"), "{s}");
     stack.settle(Delivery::default()).await.unwrap();
-    let r = stack
-        .store
-        .host(&HostId::parse(&hosts[0]).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let r = stack.record(&hosts[0]).await;
     assert_eq!(r.attempts.failed, 0, "{r:?}");
     assert!(alert_bodies(&mut stack).is_empty());
 }

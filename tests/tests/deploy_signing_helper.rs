@@ -11,9 +11,7 @@
 
 use pki::KeyAlgorithm;
 use serde_json::json;
-use state::ports::FleetReader as _;
 use state::record::{HostOverrides, RotationState};
-use state::HostId;
 use tests::emulators::ssm::HostSpec;
 use tests::stack::{Delivery, LocalStack};
 
@@ -51,12 +49,7 @@ async fn deploy_cert_proves_the_new_pair_with_create_session_before_the_swap() {
     // Each host got a session for exactly the certificate it now has live, before the swap.
     let sessions = stack.rolesanywhere.sessions();
     for (h, o) in &hosts {
-        let r = stack
-            .store
-            .host(&HostId::parse(h).unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let r = stack.record(h).await;
         assert!(matches!(r.state, RotationState::Deployed), "{h}: {r:?}");
         let f = stack.host_files(h, o);
         let live = serial_of(&f.cert);
@@ -96,12 +89,7 @@ async fn deploy_cert_proves_the_new_pair_with_create_session_before_the_swap() {
     assert_eq!(code, "AccessDeniedException");
     assert!(message.contains("is disabled"), "{message}");
 
-    let r = stack
-        .store
-        .host(&HostId::parse(h).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let r = stack.record(h).await;
     match &r.state {
         RotationState::Failed { reason, .. } => {
             assert!(

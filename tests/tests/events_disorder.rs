@@ -96,12 +96,7 @@ async fn an_issuance_event_delivered_by_hand_before_the_csr_status_waits_for_it(
     // The GenerateCsr status is on the bus; hold it, and first hand CertDeploy the issuance
     // event of the certificate CertIssue is about to request (no rotation records it yet).
     let events = stack.bus.drain();
-    let record = stack
-        .store
-        .host(&HostId::parse(&h).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = stack.record(&h).await;
     assert!(matches!(record.state, RotationState::CsrRequested { .. }));
     let now = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

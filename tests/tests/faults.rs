@@ -109,12 +109,7 @@ async fn throttled_update_item_reaches_the_store_as_a_retryable_throttle() {
     );
     start_rotation(&stack, &hosts[0]).await.unwrap();
     assert_eq!(stack.plan.count("DynamoDB.UpdateItem", &Fault::Throttle), 5);
-    let record = stack
-        .store
-        .host(&HostId::parse(&hosts[0]).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let record = stack.record(&hosts[0]).await;
     assert!(matches!(record.state, RotationState::CsrRequested { .. }));
 }
 
