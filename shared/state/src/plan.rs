@@ -122,7 +122,9 @@ pub struct PlanPolicy {
     pub backoff_base: Duration,
     /// Upper bound of the backoff.
     pub backoff_max: Duration,
-    /// Whether hosts whose certificate was revoked get a new one automatically.
+    /// Whether hosts revoked for a reason that does not hold them (`SUPERSEDED`) get a new
+    /// certificate automatically. A host held by its revocation's reason is never re-issued
+    /// until an operator releases it, whatever this says (`rotation::revocation`).
     pub reissue_revoked: bool,
 }
 
@@ -211,6 +213,9 @@ pub enum PlanItem {
     },
     /// Revoked, and the stack does not re-issue automatically.
     RevokedHeld,
+    /// Revoked for a reason that holds the host (key compromise, cessation of operation …):
+    /// nothing starts, not even a forced rotation, until an operator releases it.
+    Held,
 }
 
 impl PlanItem {
@@ -240,6 +245,7 @@ pub fn plan_host(record: &HostRecord, now: OffsetDateTime, policy: &PlanPolicy) 
                 },
             }
         }
+        RotationState::Revoked { held: Some(_), .. } => PlanItem::Held,
         RotationState::Revoked { .. } => {
             if policy.reissue_revoked {
                 PlanItem::Due(DueReason::Revoked)
@@ -412,6 +418,38 @@ mod tests {
             plan_host(&failed, nb + Duration::hours(2), &policy),
             PlanItem::Retry { attempt: 2 }
         );
+    }
+
+    #[test]
+    fn a_revoked_host_is_re_issued_unless_its_reason_holds_it() {
+        let policy = PlanPolicy::default();
+        let nb = datetime!(2026-11-01 00:00 UTC);
+        let mut r = deployed(host(1), nb, nb + Duration::days(7));
+        r.state = RotationState::Revoked {
+            serial: "0a".into(),
+            held: None,
+        };
+        assert_eq!(
+            plan_host(&r, nb, &policy),
+            PlanItem::Due(DueReason::Revoked)
+        );
+        let off = PlanPolicy {
+            reissue_revoked: false,
+            ..PlanPolicy::default()
+        };
+        assert_eq!(plan_host(&r, nb, &off), PlanItem::RevokedHeld);
+        r.state = RotationState::Revoked {
+            serial: "0a".into(),
+            held: Some("KEY_COMPROMISE".into()),
+        };
+        for p in [&policy, &off] {
+            assert_eq!(
+                plan_host(&r, nb, p),
+                PlanItem::Held,
+                "whatever the stack says"
+            );
+        }
+        assert!(!PlanItem::Held.starts_rotation());
     }
 
     #[test]

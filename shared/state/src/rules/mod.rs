@@ -17,8 +17,14 @@
 //!   ISSUING ──certificate fetched and checked──► DEPLOYING(command?, serial, validity)
 //!   DEPLOYING ──host verified and swapped──► DEPLOYED(serial, NotBefore, NotAfter, renewAt)
 //!   any in-flight state ──► FAILED(stage, reason, attempts)
-//!   DEPLOYED / IDLE / FAILED with a serial ──revoked──► REVOKED
+//!   any state but REVOKED ──revoked──► REVOKED(serial, held?)   (an in-flight rotation is cancelled)
+//!   REVOKED(held) ──released──► REVOKED                          (the next run may re-issue)
 //! ```
+//!
+//! A revocation cancels a rotation in flight by removing its rotation ID, command ID and
+//! pending certificate: every later event of that rotation (CertIssue's `Issuing`, CertDeploy's
+//! `BeginDeploy` and `Deployed`, a `Fail`) names what is no longer there and is refused. A held
+//! host (`revocationHold`) cannot be claimed by `Start` until `Release` removes the hold.
 
 use time::OffsetDateTime;
 
@@ -96,10 +102,25 @@ pub enum Change {
         /// When CertCheck may retry.
         next_attempt_at: OffsetDateTime,
     },
-    /// The certificate `serial`, in place on a host at rest or failed, was revoked.
+    /// The host's certificate `serial` was revoked at the CA: the current one, or the pending
+    /// one when the host has none yet. Made in any state but REVOKED; a rotation in flight is
+    /// cancelled.
     Revoke {
-        /// The revoked serial.
+        /// The state the caller saw.
+        from: StateKind,
+        /// The rotation in flight the caller saw (required when `from` is in flight).
+        rotation: Option<RotationId>,
+        /// The current serial the caller saw (`None`: the host has none).
+        current: Option<String>,
+        /// The serial revoked (recorded as `revokedSerial`).
         serial: String,
+        /// The revocation reason, when it holds the host (no rotation until released).
+        held: Option<String>,
+    },
+    /// An operator released a host held by the revocation reason `held`.
+    Release {
+        /// The reason holding it, as read.
+        held: String,
     },
     /// An alert of `level` was raised for the host's current episode. Bumps no version, so it
     /// never makes a concurrent claim or transition conflict; a successful deployment clears it.
@@ -121,6 +142,7 @@ impl Change {
             Change::Deployed { .. } => "complete deployment",
             Change::Fail { .. } => "fail",
             Change::Revoke { .. } => "mark revoked",
+            Change::Release { .. } => "release the hold",
             Change::Alerted { .. } => "record the alert level",
         }
     }
@@ -163,7 +185,7 @@ pub struct Rule {
     pub effect: Vec<Effect>,
 }
 
-/// Pending attributes of an in-flight rotation, all cleared when it ends.
+/// Pending attributes of an in-flight rotation, all cleared when it ends (or is cancelled).
 const IN_FLIGHT: [&str; 7] = [
     attr::COMMAND_ID,
     attr::PENDING_CERT_ARN,
@@ -218,6 +240,12 @@ impl Builder {
             b.remove(&[attr::UNSETTLED])
         }
     }
+    /// The version bumped, with no change of state.
+    fn bump(mut self) -> Self {
+        self.rule.guard.push(Cond::AbsentOrNumber(attr::VERSION));
+        self.rule.effect.push(Effect::BumpVersion);
+        self
+    }
     fn set(mut self, a: &'static str, v: Attr) -> Self {
         self.rule.effect.push(Effect::Set(a, v));
         self
@@ -250,7 +278,9 @@ impl Rule {
                     Some(v) => b.equals(attr::VERSION, Attr::n(*v as i64)),
                     None => b.absent(attr::VERSION),
                 };
+                // A host held by its revocation reason is never claimed (only released).
                 b.state(&[Idle, Deployed, Failed, Revoked])
+                    .absent(attr::HOLD)
                     .enter(CsrRequested, now)
                     .set(attr::ROTATION_ID, Attr::s(rotation.as_str()))
                     .remove(&IN_FLIGHT[..6])
@@ -361,20 +391,47 @@ impl Rule {
                         attr::PENDING_NOT_AFTER,
                     ])
             }
-            // A FAILED host still runs its current certificate (a failed rotation leaves the
-            // live pair untouched), and a misbehaving host is the likely one to revoke.
-            Change::Revoke { serial } => b
-                .equals(attr::SERIAL, Attr::s(serial))
-                .state(&[Deployed, Idle, Failed])
-                .enter(Revoked, now)
-                .set(attr::REVOKED_SERIAL, Attr::s(serial))
-                .remove(&[
-                    attr::ROTATION_ID,
-                    attr::ATTEMPTS,
-                    attr::FAILED_STAGE,
-                    attr::FAILURE_REASON,
-                    attr::NEXT_ATTEMPT_AT,
-                ]),
+            // Any state but REVOKED (a revoked serial is not revoked again). A rotation in
+            // flight is named by its ID and cancelled: its pending attributes go, so every
+            // later event of it finds nothing to match. The serial guard keeps a revocation
+            // from landing on a certificate that changed since the caller read it.
+            Change::Revoke {
+                from,
+                rotation,
+                current,
+                serial,
+                held,
+            } => {
+                let from: &[StateKind] = match (from, rotation) {
+                    (Revoked, _) => &[],
+                    (k, None) if k.in_flight() => &[],
+                    (k, _) => std::slice::from_ref(k),
+                };
+                let b = b.state(from);
+                let b = match rotation {
+                    Some(r) => b.equals(attr::ROTATION_ID, Attr::s(r.as_str())),
+                    None => b,
+                };
+                let b = match current {
+                    Some(c) => b.equals(attr::SERIAL, Attr::s(c)),
+                    None => b.absent(attr::SERIAL),
+                };
+                b.enter(Revoked, now)
+                    .set(attr::REVOKED_SERIAL, Attr::s(serial))
+                    .set_opt(attr::HOLD, held.as_deref().map(Attr::s))
+                    .remove(&IN_FLIGHT)
+                    .remove(&[
+                        attr::ATTEMPTS,
+                        attr::FAILED_STAGE,
+                        attr::FAILURE_REASON,
+                        attr::NEXT_ATTEMPT_AT,
+                    ])
+            }
+            Change::Release { held } => b
+                .state(&[Revoked])
+                .equals(attr::HOLD, Attr::s(held))
+                .bump()
+                .remove(&[attr::HOLD]),
             Change::Alerted { level } => b.set(attr::ALERT_LEVEL, Attr::s(level.as_str())),
         };
         b.rule
