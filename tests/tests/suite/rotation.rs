@@ -182,7 +182,7 @@ async fn twenty_hosts_rotate_then_nothing_is_due() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn force_rotates_with_a_new_key_and_keeps_the_previous_pair() {
+async fn force_rotates_with_a_new_key_and_retires_the_previous_pair() {
     let mut stack = LocalStack::start(&[]).await.unwrap();
     let h = host(1);
     let o = mixed(1);
@@ -211,16 +211,26 @@ async fn force_rotates_with_a_new_key_and_keeps_the_previous_pair() {
     let second = assert_host_pair(&stack, &h, &f, KeyAlgorithm::Rsa2048);
     assert_ne!(first.serial, second.serial, "new serial");
     assert_ne!(std::fs::read(&f.key).unwrap(), first_key, "new key");
-    let prev_key = f.key.with_extension("key.prev");
+    // The previous pair is gone from the host, and its certificate revoked as superseded.
+    assert!(f.key.with_extension("key.prev").symlink_metadata().is_err());
+    assert!(f
+        .cert
+        .with_extension("crt.prev")
+        .symlink_metadata()
+        .is_err());
+    let superseded: Vec<_> = stack
+        .pca
+        .revoked()
+        .into_iter()
+        .map(|r| (r.serial.trim_start_matches('0').to_owned(), r.reason))
+        .collect();
+    let first_hex = first.serial.replace(':', "");
     assert_eq!(
-        std::fs::read(&prev_key).unwrap(),
-        first_key,
-        "previous key kept as the backup"
-    );
-    let prev_cert = std::fs::read_to_string(f.cert.with_extension("crt.prev")).unwrap();
-    assert_eq!(
-        pki::parse_certificate_pem(&prev_cert).unwrap().serial,
-        first.serial
+        superseded,
+        [(
+            first_hex.trim_start_matches('0').to_owned(),
+            "SUPERSEDED".to_owned()
+        )]
     );
 }
 
