@@ -282,7 +282,8 @@ async fn duplicated_and_reordered_events_deploy_once() {
             .unwrap();
         assert_eq!(r.state, RotationState::Deployed);
     }
-    // An issuance event for a certificate no rotation waits for is ignored.
+    // An issuance event for a certificate no rotation waits for, which our CA never issued, is
+    // ignored: asked of Private CA (is it an orphan to revoke?), nothing else is called.
     let foreign = json!({
         "version": "0", "id": "x", "detail-type": "ACM Private CA Certificate Issuance", "source": "aws.acm-pca",
         "account": "111122223333", "time": "2026-11-21T10:15:30Z", "region": "us-east-1",
@@ -306,11 +307,16 @@ async fn duplicated_and_reordered_events_deploy_once() {
             .contains("no rotation is waiting"),
         "{out}"
     );
+    let mut after = stack.capture.calls();
+    let fetched = after.remove("ACMPCA.GetCertificate").unwrap_or(0);
+    let mut before = calls.clone();
+    let fetched_before = before.remove("ACMPCA.GetCertificate").unwrap_or(0);
     assert_eq!(
-        stack.capture.calls(),
-        calls,
-        "nothing called for a foreign event"
+        fetched,
+        fetched_before + 1,
+        "one fetch of the unknown certificate"
     );
+    assert_eq!(after, before, "nothing else called for a foreign event");
 }
 
 /// Fails one host's rotation a given way; checks FAILED with a reason, the live pair untouched
