@@ -16,8 +16,6 @@
 //! the revocations the service makes itself (superseded and orphaned certificates, always
 //! `SUPERSEDED`, which never touch a host's state).
 
-use std::future::Future;
-
 use crate::alerts::{raise_or_log, Alert, AlertKind, Alerts};
 use crate::ca::CertificateAuthority;
 use crate::error::AwsError;
@@ -62,24 +60,22 @@ pub struct Retirement {
 /// ([`AlertKind::RevocationFailed`]): the certificate stays valid until it expires (at most the
 /// stack's `CertValidityDays`) unless an operator revokes it; it never undoes what the caller
 /// recorded. Returns whether it was revoked.
-pub fn retire<'a, C: CertificateAuthority, A: Alerts>(
-    ca: &'a C,
-    alerts: &'a A,
-    retirement: &'a Retirement,
-) -> impl Future<Output = bool> + Send + 'a {
-    async move {
-        let serial =
-            pki::normalize_serial(&retirement.serial).unwrap_or_else(|| retirement.serial.clone());
-        match ca.revoke(&serial, SUPERSEDED).await {
-            Ok(()) => {
-                tracing::info!(host = %retirement.host, serial, what = retirement.what, "revoked as SUPERSEDED");
-                true
-            }
-            Err(e) => {
-                tracing::error!(host = %retirement.host, serial, what = retirement.what, error = %e, "could not revoke");
-                raise_or_log(alerts, &retirement_failed(retirement, &e)).await;
-                false
-            }
+pub async fn retire<C: CertificateAuthority, A: Alerts>(
+    ca: &C,
+    alerts: &A,
+    retirement: &Retirement,
+) -> bool {
+    let serial =
+        pki::normalize_serial(&retirement.serial).unwrap_or_else(|| retirement.serial.clone());
+    match ca.revoke(&serial, SUPERSEDED).await {
+        Ok(()) => {
+            tracing::info!(host = %retirement.host, serial, what = retirement.what, "revoked as SUPERSEDED");
+            true
+        }
+        Err(e) => {
+            tracing::error!(host = %retirement.host, serial, what = retirement.what, error = %e, "could not revoke");
+            raise_or_log(alerts, &retirement_failed(retirement, &e)).await;
+            false
         }
     }
 }
