@@ -268,7 +268,7 @@ where
     C: CertificateAuthority,
     A: Alerts,
 {
-    let facts = orphan::fetched(cert_arn, fetch(deps, cert_arn).await)?;
+    let facts = orphan::fetched(cert_arn, fetch(deps, cert_arn).await, sent, now)?;
     let host = orphan::named_host(cert_arn, &facts)?;
     let record = deps.store.host(&host).await?;
     let retirement = orphan::orphan(cert_arn, &facts, &host, record, sent, now)?;

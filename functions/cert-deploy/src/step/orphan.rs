@@ -29,11 +29,15 @@ use super::issuance::WAIT_FOR_ROTATION;
 use super::Stop;
 
 /// With Private CA's last answer to the fetch of a certificate no rotation waits for, its facts:
-/// still being issued (or a fetch a retry may cure) is not ready; a refusal or an unreadable
+/// still being issued (or a fetch a retry may cure) is not ready; so is a refusal while the
+/// event (sent at `sent`, when known) is no older than [`WAIT_FOR_ROTATION`] (Private CA may not
+/// answer yet for a certificate it has only just announced); an older refusal or an unreadable
 /// certificate is none of ours to judge (ignored).
 pub fn fetched(
     cert_arn: &str,
     answer: Result<Fetched, AwsError>,
+    sent: Option<OffsetDateTime>,
+    now: OffsetDateTime,
 ) -> Result<CertificateFacts, Stop> {
     let certificate = match answer {
         Ok(Fetched::Ready { certificate, .. }) => certificate,
@@ -42,9 +46,9 @@ pub fn fetched(
                 "{cert_arn} is still being issued"
             )))
         }
-        Err(e) if e.retryable => {
+        Err(e) if e.retryable || young(sent, now) => {
             return Err(Stop::not_ready(&format!(
-                "{cert_arn} could not be fetched yet: {e}"
+                "no rotation is waiting for {cert_arn} yet, and it cannot be fetched yet: {e}"
             )))
         }
         Err(e) => {
@@ -58,6 +62,12 @@ pub fn fetched(
             "no rotation is waiting for {cert_arn}, and it is unreadable: {e}"
         ))
     })
+}
+
+/// Whether an event sent at `sent` (unknown: a synthesized event) may still be followed by
+/// the record it announces.
+fn young(sent: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    sent.is_none_or(|sent| now - sent <= WAIT_FOR_ROTATION)
 }
 
 /// With the certificate no rotation waits for, the host its subject names (to load), or why
@@ -86,7 +96,7 @@ pub fn orphan(
             "no rotation is waiting for {cert_arn}, and its host {host} is not enrolled"
         )));
     };
-    let young = sent.is_none_or(|sent| now - sent <= WAIT_FOR_ROTATION);
+    let young = young(sent, now);
     let same = |s: &str| {
         pki::normalize_serial(s).as_deref() == Some(facts.serial.as_str()) || s == facts.serial
     };
