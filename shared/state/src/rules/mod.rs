@@ -29,11 +29,12 @@
 use time::OffsetDateTime;
 
 use crate::host::HostId;
-use crate::item::{
-    attr, is_unsettled, legacy_time, record_from_item, rfc3339, Attr, Item, UNSETTLED_VALUE,
-};
+use crate::item::{attr, legacy_time, record_from_item, rfc3339, Attr, Item};
 use crate::ports::TransitionConflict;
+
+mod builder;
 use crate::record::{AlertLevel, DeployedCert, FailureStage, HostRecord, RotationId, StateKind};
+use builder::Builder;
 
 /// A step of the state machine, with what it expects to find.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,71 +199,6 @@ const IN_FLIGHT: [&str; 7] = [
 
 /// The longest failure reason stored.
 pub const MAX_REASON_BYTES: usize = 1000;
-
-struct Builder {
-    rule: Rule,
-}
-
-impl Builder {
-    fn new(name: &'static str) -> Self {
-        Builder {
-            rule: Rule {
-                name,
-                guard: Vec::new(),
-                effect: Vec::new(),
-            },
-        }
-    }
-    fn state(mut self, kinds: &[StateKind]) -> Self {
-        self.rule.guard.push(Cond::StateIn(kinds.to_vec()));
-        self
-    }
-    fn equals(mut self, a: &'static str, v: Attr) -> Self {
-        self.rule.guard.push(Cond::Equals(a, v));
-        self
-    }
-    fn absent(mut self, a: &'static str) -> Self {
-        self.rule.guard.push(Cond::Absent(a));
-        self
-    }
-    /// Enters `kind` at `now`: version bumped, state and its start time written, and the
-    /// unsettled-index key set while a rotation is in flight or failed, removed otherwise (so
-    /// the index holds exactly the hosts the reconcile pass must look at, on every store).
-    fn enter(mut self, kind: StateKind, now: OffsetDateTime) -> Self {
-        self.rule.guard.push(Cond::AbsentOrNumber(attr::VERSION));
-        self.rule.effect.push(Effect::BumpVersion);
-        let b = self
-            .set(attr::STATE, Attr::s(kind.as_str()))
-            .set(attr::STATE_SINCE, Attr::n(now.unix_timestamp()));
-        if is_unsettled(kind) {
-            b.set(attr::UNSETTLED, Attr::s(UNSETTLED_VALUE))
-        } else {
-            b.remove(&[attr::UNSETTLED])
-        }
-    }
-    /// The version bumped, with no change of state.
-    fn bump(mut self) -> Self {
-        self.rule.guard.push(Cond::AbsentOrNumber(attr::VERSION));
-        self.rule.effect.push(Effect::BumpVersion);
-        self
-    }
-    fn set(mut self, a: &'static str, v: Attr) -> Self {
-        self.rule.effect.push(Effect::Set(a, v));
-        self
-    }
-    fn set_opt(self, a: &'static str, v: Option<Attr>) -> Self {
-        match v {
-            Some(v) => self.set(a, v),
-            None => self.remove(&[a]),
-        }
-    }
-    fn remove(mut self, attrs: &[&'static str]) -> Self {
-        self.rule
-            .effect
-            .extend(attrs.iter().map(|a| Effect::Remove(a)));
-        self
-    }
-}
 
 impl Rule {
     /// The rule that carries out `change` at `now`.

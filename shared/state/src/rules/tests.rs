@@ -1,6 +1,7 @@
 //! The rules on the happy path, on foreign values and on stale versions.
 
 use super::*;
+use crate::item::UNSETTLED_VALUE;
 use crate::record::RotationState;
 use time::macros::datetime;
 
