@@ -314,6 +314,20 @@ def check_parameter_table(text):
     for row in re.findall(r"^\| ([A-Za-z, ]+) \|", section, re.M):
         if row.strip() != "parameter":
             named.update(n.strip() for n in row.split(","))
+    # The default column says what the template's Default is (names and defaults may be listed
+    # together, `LogLevel, LogRetentionInDays | info, 90`; an empty cell is no default).
+    for names, defaults in re.findall(r"^\| ([A-Za-z, ]+) \| ([^|]*) \|", section, re.M):
+        names = [n.strip() for n in names.split(",")]
+        if names == ["parameter"]:
+            continue
+        cells = [d.strip().strip("`") for d in defaults.split(",")] if defaults.strip() else [""] * len(names)
+        if len(cells) != len(names):
+            cells = [defaults.strip().strip("`")] * len(names)
+        for name, cell in zip(names, cells):
+            if name in template["Parameters"]:
+                default = str(template["Parameters"][name].get("Default", ""))
+                if cell != default:
+                    err(f"README's stack parameter table gives {name} the default {cell!r}; the template's is {default!r}")
     if named != parameters:
         for missing in sorted(parameters - named):
             err(f"README's stack parameter table lacks {missing}")

@@ -47,6 +47,7 @@ echo "template.yaml is up to date with documents/"
 
 echo "== 2/6 template structure"
 "${venv}/bin/python" - "$template" "$work" <<'PY'
+import os
 import re
 import sys
 
@@ -215,6 +216,17 @@ for fname, res in functions.items():
             err(f"stack parameter {param} (for {var}) missing")
         elif var in variables and not (isinstance(value, Tagged) and value.tag == "!Ref" and value.value == param):
             err(f"{fname}: {var} must be !Ref {param}")
+
+# The defaults the Rust Config falls back to (with no variable set) are the parameters' defaults:
+# a function run outside the stack behaves as the stack deploys it.
+config_rs = os.path.join(os.path.dirname(os.path.abspath(template)), "..", "shared", "rotation", "src", "config.rs")
+with open(config_rs, encoding="utf-8") as f:
+    code_defaults = dict(re.findall(r'(?:parse_num|parse_bool|opt|path)\("([A-Z_]+)", "([^"]*)"\)', f.read()))
+for var, param in FROM_PARAMETERS.items():
+    if var in code_defaults and param in stack_parameters:
+        default = str(stack_parameters[param].get("Default", ""))
+        if code_defaults[var] != default:
+            err(f"{var} defaults to {code_defaults[var]!r} in config.rs, {param} to {default!r} in the template")
 
 # Stateful resources outlive the stack and a replacement: the table holds every host's state,
 # the CA and the trust anchor are what the hosts' certificates chain to and are accepted by, the

@@ -103,6 +103,9 @@ check_dir_guarded certPath "$cert_path" "publish a certificate"
 check_dir_guarded cacertPath "$cacert_path" "publish a CA chain"
 check_published_paths "$cert_path" "$key_path" "$cacert_path" "$host_id"
 finish_interrupted_swap "$key_path" "$host_id"
+# What a crash after the last swap left of the previous pair, in the certificate directory too.
+remove_previous_pair "$key_path" "$cert_path" "$host_id" ||
+  fail 10 "cannot remove the previous pair"
 remove_leftovers "$cert_path" "$host_id"
 remove_leftovers "$cacert_path" "$host_id"
 

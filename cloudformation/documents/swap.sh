@@ -1,5 +1,6 @@
 # The swap of a new pair into place, in steps a crash at any point cannot leave half done.
-# Inlined by render.py into both documents: DeployCert swaps (write_journal, then complete_swap),
+# Inlined by render.py into both documents: DeployCert swaps (write_journal, then complete_swap,
+# which also removes the previous pair),
 # and both documents begin with finish_interrupted_swap, which completes a swap a crash or a
 # reboot interrupted before anything else happens. Needs prologue.sh.
 # shellcheck shell=bash
@@ -18,6 +19,13 @@
 #      .prev first; flush the directories; remove the journal; remove what is left over.
 #   4. Any later run of either document finds the journal and completes step 3 first. A journal
 #      whose staged files were removed before the pair moved is dropped: the live pair stays.
+#   5. Once the journal is gone the previous pair is removed (remove_previous_pair): the new
+#      pair was verified before the swap and is durably in place, and the service revokes the
+#      previous certificate as soon as it records the deployment, so the old pair can never
+#      serve again and its private key has no reason to stay on disk. The key goes first (a
+#      crash between leaves only a public certificate), and either document's next run removes
+#      what a crash left (GenerateCsr knows only the key directory: a certificate .prev in
+#      another directory waits for the next DeployCert).
 #
 # The pair in two directories moves in two renames, the key's then the certificate's: a reader
 # may meet the new key with the old certificate between the two (and a crash there is what the
@@ -263,7 +271,37 @@ remove_leftovers() {
   done
 }
 
-# Step 3, whole: roll the recorded swap forward, flush, drop the journal and the leftovers.
+# Remove `path` if it is a regular file or a symlink this script made (owned by this user,
+# reading exactly `ours`); anything else is left for the published-path checks to refuse.
+remove_if_ours() {
+  local path="$1" ours="$2"
+  if [ -L "$path" ]; then
+    [ "$(readlink -- "$path")" = "$ours" ] && [ "$(stat -c '%u' -- "$path")" = "$EUID" ] || return 0
+  elif [ ! -f "$path" ]; then
+    return 0
+  fi
+  rm -f -- "$path"
+}
+
+# Step 5: the previous pair goes, once no swap is under way (no journal): the key's .prev, then
+# the certificate's (in cert_dir when known, and in the key directory when the pair shares it),
+# then the .{host}.pair.prev pointer (its generation is then a leftover).
+remove_previous_pair() {
+  local key_dir="$1" cert_dir="$2" host="$3" pointer
+  [ ! -e "$(journal_path "$key_dir" "$host")" ] || return 0
+  remove_if_ours "${key_dir}/${host}.key.prev" ".${host}.pair.prev/${host}.key" || return 1
+  if [ -n "$cert_dir" ]; then
+    remove_if_ours "${cert_dir}/${host}.crt.prev" ".${host}.pair.prev/${host}.crt" || return 1
+  fi
+  remove_if_ours "${key_dir}/${host}.crt.prev" ".${host}.pair.prev/${host}.crt" || return 1
+  pointer="${key_dir}/.${host}.pair.prev"
+  if [[ "$(link_target "$pointer")" =~ ^[.]${host}[.]pair[.][A-Za-z0-9]{6}$ ]]; then
+    remove_if_ours "$pointer" "$(link_target "$pointer")" || return 1
+  fi
+}
+
+# Step 3, whole: roll the recorded swap forward, flush, drop the journal, the previous pair
+# (step 5) and the leftovers.
 complete_swap() {
   local key_dir="$1" cert_dir="$2" cacert_dir="$3" host="$4" generation="$5" journal
   journal=$(journal_path "$key_dir" "$host")
@@ -279,12 +317,14 @@ complete_swap() {
   flush_to_disk "$cacert_dir" "$cert_dir" "$key_dir" || fail "$fs_error" "cannot flush the swap to disk"
   rm -f -- "$journal" || fail "$fs_error" "cannot remove the swap journal ${journal}"
   flush_to_disk "$key_dir" || fail "$fs_error" "cannot flush ${key_dir} to disk"
+  remove_previous_pair "$key_dir" "$cert_dir" "$host" ||
+    fail "$fs_error" "cannot remove the previous pair; the next run removes it"
   remove_leftovers "$key_dir" "$host"
 }
 
 # First thing of either document: a swap a crash interrupted is completed (or dropped), in the
-# directories its journal names, under the same checks as a DeployCert's; then what a crash
-# may have left in the key directory goes.
+# directories its journal names, under the same checks as a DeployCert's; then the previous
+# pair and what a crash may have left in the key directory go.
 finish_interrupted_swap() {
   local key_dir="$1" host="$2" journal
   journal=$(journal_path "$key_dir" "$host")
@@ -298,5 +338,7 @@ finish_interrupted_swap() {
     printf 'NOTE: completing a swap a crash interrupted (%s)\n' "$journal" >&2
     complete_swap "$key_dir" "$journal_cert_dir" "$journal_cacert_dir" "$host" "$journal_generation"
   fi
+  remove_previous_pair "$key_dir" '' "$host" ||
+    fail "$fs_error" "cannot remove the previous pair in ${key_dir}"
   remove_leftovers "$key_dir" "$host"
 }

@@ -113,8 +113,16 @@ enum Plan {
         stage: usize,
         long_reason: bool,
     },
+    /// A revocation in any state (an in-flight rotation is cancelled), holding the host or not.
     Revoke {
+        from: Option<usize>,
+        rotation: Id,
         serial: Id,
+        held: bool,
+    },
+    /// A release under the view's hold, or a foreign one.
+    Release {
+        held: Id,
     },
 }
 
@@ -181,7 +189,19 @@ fn plan() -> impl Strategy<Value = Plan> {
                 stage,
                 long_reason
             }),
-        id().prop_map(|serial| Plan::Revoke { serial }),
+        (
+            proptest::option::weighted(0.2, 0usize..KINDS.len()),
+            id(),
+            id(),
+            any::<bool>()
+        )
+            .prop_map(|(from, rotation, serial, held)| Plan::Revoke {
+                from,
+                rotation,
+                serial,
+                held
+            }),
+        id().prop_map(|held| Plan::Release { held }),
     ];
     prop_oneof![
         1 => (0usize..ROTATIONS.len(), proptest::option::of(0usize..SERIALS.len()))
@@ -284,6 +304,7 @@ fn initial_item(initial: Initial, host: &HostId, base: OffsetDateTime) -> Item {
         },
         Initial::State(_) => RotationState::Revoked {
             serial: SERIALS[0].into(),
+            held: None,
         },
     };
     item_from_record(&HostRecord {
@@ -334,7 +355,13 @@ fn next(state: Option<&RotationState>, rotation: usize, serial: Option<usize>) -
             serial,
             with_arn: true,
         },
-        Some(S::Deployed | S::Idle) if serial == Some(0) => Plan::Revoke { serial: view },
+        Some(S::Revoked { held: Some(_), .. }) => Plan::Release { held: view },
+        Some(S::Deployed | S::Idle) if serial == Some(0) => Plan::Revoke {
+            from: None,
+            rotation: view,
+            serial: view,
+            held: rotation == 0,
+        },
         _ => Plan::Start {
             version: Ver::View,
             rotation,
@@ -461,14 +488,37 @@ fn resolve(
             attempts: view.map_or(0, |v| v.attempts.failed) + 1,
             next_attempt_at: now + Duration::minutes(5),
         },
-        Plan::Revoke { serial } => Change::Revoke {
-            serial: match (
-                serial,
-                view.and_then(|v| v.current.as_ref()?.serial.clone()),
-            ) {
-                (Id::View, Some(s)) => s,
-                (Id::View, None) => SERIALS[0].into(),
-                (Id::Pick(k), _) => pick(&SERIALS, k),
+        Plan::Revoke {
+            from,
+            rotation: r,
+            serial,
+            held,
+        } => {
+            let from = match from {
+                Some(k) => KINDS[k],
+                None => state.map_or(StateKind::Idle, RotationState::kind),
+            };
+            let current = view.and_then(|v| v.current.as_ref()?.serial.clone());
+            Change::Revoke {
+                from,
+                rotation: (from.in_flight() || matches!(r, Id::Pick(_))).then(|| rotation(r)),
+                current: match serial {
+                    Id::View => current.clone(),
+                    Id::Pick(k) => Some(pick(&SERIALS, k)),
+                },
+                serial: match (serial, current) {
+                    (Id::View, Some(s)) => s,
+                    (Id::View, None) => SERIALS[0].into(),
+                    (Id::Pick(k), _) => pick(&SERIALS, k),
+                },
+                held: held.then(|| "KEY_COMPROMISE".into()),
+            }
+        }
+        Plan::Release { held } => Change::Release {
+            held: match (held, state) {
+                (Id::View, Some(RotationState::Revoked { held: Some(h), .. })) => h.clone(),
+                (Id::View, _) => "KEY_COMPROMISE".into(),
+                (Id::Pick(k), _) => pick(&["KEY_COMPROMISE", "SUPERSEDED", "UNSPECIFIED"], k),
             },
         },
     }

@@ -295,7 +295,11 @@ stage_generation() {
   run --separate-stderr finish_interrupted_swap "$keys" "$host"
   [ "$status" -eq 0 ]
   [[ "$stderr" == "NOTE: completing a swap a crash interrupted"* ]]
-  assert_two_directories_swapped
+  [ "$(holds "${certs}/${host}.crt")" = new-cert ]
+  [ "$(holds "${keys}/${host}.key")" = new-key ]
+  # The swap done, the previous pair goes.
+  [ ! -e "${certs}/${host}.crt.prev" ]
+  [ ! -e "${keys}/${host}.key.prev" ]
   [ "$(holds "${certs}/ca_chain_certificate.crt")" = new-chain ]
   [ "$(holds "${certs}/ca_chain_certificate.crt.prev")" = old-chain ]
   [ ! -e "${keys}/.${host}.swap" ]
@@ -307,6 +311,60 @@ stage_generation() {
   finish_interrupted_swap "$keys" "$host" 2>/dev/null
   [ "$(holds "${keys}/${host}.crt")" = first-cert ]
   [ ! -e "${keys}/.${host}.swap" ]
+  g2=$(stage_generation second)
+  write_journal "$keys" "$keys" "$keys" "$host" "$g2"
+  finish_interrupted_swap "$keys" "$host" 2>/dev/null
+  [ "$(holds "${keys}/${host}.key")" = second-key ]
+  # The previous generation, its pointer and its names are gone with the journal.
+  [ ! -L "${keys}/${host}.crt.prev" ] && [ ! -L "${keys}/${host}.key.prev" ]
+  [ ! -L "${keys}/.${host}.pair.prev" ]
+  [ ! -e "${keys}/${g}" ]
+  [ -d "${keys}/${g2}" ]
+}
+
+@test "remove_previous_pair: two directories, the key first; a journal keeps everything" {
+  put "${certs}/${host}.crt.prev" old-cert
+  put "${keys}/${host}.key.prev" old-key
+  write_journal "$keys" "$certs" "$certs" "$host" -
+  remove_previous_pair "$keys" "$certs" "$host"
+  [ "$(holds "${keys}/${host}.key.prev")" = old-key ]
+  rm "${keys}/.${host}.swap"
+  # Without the certificate directory (GenerateCsr), only the key directory's .prev goes.
+  remove_previous_pair "$keys" '' "$host"
+  [ ! -e "${keys}/${host}.key.prev" ]
+  [ "$(holds "${certs}/${host}.crt.prev")" = old-cert ]
+  remove_previous_pair "$keys" "$certs" "$host"
+  [ ! -e "${certs}/${host}.crt.prev" ]
+  # Nothing left to remove is no error; a symlink not ours is left to the published-path checks.
+  remove_previous_pair "$keys" "$certs" "$host"
+  ln -s "${dir}/elsewhere" "${keys}/${host}.key.prev"
+  remove_previous_pair "$keys" "$certs" "$host"
+  [ -L "${keys}/${host}.key.prev" ]
+}
+
+@test "remove_previous_pair: one directory, our links and the pointer; a link not ours stays" {
+  g=$(stage_generation first)
+  switch_generation "$keys" "$host" "$g"
+  g2=$(stage_generation second)
+  switch_generation "$keys" "$host" "$g2"
+  [ "$(holds "${keys}/${host}.key.prev")" = first-key ]
+  remove_previous_pair "$keys" '' "$host"
+  remove_leftovers "$keys" "$host"
+  [ ! -L "${keys}/${host}.crt.prev" ] && [ ! -L "${keys}/${host}.key.prev" ]
+  [ ! -L "${keys}/.${host}.pair.prev" ]
+  [ ! -e "${keys}/${g}" ]
+  [ "$(holds "${keys}/${host}.key")" = second-key ]
+  ln -s "${dir}/elsewhere" "${keys}/${host}.crt.prev"
+  remove_previous_pair "$keys" '' "$host"
+  [ -L "${keys}/${host}.crt.prev" ]
+}
+
+@test "finish_interrupted_swap without a journal removes the previous key (GenerateCsr's start)" {
+  stage_two_directories
+  put "${keys}/${host}.key.prev" old-key
+  finish_interrupted_swap "$keys" "$host"
+  [ ! -e "${keys}/${host}.key.prev" ]
+  [ "$(holds "${keys}/${host}.key")" = old-key ]
 }
 
 @test "finish_interrupted_swap: no journal, nothing but the leftovers" {

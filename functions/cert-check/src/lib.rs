@@ -2,7 +2,8 @@
 //!
 //! Twice a day (EventBridge Scheduler delivers the schedule's input, `{}`) or on demand
 //! (`aws lambda invoke` with `{"hosts": [...], "force": true, "dryRun": true}` or
-//! `{"revoke": {"host": "mi-…", "reason": "KEY_COMPROMISE", "rotate": true}}`), it reads every
+//! `{"revoke": {"host": "mi-…", "reason": "KEY_COMPROMISE", "rotate": true}}`, or
+//! `{"release": {"host": "mi-…"}}` for a host its revocation's reason holds), it reads every
 //! page of the table, plans each host, and:
 //! - starts due rotations on hosts that are online: check reachability, then claim the host with
 //!   a conditional write, then send GenerateCsr, then record the command (so two runs never
@@ -41,6 +42,7 @@
 //! `Retryable` or `Permanent`; a lost task as `Retryable`. A revocation refused for what it
 //! names is answered `{"error": …}` instead (see [`step::error::CheckError::Refused`]).
 
+mod operator;
 mod reconcile;
 pub mod step;
 
@@ -64,7 +66,6 @@ use tracing::Instrument;
 
 use step::plan::{Actions, Loaded};
 use step::request::{Request, Scope};
-use step::revoke::RevokeDecision;
 use step::start::{AfterSend, Claim, HostStep, Start, Started};
 
 pub use rotation::Deps;
@@ -313,18 +314,8 @@ where
             let scan = deps.store.in_flight().await?;
             Ok(step::plan::fleet(scan, now, policy))
         }
-        Scope::Revoke(revocation) => {
-            let record = deps.store.host(&revocation.host).await?;
-            match step::revoke::decide_revocation(&revocation, record, dry_run)? {
-                RevokeDecision::Report(note) => Ok(step::revoke::reported(note)),
-                RevokeDecision::Revoke(r) => {
-                    deps.ca.revoke(&r.ca_serial(), &r.reason).await?;
-                    let revoked = deps.store.revoked(&r.record, &r.serial, now).await?;
-                    raise_or_log(&deps.alerts, &r.alert).await;
-                    Ok(step::revoke::after_revoked(&r, revoked))
-                }
-            }
-        }
+        Scope::Revoke(revocation) => operator::revoke(deps, &revocation, dry_run, now).await,
+        Scope::Release(host) => operator::release(deps, &host, dry_run, now).await,
     }
 }
 

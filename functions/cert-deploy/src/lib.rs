@@ -9,12 +9,13 @@
 //!   It fetches the certificate (retrying while Private CA is still issuing), checks that it is for
 //!   that host, carries the key of the CSR the host made, is a client-auth end-entity certificate
 //!   signed by the chain, claims the deployment with a conditional write (so a duplicated event
-//!   deploys once), and sends DeployCert. A throttled DeployCert is sent again; if it stays
+//!   deploys once), and sends DeployCert. A certificate of our CA that no rotation waits for
+//!   and that never reached its host (its rotation cancelled, failed or replaced) is revoked. A throttled DeployCert is sent again; if it stays
 //!   throttled the rotation stays DEPLOYING without a command and the event is retried, and the
 //!   retry (after the claim fence) sends it.
 //! - Run Command's status-change event of that DeployCert invocation: success → DEPLOYED with
 //!   serial, validity and the renewal point (and one alert if the output says the reload hook
-//!   failed); anything else → FAILED with the host's reason and an alert. The host itself verifies before it swaps files, so a failure leaves its pair intact.
+//!   failed), then the certificate it replaced is revoked as `SUPERSEDED`; anything else → FAILED with the host's reason and an alert. The host itself verifies before it swaps files, so a failure leaves its pair intact.
 //!
 //! Decide in pure functions, act in a shell: every decision is in [`step`], a function of the
 //! event, the record, the config, the time and the answers of earlier calls. This module only
@@ -30,7 +31,9 @@ use rotation::error::{FailureKind, FunctionError};
 use rotation::events::{CommandInvocationDetail, Envelope, IssuanceDetail};
 use rotation::failure::fail_rotation;
 use rotation::hosts::HostAgent;
+use rotation::revocation::retire;
 use rotation::telemetry::Metrics;
+use rotation::AwsError;
 use state::ports::{DeploymentRecorder, FleetReader};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -42,7 +45,7 @@ pub use rotation::error::EventError as DeployError;
 pub use rotation::Deps;
 use step::status::Verification;
 pub use step::Outcome;
-use step::{issuance, status, Stop};
+use step::{issuance, orphan, status, Stop};
 
 /// The Lambda handler: dispatches on the event's source. A retryable or not-ready error fails
 /// the invocation so that Lambda retries the event (`Retryable`, `NotReady`); an error no retry
@@ -129,6 +132,9 @@ where
         Outcome::Failed { .. } => {
             metrics.count("RotationsFailed", 1);
         }
+        Outcome::Retired { revoked, .. } => {
+            metrics.count("OrphansRevoked", u64::from(*revoked));
+        }
         Outcome::DeploySent { .. } => {}
     }
     metrics.emit("CertDeploy");
@@ -185,22 +191,17 @@ where
     S: FleetReader + DeploymentRecorder,
     H: HostAgent,
     C: CertificateAuthority,
+    A: Alerts,
 {
     let cert_arn = issuance::issuance_event(event, &deps.config)?;
-    let found = deps.store.host_waiting_for(&cert_arn).await?;
-    let host = issuance::waiting_host(&cert_arn, found, sent, now)?;
+    let Some(host) = deps.store.host_waiting_for(&cert_arn).await? else {
+        return orphaned(deps, &cert_arn, sent, now).await;
+    };
     let record = deps.store.host(&host).await?;
     let issuing = issuance::issuance_record(event, &cert_arn, &host, record, now)?;
     tracing::info!(%host, "issuance event for a pending rotation");
 
-    let mut answer = Ok(Fetched::Pending);
-    for delay in FETCH_DELAYS_MS {
-        tokio::time::sleep(StdDuration::from_millis(delay)).await;
-        answer = deps.ca.fetch(&cert_arn).await;
-        if !issuance::fetch_again(&answer) {
-            break;
-        }
-    }
+    let answer = fetch(deps, &cert_arn).await;
     let claim = issuance::fetched(&issuing, answer, now)?;
 
     // Claim the deployment: a duplicated event stops here. A claim whose DeployCert could not
@@ -239,6 +240,48 @@ where
     Ok(outcome)
 }
 
+/// Private CA's last answer for `cert_arn`, asked again after each of [`FETCH_DELAYS_MS`]
+/// while it is still being issued.
+async fn fetch<S, H, C, A>(deps: &Deps<S, H, C, A>, cert_arn: &str) -> Result<Fetched, AwsError>
+where
+    C: CertificateAuthority,
+{
+    let mut answer = Ok(Fetched::Pending);
+    for delay in FETCH_DELAYS_MS {
+        tokio::time::sleep(StdDuration::from_millis(delay)).await;
+        answer = deps.ca.fetch(cert_arn).await;
+        if !issuance::fetch_again(&answer) {
+            break;
+        }
+    }
+    answer
+}
+
+/// A certificate of our CA that no rotation waits for: revoked if it never reached its host
+/// (see [`step::orphan`]).
+async fn orphaned<S, H, C, A>(
+    deps: &Deps<S, H, C, A>,
+    cert_arn: &str,
+    sent: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<Outcome, Stop>
+where
+    S: FleetReader,
+    C: CertificateAuthority,
+    A: Alerts,
+{
+    let facts = orphan::fetched(cert_arn, fetch(deps, cert_arn).await, sent, now)?;
+    let host = orphan::named_host(cert_arn, &facts)?;
+    let record = deps.store.host(&host).await?;
+    let retirement = orphan::orphan(cert_arn, &facts, &host, record, sent, now)?;
+    let revoked = retire(&deps.ca, &deps.alerts, &retirement).await;
+    Ok(Outcome::Retired {
+        host: retirement.host,
+        serial: retirement.serial,
+        revoked,
+    })
+}
+
 /// The deploy-status step's functions in order, with the calls between them.
 async fn deploy_status<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
@@ -249,6 +292,7 @@ async fn deploy_status<S, H, C, A>(
 where
     S: FleetReader + DeploymentRecorder,
     H: HostAgent,
+    C: CertificateAuthority,
     A: Alerts,
 {
     let host = status::deploy_event(event, &deps.config)?;
@@ -275,6 +319,10 @@ where
                 .await;
             let outcome = status::deployed_recorded(&verify, &cert, answer)?;
             tracing::info!(%host, serial = cert.serial.as_deref().unwrap_or(""), not_after = %cert.not_after, "certificate deployed");
+            // Only the delivery that recorded DEPLOYED gets here: the old certificate goes once.
+            if let Some(retirement) = status::superseded(&verify, &cert) {
+                retire(&deps.ca, &deps.alerts, &retirement).await;
+            }
             match hook {
                 status::HookVerdict::Fine => {}
                 status::HookVerdict::Failed(code) => {

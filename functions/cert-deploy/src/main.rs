@@ -10,7 +10,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deps = Arc::new(adapters::wiring::rotation_deps(&clients, config));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let deps = deps.clone();
-        async move { cert_deploy::handle(&deps, event).await }
+        // Boxed: the handler's future (the SDK adapters' futures inside) would otherwise take
+        // this block's type past the compiler's depth limit.
+        async move { Box::pin(cert_deploy::handle(&deps, event)).await }
     }))
     .await
 }

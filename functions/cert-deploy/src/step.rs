@@ -8,8 +8,9 @@
 //! (including the timing of fetch retries) and records the result.
 //!
 //! The issuance step ([`issuance`]), each function taking what the previous effect returned:
-//! [`issuance::issuance_event`] (our CA's certificate?) → look up the waiting host →
-//! [`issuance::waiting_host`] → load its record → [`issuance::issuance_record`] (is that
+//! [`issuance::issuance_event`] (our CA's certificate?) → look up the waiting host (none: the
+//! [`orphan`] path, fetch it, [`orphan::fetched`] → [`orphan::named_host`] → load its record →
+//! [`orphan::orphan`] → revoke it) → load its record → [`issuance::issuance_record`] (is that
 //! rotation waiting for this certificate? did issuance succeed?) → fetch the certificate
 //! ([`issuance::fetch_again`] while it is being issued) → [`issuance::fetched`] (ready, and
 //! [`issuance::check_certificate`]) → claim the deployment → [`issuance::claimed`] → send
@@ -17,7 +18,8 @@
 //!
 //! The deploy-status step ([`status`]): [`status::deploy_event`] → load the record →
 //! [`status::deploy_status`] → either read the host's output and [`status::host_failed`], or
-//! record DEPLOYED and [`status::deployed_recorded`].
+//! record DEPLOYED and [`status::deployed_recorded`], then revoke the certificate it replaced
+//! ([`status::superseded`]).
 //!
 //! A step that does not go on returns a [`Stop`]; [`failed`] turns the answer of recording a
 //! failure into the outcome.
@@ -30,6 +32,7 @@ use state::record::FailureStage;
 use state::HostRecord;
 
 pub mod issuance;
+pub mod orphan;
 pub mod status;
 
 /// What happened to one event.
@@ -49,6 +52,15 @@ pub enum Outcome {
         host: String,
         /// The new serial.
         serial: String,
+    },
+    /// A certificate that never reached its host, revoked (see [`orphan`]).
+    Retired {
+        /// The host it names.
+        host: String,
+        /// Its serial.
+        serial: String,
+        /// Whether the CA revoked it (otherwise it was alerted).
+        revoked: bool,
     },
     /// Not ours, stale, or a duplicate: nothing changed.
     Ignored {

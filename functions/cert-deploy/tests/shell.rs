@@ -225,7 +225,12 @@ async fn a_lookup_no_retry_cures_fails_the_invocation_as_permanent() {
 #[tokio::test]
 async fn a_young_issuance_event_no_rotation_waits_for_yet_is_retried() {
     // Private CA announced the certificate before CertIssue recorded ISSUING.
-    let deps = deps(RotationState::Deployed);
+    let (cert, chain, _) = certificate();
+    let deps = deps(RotationState::CsrRequested {
+        rotation: RotationId("r-1".into()),
+        command_id: Some("csr-command".into()),
+    });
+    fetch_ready(&deps, &cert, &chain);
     let mut event = issued();
     event["time"] = OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -239,6 +244,7 @@ async fn a_young_issuance_event_no_rotation_waits_for_yet_is_retried() {
         e.error_message
     );
     assert!(deps.hosts.calls.lock().unwrap().is_empty());
+    assert!(deps.ca.revoked.lock().unwrap().is_empty());
 }
 
 fn fetch_ready(deps: &Deps<Store, Hosts, Ca, Inbox>, cert: &str, chain: &str) {
@@ -317,17 +323,60 @@ async fn a_deploy_cert_throttled_throughout_is_retried_and_the_retry_sends_it() 
 }
 
 #[tokio::test]
-async fn a_certificate_no_rotation_waits_for_is_ignored() {
+async fn a_certificate_no_rotation_waits_for_is_revoked_as_an_orphan() {
+    let (cert, chain, _) = certificate();
+    let serial = pki::parse_certificate_pem(&cert).unwrap().serial;
     let deps = deps(RotationState::Deployed);
+    fetch_ready(&deps, &cert, &chain);
     let out = handle(&deps, issued()).await.unwrap();
-    assert_eq!(out["outcome"], "ignored", "{out}");
-    assert!(
-        out["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no rotation is waiting"),
-        "{out}"
+    assert_eq!(out["outcome"], "retired", "{out}");
+    assert_eq!(out["revoked"], true, "{out}");
+    assert_eq!(
+        *deps.ca.revoked.lock().unwrap(),
+        [(serial, "SUPERSEDED".to_owned())]
     );
+    assert!(deps.hosts.calls.lock().unwrap().is_empty(), "nothing sent");
+    assert_eq!(deps.store.record(&host()).state, RotationState::Deployed);
+    // A revocation Private CA refuses is alerted, and the event answered all the same.
+    let deps = self::deps(RotationState::Deployed);
+    fetch_ready(&deps, &cert, &chain);
+    deps.ca
+        .revokes
+        .lock()
+        .unwrap()
+        .push_back(Err(aws_error(false)));
+    let out = handle(&deps, issued()).await.unwrap();
+    assert_eq!(out["revoked"], false, "{out}");
+    assert_eq!(alerts(&deps), 1);
+}
+
+#[tokio::test]
+async fn a_deployment_revokes_the_certificate_it_replaced() {
+    let deps = deps(deploying());
+    let previous = DeployedCert {
+        serial: Some("0C:0D".into()),
+        not_before: None,
+        not_after: OffsetDateTime::now_utc() + Duration::days(1),
+        renew_at: None,
+        cert_arn: None,
+    };
+    deps.store
+        .records
+        .lock()
+        .unwrap()
+        .get_mut(&host())
+        .unwrap()
+        .current = Some(previous);
+    let out = handle(&deps, deploy_status("Success")).await.unwrap();
+    assert_eq!(out["outcome"], "deployed", "{out}");
+    assert_eq!(
+        *deps.ca.revoked.lock().unwrap(),
+        [("0c:0d".to_owned(), "SUPERSEDED".to_owned())]
+    );
+    // The same success again changes nothing and revokes nothing more.
+    let out = handle(&deps, deploy_status("Success")).await.unwrap();
+    assert_eq!(out["outcome"], "ignored", "{out}");
+    assert_eq!(deps.ca.revoked.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]

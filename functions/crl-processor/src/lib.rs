@@ -15,7 +15,9 @@
 //! only when there is none, because Roles Anywhere holds at most two CRLs per trust anchor. A
 //! failed `UpdateCrl`/`ImportCrl` raises an alert, and fails the invocation when a retry may
 //! cure it. Hosts whose current serial the CRL lists are marked REVOKED, also when the CRL was
-//! already applied by an earlier attempt that stopped half-way.
+//! already applied by an earlier attempt that stopped half-way; the entry's reason code decides
+//! whether the host is held until an operator releases it (every reason but `SUPERSEDED`, and
+//! an entry without one: `rotation::revocation`).
 //!
 //! The decisions are pure functions in [`step`] and `state::crl_ledger`; this module fetches,
 //! calls them and carries out what they say.
@@ -263,7 +265,8 @@ where
     Ok(Outcome::Refused { reason })
 }
 
-/// Marks REVOKED every host whose current serial `facts` lists; returns them, sorted.
+/// Marks REVOKED every host whose current serial `facts` lists, held or not by its entry's
+/// reason; returns them, sorted.
 async fn mark_revoked<S, Src, Ra, C, A>(
     deps: &Deps<S, Src, Ra, C, A>,
     facts: &CrlFacts,
@@ -274,9 +277,17 @@ where
 {
     let records = deps.store.all_hosts().await?.records;
     let mut revoked_hosts = Vec::new();
-    for (record, serial) in step::hosts_to_revoke(&records, &facts.revoked_serials) {
-        match deps.store.revoked(record, serial, now).await {
-            Ok(_) => revoked_hosts.push(record.host.to_string()),
+    for listed in step::hosts_to_revoke(&records, facts) {
+        let (record, serial) = (listed.record, listed.serial);
+        match deps
+            .store
+            .revoked(record, serial, listed.held.as_deref(), now)
+            .await
+        {
+            Ok(_) => {
+                tracing::warn!(host = %record.host, serial, held = listed.held.as_deref().unwrap_or(""), "revoked on the CRL");
+                revoked_hosts.push(record.host.to_string())
+            }
             Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }

@@ -3,7 +3,7 @@
 //! is newer than the one applied is `state::crl_ledger`'s decision). The shell in `lib.rs`
 //! fetches, calls these, and carries out what they say.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
@@ -88,20 +88,44 @@ pub fn anchor_crl_name(ca_id: &str) -> String {
     format!("cert-rotation-{ca_id}")
 }
 
-/// The hosts whose current serial the CRL lists, with that serial as the item holds it (hosts
-/// at rest or failed: see [`HostRecord::revocable_serial`]). Serials are compared in their canonical
-/// form ([`pki::normalize_serial`]): the original sample wrote them upper-case, colon-separated,
-/// the CRL parser and Private CA give lower-case bytes.
-pub fn hosts_to_revoke<'r>(
-    records: &'r [HostRecord],
-    revoked_serials: &[String],
-) -> Vec<(&'r HostRecord, &'r str)> {
+/// A host the CRL revokes: its record, its current serial as the item holds it, and the hold
+/// its entry's reason calls for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed<'r> {
+    /// The host's record.
+    pub record: &'r HostRecord,
+    /// Its current serial, as the item holds it.
+    pub serial: &'r str,
+    /// The reason holding it (see `rotation::revocation`): the entry's reason unless it is
+    /// `SUPERSEDED`; an entry without a reason code holds as `UNSPECIFIED`.
+    pub held: Option<String>,
+}
+
+/// The hosts whose current serial the CRL lists (hosts at rest or failed: see
+/// [`HostRecord::revocable_serial`]), each with the hold its entry's reason calls for. Serials
+/// are compared in their canonical form ([`pki::normalize_serial`]): the original sample wrote
+/// them upper-case, colon-separated, the CRL parser and Private CA give lower-case bytes.
+pub fn hosts_to_revoke<'r>(records: &'r [HostRecord], facts: &CrlFacts) -> Vec<Listed<'r>> {
     let canonical = |s: &str| pki::normalize_serial(s).unwrap_or_else(|| s.to_owned());
-    let revoked: HashSet<String> = revoked_serials.iter().map(|s| canonical(s)).collect();
+    let revoked: HashMap<String, Option<&str>> = facts
+        .revoked_serials
+        .iter()
+        .map(|s| {
+            let reason = facts.revocation_reasons.get(s).copied().flatten();
+            (canonical(s), reason)
+        })
+        .collect();
     records
         .iter()
-        .filter_map(|r| r.revocable_serial().map(|s| (r, s)))
-        .filter(|(_, s)| revoked.contains(&canonical(s)))
+        .filter_map(|record| {
+            let serial = record.revocable_serial()?;
+            let reason = revoked.get(&canonical(serial))?;
+            Some(Listed {
+                record,
+                serial,
+                held: rotation::revocation::hold_for(*reason),
+            })
+        })
         .collect()
 }
 
@@ -153,6 +177,7 @@ mod tests {
             this_update: datetime!(2026-12-01 0:00 UTC),
             next_update: None,
             revoked_serials: serials.iter().map(|s| s.to_string()).collect(),
+            revocation_reasons: Default::default(),
             issuer: "CN=ca".into(),
             der: vec![0x30],
         }
@@ -241,19 +266,39 @@ mod tests {
             host("mi-00000000000000005", None, None),
             host("mi-00000000000000006", None, Some("8A:01")),
         ];
-        let hit = hosts_to_revoke(
-            &records,
-            &["0a".into(), "0c".into(), "0d".into(), "00:8a:01".into()],
-        );
-        let names: Vec<(String, &str)> =
-            hit.iter().map(|(r, s)| (r.host.to_string(), *s)).collect();
+        let mut crl = facts(3, &["0a", "0c", "0d", "00:8a:01"]);
+        crl.revocation_reasons = [
+            ("0a".to_owned(), Some("SUPERSEDED")),
+            ("0c".to_owned(), Some("KEY_COMPROMISE")),
+            ("0d".to_owned(), None),
+        ]
+        .into_iter()
+        .collect();
+        let hit = hosts_to_revoke(&records, &crl);
+        let names: Vec<(String, &str, Option<&str>)> = hit
+            .iter()
+            .map(|l| (l.record.host.to_string(), l.serial, l.held.as_deref()))
+            .collect();
+        // The entry's reason decides the hold; no reason code (or no entry of reasons) holds.
         assert_eq!(
             names,
             vec![
-                ("mi-00000000000000001".to_string(), "0a"),
-                ("mi-00000000000000003".to_string(), "0c"),
-                ("mi-00000000000000004".to_string(), "0d"),
-                ("mi-00000000000000006".to_string(), "8A:01")
+                ("mi-00000000000000001".to_string(), "0a", None),
+                (
+                    "mi-00000000000000003".to_string(),
+                    "0c",
+                    Some("KEY_COMPROMISE")
+                ),
+                (
+                    "mi-00000000000000004".to_string(),
+                    "0d",
+                    Some("UNSPECIFIED")
+                ),
+                (
+                    "mi-00000000000000006".to_string(),
+                    "8A:01",
+                    Some("UNSPECIFIED")
+                )
             ]
         );
     }

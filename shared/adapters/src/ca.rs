@@ -102,15 +102,27 @@ impl CertificateAuthority for PrivateCa {
         })
     }
 
+    /// A certificate already revoked (`RequestAlreadyProcessedException`) is revoked: a retried
+    /// or repeated revocation succeeds, whatever reason the first one gave.
     async fn revoke(&self, serial: &str, reason: &str) -> Result<(), AwsError> {
-        self.client
+        match self
+            .client
             .revoke_certificate()
             .certificate_authority_arn(&self.ca_arn)
             .certificate_serial(serial)
             .revocation_reason(RevocationReason::from(reason))
             .send()
             .await
-            .map_err(|e| aws_error("ACMPCA", "RevokeCertificate", e))?;
-        Ok(())
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_request_already_processed_exception()) =>
+            {
+                tracing::info!(serial, "already revoked");
+                Ok(())
+            }
+            Err(e) => Err(aws_error("ACMPCA", "RevokeCertificate", e)),
+        }
     }
 }

@@ -117,6 +117,9 @@ pub struct CrlFacts {
     pub next_update: Option<OffsetDateTime>,
     /// Serials of the revoked certificates, in the [`crate::CertificateFacts::serial`] format.
     pub revoked_serials: Vec<String>,
+    /// Each entry's reason, by serial (same format), as Private CA names reasons
+    /// ([`reason_name`]); `None` for an entry without a reason code.
+    pub revocation_reasons: std::collections::BTreeMap<String, Option<&'static str>>,
     /// The issuer name, `CN=…` style (capped at 256 characters).
     pub issuer: String,
     /// The CRL as DER (even if PEM was given): what `ImportCrl`/`UpdateCrl` take.
@@ -269,9 +272,34 @@ pub fn check_crl(crl: &[u8], ca_cert_pem: &str) -> Result<CrlFacts, CrlError> {
             .iter_revoked_certificates()
             .map(|r| r.raw_serial_as_string())
             .collect(),
+        revocation_reasons: parsed
+            .iter_revoked_certificates()
+            .map(|r| {
+                let reason = r.reason_code().map(|(_, code)| reason_name(code.0));
+                (r.raw_serial_as_string(), reason)
+            })
+            .collect(),
         issuer: x509util::name_string(parsed.issuer()),
         der,
     })
+}
+
+/// The name Private CA gives the CRL reason code `code` (RFC 5280 §5.3.1), as its
+/// `RevokeCertificate` takes it; codes Private CA has no name for keep RFC 5280's.
+pub fn reason_name(code: u8) -> &'static str {
+    match code {
+        0 => "UNSPECIFIED",
+        1 => "KEY_COMPROMISE",
+        2 => "CERTIFICATE_AUTHORITY_COMPROMISE",
+        3 => "AFFILIATION_CHANGED",
+        4 => "SUPERSEDED",
+        5 => "CESSATION_OF_OPERATION",
+        6 => "CERTIFICATE_HOLD",
+        8 => "REMOVE_FROM_CRL",
+        9 => "PRIVILEGE_WITHDRAWN",
+        10 => "A_A_COMPROMISE",
+        _ => "UNKNOWN_REASON",
+    }
 }
 
 /// Whether `candidate` is newer than the last imported CRL (strictly greater CRL number); with
@@ -315,12 +343,21 @@ mod tests {
     }
 
     #[test]
+    fn reason_codes_have_private_cas_names() {
+        assert_eq!(reason_name(1), "KEY_COMPROMISE");
+        assert_eq!(reason_name(4), "SUPERSEDED");
+        assert_eq!(reason_name(10), "A_A_COMPROMISE");
+        assert_eq!(reason_name(7), "UNKNOWN_REASON", "7 is unused");
+    }
+
+    #[test]
     fn newer() {
         let facts = |n: u128| CrlFacts {
             crl_number: CrlNumber::from(n),
             this_update: OffsetDateTime::UNIX_EPOCH,
             next_update: None,
             revoked_serials: vec![],
+            revocation_reasons: Default::default(),
             issuer: String::new(),
             der: vec![],
         };

@@ -29,8 +29,8 @@ pub use cert::{
     MAX_CERT_PEM_BYTES,
 };
 pub use crl::{
-    check_crl, crl_is_newer, BadCrlNumber, CrlError, CrlFacts, CrlNumber, CRL_PEM_LABEL,
-    MAX_CRL_BYTES,
+    check_crl, crl_is_newer, reason_name, BadCrlNumber, CrlError, CrlFacts, CrlNumber,
+    CRL_PEM_LABEL, MAX_CRL_BYTES,
 };
 pub use csr::{
     check_csr, extract_csr_pem, AcceptedCsr, CsrError, CsrPolicy, CSR_PEM_LABEL,

@@ -31,6 +31,9 @@ pub enum AlertKind {
     CertificateRevoked,
     /// A host installed its new certificate but its reload hook failed.
     ReloadHookFailed,
+    /// A certificate the service revokes on its own (superseded, or one that never reached a
+    /// host) could not be revoked.
+    RevocationFailed,
     /// A function's run failed for a reason that retrying will not fix (access denied, a
     /// validation error): nothing was rotated by it.
     RunFailed,
@@ -89,6 +92,7 @@ impl Alert {
             AlertKind::CrlImportFailed => "CRL not imported to the trust anchor",
             AlertKind::CertificateRevoked => "certificate revoked",
             AlertKind::ReloadHookFailed => "reload hook failed",
+            AlertKind::RevocationFailed => "superseded certificate not revoked",
             AlertKind::RunFailed => "run failed",
             AlertKind::Digest => "many hosts need attention",
         };

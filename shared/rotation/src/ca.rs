@@ -37,7 +37,8 @@ pub trait CertificateAuthority: Send + Sync {
     /// The CA's own certificate, PEM.
     fn ca_certificate(&self) -> impl Future<Output = Result<String, AwsError>> + Send;
 
-    /// Revokes a certificate by serial (hex, `:`-separated as in the table).
+    /// Revokes a certificate by serial (hex, `:`-separated as in the table). A certificate
+    /// already revoked counts as revoked (`Ok`): revocations are retried and repeated.
     fn revoke(
         &self,
         serial: &str,

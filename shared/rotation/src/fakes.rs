@@ -193,6 +193,10 @@ pub struct Ca {
     pub fetches: Mutex<VecDeque<Result<Fetched, AwsError>>>,
     /// Idempotency tokens `issue` was called with.
     pub tokens: Mutex<Vec<String>>,
+    /// Answers to `revoke`, in order (else `Ok`).
+    pub revokes: Mutex<VecDeque<Result<(), AwsError>>>,
+    /// The (serial, reason) pairs `revoke` was called with.
+    pub revoked: Mutex<Vec<(String, String)>>,
 }
 
 impl CertificateAuthority for Ca {
@@ -219,8 +223,13 @@ impl CertificateAuthority for Ca {
         Err(aws_error(false))
     }
 
-    async fn revoke(&self, _serial: &str, _reason: &str) -> Result<(), AwsError> {
-        Err(aws_error(false))
+    async fn revoke(&self, serial: &str, reason: &str) -> Result<(), AwsError> {
+        self.revoked
+            .lock()
+            .unwrap()
+            .push((serial.to_owned(), reason.to_owned()));
+        let next = self.revokes.lock().unwrap().pop_front();
+        next.unwrap_or(Ok(()))
     }
 }
 

@@ -10,7 +10,8 @@
 //!
 //! Beside them: [`config`] (the one typed `Config::from_env()` read at cold start), [`events`]
 //! (the event shapes the functions receive), [`failure`] (the failure and alert policy: one
-//! alert per episode), [`error`] (service errors, retryable or not, and event errors),
+//! alert per episode), [`revocation`] (which revocation reasons hold a host, and revoking the
+//! certificates a newer one replaced), [`error`] (service errors, retryable or not, and event errors),
 //! [`telemetry`] (embedded-metric-format metrics). The SDK-backed implementations are in the
 //! `adapters` crate; the in-memory ones are in the tests crate.
 
@@ -24,6 +25,7 @@ pub mod failure;
 #[cfg(feature = "fakes")]
 pub mod fakes;
 pub mod hosts;
+pub mod revocation;
 pub mod telemetry;
 
 pub use config::Config;

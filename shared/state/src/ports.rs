@@ -241,20 +241,43 @@ pub trait RotationStarter: RotationFailer {
 }
 
 /// Marking a host's certificate revoked (CertCheck on an operator's request, CRLProcessor for
-/// serials on a CRL).
+/// serials on a CRL) and releasing a held host (CertCheck).
 pub trait RevocationRecorder: Transitions {
-    /// Marks the host's current certificate revoked (only if `serial` is still current and the
-    /// host is at rest).
+    /// Marks `record`'s current certificate `serial` revoked (only if it is still current and
+    /// the host still in the state read), holding the host when `held` names the reason.
     fn revoked(
         &self,
         record: &HostRecord,
         serial: &str,
+        held: Option<&str>,
         now: OffsetDateTime,
     ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send {
         let change = Change::Revoke {
+            from: record.state.kind(),
+            rotation: record
+                .state
+                .kind()
+                .in_flight()
+                .then(|| record.state.rotation().cloned())
+                .flatten(),
+            current: record.current.as_ref().and_then(|c| c.serial.clone()),
             serial: serial.to_owned(),
+            held: held.map(str::to_owned),
         };
         self.transition(&record.host, change, now)
+    }
+
+    /// Releases a host held by the revocation reason `held`.
+    fn released(
+        &self,
+        host: &HostId,
+        held: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send {
+        let change = Change::Release {
+            held: held.to_owned(),
+        };
+        self.transition(host, change, now)
     }
 }
 

@@ -148,10 +148,13 @@ pub enum RotationState {
         /// Why, in words an operator can act on.
         reason: String,
     },
-    /// The current certificate was revoked.
+    /// The current certificate (or, with none, the pending one) was revoked.
     Revoked {
         /// The revoked serial.
         serial: String,
+        /// The revocation reason holding the host, if it holds (see
+        /// `rotation::revocation`): no rotation starts until an operator releases it.
+        held: Option<String>,
     },
 }
 
@@ -326,11 +329,11 @@ pub struct HostRecord {
 }
 
 impl HostRecord {
-    /// The serial of a certificate that can be marked revoked: one in place on a host at rest
-    /// (deployed, or an original-sample item) or whose last rotation failed (its live pair is
-    /// still the current one). The store's `revoked` transition holds the same condition;
-    /// callers check first so they neither revoke at the CA what cannot be recorded nor write
-    /// what would only conflict.
+    /// The current serial of a host at rest (deployed, or an original-sample item) or whose
+    /// last rotation failed (its live pair is still the current one): what a CRL listing it
+    /// marks revoked. A host in flight is left to its rotation, which replaces the serial (the
+    /// CRL's reader cannot revoke the pending certificate a cancellation would orphan); an
+    /// operator's revocation takes any state (see the `Revoke` rule).
     pub fn revocable_serial(&self) -> Option<&str> {
         if !matches!(
             self.state.kind(),

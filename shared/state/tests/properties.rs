@@ -14,6 +14,11 @@ use time::{Duration, OffsetDateTime};
 enum Step {
     Start(String),
     Fail,
+    /// A revocation of the serial given (held or not), with the state, rotation and current
+    /// serial the actor read.
+    Revoke(String, bool),
+    /// A release under the hold the actor read.
+    Release,
     Change(Change),
 }
 
@@ -58,7 +63,8 @@ fn step() -> impl Strategy<Value = Step> {
             }
         })),
         Just(Step::Fail),
-        "0[0-2]".prop_map(|serial| Step::Change(Change::Revoke { serial })),
+        ("0[0-2]", any::<bool>()).prop_map(|(serial, held)| Step::Revoke(serial, held)),
+        Just(Step::Release),
     ]
 }
 
@@ -79,6 +85,24 @@ fn change_for(step: &Step, record: &HostRecord) -> Change {
             reason: "x".into(),
             attempts: record.attempts.failed + 1,
             next_attempt_at: OffsetDateTime::UNIX_EPOCH,
+        },
+        Step::Revoke(serial, held) => Change::Revoke {
+            from: record.state.kind(),
+            rotation: record
+                .state
+                .kind()
+                .in_flight()
+                .then(|| record.state.rotation().cloned())
+                .flatten(),
+            current: record.current.as_ref().and_then(|c| c.serial.clone()),
+            serial: serial.clone(),
+            held: held.then(|| "KEY_COMPROMISE".into()),
+        },
+        Step::Release => Change::Release {
+            held: match &record.state {
+                RotationState::Revoked { held: Some(h), .. } => h.clone(),
+                _ => "none".into(),
+            },
         },
         Step::Change(c) => c.clone(),
     }
@@ -111,6 +135,13 @@ proptest! {
                 }
                 if matches!(change, Change::Start { .. }) {
                     prop_assert!(!before.state.kind().in_flight(), "start accepted while in flight: {:?}", before);
+                    prop_assert!(
+                        !matches!(before.state, RotationState::Revoked { held: Some(_), .. }),
+                        "start accepted on a held host: {:?}", before
+                    );
+                }
+                if matches!(change, Change::Revoke { .. }) {
+                    prop_assert!(next.state.rotation().is_none(), "a revocation leaves nothing in flight: {:?}", next);
                 }
                 record = next;
             }

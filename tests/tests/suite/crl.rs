@@ -58,7 +58,7 @@ async fn revoked_host_reaches_the_anchor_and_is_reissued() {
     let old_key = std::fs::read(stack.host_files(&victim, &HostOverrides::default()).key).unwrap();
 
     let out = stack
-        .cert_check(json!({"revoke": {"host": victim, "reason": "KEY_COMPROMISE"}}))
+        .cert_check(json!({"revoke": {"host": victim, "reason": "SUPERSEDED"}}))
         .await
         .unwrap();
     assert!(
@@ -77,7 +77,8 @@ async fn revoked_host_reaches_the_anchor_and_is_reissued() {
     assert_eq!(
         r.state,
         RotationState::Revoked {
-            serial: old_serial.clone()
+            serial: old_serial.clone(),
+            held: None
         }
     );
 
@@ -259,7 +260,7 @@ async fn bad_revocation_requests_change_nothing() {
         ),
         (
             json!({"revoke": {"host": host(9), "reason": "KEY_COMPROMISE"}}),
-            "no deployed certificate",
+            "no certificate to revoke",
         ),
         (
             json!({"revoke": {"host": host(0), "reason": "BECAUSE"}}),

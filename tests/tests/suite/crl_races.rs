@@ -309,7 +309,7 @@ async fn a_serial_written_in_the_original_samples_notation_is_matched_on_the_crl
     stack.pca.publish_crl().await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();
     let r = stack.store.host(&id).await.unwrap().unwrap();
-    let RotationState::Revoked { serial: marked } = &r.state else {
+    let RotationState::Revoked { serial: marked, .. } = &r.state else {
         panic!("{legacy} on the item is {serial} on the CRL: {:?}", r.state)
     };
     assert_eq!(
@@ -346,7 +346,8 @@ async fn a_failed_host_can_be_revoked_and_its_serial_reaches_the_anchor() {
     assert_eq!(
         r.state,
         RotationState::Revoked {
-            serial: serial.clone()
+            serial: serial.clone(),
+            held: Some("KEY_COMPROMISE".into())
         }
     );
     stack.pca.publish_crl().await.unwrap();

@@ -10,5 +10,6 @@ mod demo;
 mod issue_queue;
 mod least_privilege;
 mod reconcile;
+mod revocation;
 mod rotation;
 mod state_store;

@@ -23,6 +23,10 @@ pub enum CheckError {
     /// failed: operators and the end-to-end suite read the refusal from the answer.
     #[error("invalid request: {0}")]
     Refused(String),
+    /// What the request needs is not there yet (a pending certificate still being issued):
+    /// nothing changed, asking again later may succeed.
+    #[error("not ready: {0}")]
+    NotReady(String),
     /// The state table failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -39,6 +43,7 @@ impl CheckError {
     pub fn kind(&self) -> FailureKind {
         match self {
             CheckError::BadRequest(_) | CheckError::Refused(_) => FailureKind::BadRequest,
+            CheckError::NotReady(_) => FailureKind::NotReady,
             CheckError::Store(e) if e.is_retryable() => FailureKind::Retryable,
             CheckError::Aws(e) if e.retryable => FailureKind::Retryable,
             CheckError::Store(_) | CheckError::Aws(_) => FailureKind::Permanent,

@@ -102,6 +102,7 @@ pub fn revoked(n: u32) -> HostRecord {
     HostRecord {
         state: RotationState::Revoked {
             serial: format!("0{n}:ab"),
+            held: None,
         },
         ..deployed(n, NOW - Duration::days(1))
     }

@@ -14,7 +14,9 @@
 //!   (stuck rotations to reconcile, hosts to skip, rotations to start, expired-certificate alerts);
 //! - [`reconcile`]: a stuck rotation moved on from what its host or the CA says, or failed;
 //! - [`start`]: one rotation's start, step by step (claim, reachability, GenerateCsr, record);
-//! - [`revoke`]: an operator's revocation, refused or carried out;
+//! - [`revoke`]: an operator's revocation, refused or carried out (a rotation in flight is
+//!   cancelled, its pending certificate revoked too; the reason decides the hold);
+//! - [`release`]: an operator's release of a held host;
 //! - [`summary`]: the summary, the metrics, and the invocation's answer;
 //! - [`budget`]: until when a run may start work;
 //! - [`error`]: why a run stopped, and how Lambda sees it.
@@ -25,6 +27,7 @@ pub mod budget;
 pub mod error;
 pub mod plan;
 pub mod reconcile;
+pub mod release;
 pub mod request;
 pub mod revoke;
 pub mod start;

@@ -9,7 +9,7 @@ use rotation::alerts::{Alert, AlertKind, HostAlert};
 use rotation::Config;
 use state::plan::{alert_due, plan_host, DueReason, Plan, PlanItem, PlanPolicy};
 use state::ports::FleetScan;
-use state::record::{AlertLevel, StateKind};
+use state::record::{AlertLevel, RotationState, StateKind};
 use state::{HostId, HostRecord};
 use time::OffsetDateTime;
 
@@ -28,6 +28,8 @@ pub struct Loaded {
     pub rejected_rows: Vec<HostNote>,
     /// The revocation carried out (or, on a dry run, that would be).
     pub revoked: Option<HostNote>,
+    /// The release carried out (or, on a dry run, that would be).
+    pub released: Option<HostNote>,
 }
 
 /// The schedule's plan: every candidate the scan returned, planned at `now`.
@@ -41,6 +43,7 @@ pub fn fleet(scan: FleetScan, now: OffsetDateTime, policy: &PlanPolicy) -> Loade
             .collect(),
         plan: Plan::build(scan.records, now, policy),
         revoked: None,
+        released: None,
     }
 }
 
@@ -55,7 +58,8 @@ pub fn named_item(
 ) -> Result<(HostRecord, PlanItem), CheckError> {
     let record =
         record.ok_or_else(|| CheckError::BadRequest(format!("host {host} is not enrolled")))?;
-    let item = if force && !record.state.kind().in_flight() {
+    let held = matches!(record.state, RotationState::Revoked { held: Some(_), .. });
+    let item = if force && !record.state.kind().in_flight() && !held {
         PlanItem::Due(DueReason::Forced)
     } else {
         plan_host(&record, now, policy)
@@ -80,6 +84,9 @@ pub struct Actions {
     pub start: Vec<Start>,
 }
 
+/// Why a held host is skipped.
+pub const HELD: &str = "revoked; held until an operator releases it";
+
 /// Why a host is skipped, for the items that neither start nor fail a rotation and are not
 /// simply not due.
 pub fn skip_reason(item: &PlanItem) -> Option<&'static str> {
@@ -87,6 +94,7 @@ pub fn skip_reason(item: &PlanItem) -> Option<&'static str> {
         PlanItem::InFlight => Some("rotation in flight"),
         PlanItem::Backoff { .. } => Some("failed; waiting for the retry backoff"),
         PlanItem::RevokedHeld => Some("revoked; re-issue is off"),
+        PlanItem::Held => Some(HELD),
         _ => None,
     }
 }
@@ -103,6 +111,7 @@ pub fn plan_actions(
         items_read,
         rejected_rows,
         revoked,
+        released,
     } = loaded;
     let mut summary = Summary {
         due: plan.starting().count(),
@@ -114,6 +123,7 @@ pub fn plan_actions(
             .collect(),
         rejected_rows,
         revoked,
+        released,
         items_read,
         dry_run,
         ..Summary::default()

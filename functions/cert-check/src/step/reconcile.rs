@@ -369,6 +369,10 @@ pub fn deploy_handled(outcome: cert_deploy::Outcome) -> Handled {
             Handled::Moved(format!("deployed, serial {serial}"))
         }
         cert_deploy::Outcome::Failed { reason, .. } => Handled::Failed(reason),
+        // The certificate asked about belongs to no rotation any more (revoked as an orphan).
+        cert_deploy::Outcome::Retired { serial, .. } => Handled::Ignored(format!(
+            "certificate {serial} never reached the host: revoked"
+        )),
         cert_deploy::Outcome::Ignored { reason } => Handled::Ignored(reason),
     }
 }

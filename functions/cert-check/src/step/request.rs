@@ -2,7 +2,8 @@
 //!
 //! The scheduler sends `{}` (and the reconcile schedule `{"reconcile": true}`); operators send
 //! `{"hosts": [...], "force": true, "dryRun": true}` or
-//! `{"revoke": {"host": "mi-…", "reason": "KEY_COMPROMISE", "rotate": true}}`. Every check that
+//! `{"revoke": {"host": "mi-…", "reason": "KEY_COMPROMISE", "rotate": true}}` or
+//! `{"release": {"host": "mi-…"}}`. Every check that
 //! needs no record is made here, before anything is read: combinations that make no sense, host
 //! IDs that are no managed-node IDs, revocation reasons Private CA does not know.
 
@@ -28,6 +29,9 @@ pub struct CheckRequest {
     /// Revoke a host's current certificate.
     #[serde(default)]
     pub revoke: Option<RevokeRequest>,
+    /// Release a host held by its revocation reason.
+    #[serde(default)]
+    pub release: Option<ReleaseRequest>,
     /// The reconcile pass (its own schedule): only hosts in flight or failed, read from their
     /// index; stuck rotations moved on from the truth, failed ones retried after their backoff.
     #[serde(default)]
@@ -45,6 +49,14 @@ pub struct RevokeRequest {
     /// Start the replacement at once.
     #[serde(default)]
     pub rotate: bool,
+}
+
+/// `{"release": {"host": "mi-…"}}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseRequest {
+    /// The host.
+    pub host: String,
 }
 
 /// A valid request.
@@ -70,6 +82,8 @@ pub enum Scope {
     },
     /// Revoke one host's current certificate.
     Revoke(Revocation),
+    /// Release one host held by its revocation reason.
+    Release(HostId),
     /// Every host in flight or failed (the reconcile schedule).
     Reconcile,
 }
@@ -98,13 +112,25 @@ pub fn parse_request(payload: serde_json::Value) -> Result<Request, CheckError> 
 /// a revocation naming an invalid host or reason is a [`CheckError::Refused`].
 pub fn validate(raw: CheckRequest) -> Result<Request, CheckError> {
     if raw.reconcile {
-        if raw.revoke.is_some() || !raw.hosts.is_empty() || raw.force {
+        if raw.revoke.is_some() || raw.release.is_some() || !raw.hosts.is_empty() || raw.force {
             return Err(CheckError::BadRequest(
-                "reconcile cannot be combined with hosts, force or revoke".into(),
+                "reconcile cannot be combined with hosts, force, revoke or release".into(),
             ));
         }
         return Ok(Request {
             scope: Scope::Reconcile,
+            dry_run: raw.dry_run,
+        });
+    }
+    if let Some(release) = raw.release {
+        if raw.revoke.is_some() || !raw.hosts.is_empty() || raw.force {
+            return Err(CheckError::BadRequest(
+                "release cannot be combined with hosts, force or revoke".into(),
+            ));
+        }
+        let host = HostId::parse(&release.host).map_err(|e| CheckError::Refused(e.to_string()))?;
+        return Ok(Request {
+            scope: Scope::Release(host),
             dry_run: raw.dry_run,
         });
     }
@@ -235,6 +261,33 @@ mod tests {
     }
 
     #[test]
+    fn a_release_names_one_valid_host_alone() {
+        let r = parse(json!({"release": {"host": host(1).as_str()}, "dryRun": true})).unwrap();
+        assert_eq!(
+            r,
+            Request {
+                scope: Scope::Release(host(1)),
+                dry_run: true
+            }
+        );
+        let m = refused(json!({"release": {"host": "mi-nope"}}));
+        assert!(m.contains("not a managed-node ID"), "{m}");
+        for payload in [
+            json!({"release": {"host": host(1).as_str()}, "force": true, "hosts": [host(1).as_str()]}),
+            json!({"release": {"host": host(1).as_str()}, "revoke": {"host": host(1).as_str(), "reason": "SUPERSEDED"}}),
+        ] {
+            assert_eq!(
+                bad_request(payload),
+                "release cannot be combined with hosts, force or revoke"
+            );
+        }
+        assert!(
+            bad_request(json!({"release": {"host": host(1).as_str(), "reason": "x"}}))
+                .contains("unknown field")
+        );
+    }
+
+    #[test]
     fn payloads_that_are_not_requests_are_bad_requests() {
         assert!(bad_request(json!({"hostz": []})).contains("unknown field"));
         assert!(bad_request(json!([1, 2])).contains("invalid type"));
@@ -281,7 +334,7 @@ mod tests {
         ] {
             assert_eq!(
                 bad_request(payload),
-                "reconcile cannot be combined with hosts, force or revoke"
+                "reconcile cannot be combined with hosts, force, revoke or release"
             );
         }
     }

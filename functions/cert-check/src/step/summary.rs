@@ -62,6 +62,9 @@ pub struct Summary {
     /// Revoked serial, when the request was a revocation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked: Option<HostNote>,
+    /// The host released, when the request was a release.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released: Option<HostNote>,
     /// Items DynamoDB read.
     pub items_read: u64,
     /// True when nothing was changed.
@@ -138,6 +141,9 @@ pub struct Report<'a> {
     /// Revoked serial, when the request was a revocation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked: Option<&'a HostNote>,
+    /// The host released, when the request was a release.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub released: Option<&'a HostNote>,
     /// Items DynamoDB read.
     pub items_read: u64,
     /// True when nothing was changed.
@@ -219,6 +225,7 @@ impl Summary {
             budget_spent: self.budget_spent,
             continuation: !self.left.is_empty() && progress,
             revoked: self.revoked.as_ref(),
+            released: self.released.as_ref(),
             items_read: self.items_read,
             dry_run: self.dry_run,
             plan: self.plan.as_deref().map(first),
@@ -249,6 +256,7 @@ pub fn describe(item: &PlanItem) -> String {
         PlanItem::InFlight => "rotation in flight".into(),
         PlanItem::Backoff { until } => format!("failed; retry after {until}"),
         PlanItem::RevokedHeld => "revoked; re-issue is off".into(),
+        PlanItem::Held => super::plan::HELD.into(),
     }
 }
 

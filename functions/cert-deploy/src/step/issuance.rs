@@ -9,8 +9,9 @@
 //! Events come in any order. Private CA may announce a certificate before CertIssue has recorded
 //! ISSUING with its ARN (CertIssue learns the ARN from IssueCertificate's answer), and the
 //! index that maps the ARN to its host is eventually consistent: a certificate of our CA that
-//! no rotation waits for yet is not ready (Lambda retries the event), until the event is older
-//! than [`WAIT_FOR_ROTATION`] (a certificate no rotation of ours asked for: ignored).
+//! no rotation waits for goes to the orphan path ([`super::orphan`]), which waits while its
+//! host may still record it (up to [`WAIT_FOR_ROTATION`] after the event) and otherwise revokes
+//! it as a certificate that never reached its host.
 //!
 //! A DeployCert that Run Command refused retryably (a throttle) leaves the rotation DEPLOYING
 //! without a command; a redelivered event for that certificate continues it and sends again —
@@ -50,8 +51,8 @@ pub struct Issuance {
     pub claimed: Option<DeployedCert>,
 }
 
-/// How long after an issuance event a certificate of our CA that no rotation waits for is
-/// still expected to be recorded (CertIssue's write, the index catching up, Lambda's retries).
+/// How long after an issuance event a certificate of our CA that no rotation waits for may
+/// still be recorded (CertIssue's write, the index catching up, Lambda's retries).
 pub const WAIT_FOR_ROTATION: Duration = Duration::minutes(15);
 
 /// How old a DEPLOYING claim without a DeployCert command must be before another delivery
@@ -127,27 +128,6 @@ pub fn issuance_event(event: &Envelope<IssuanceDetail>, config: &Config) -> Resu
         )));
     }
     Ok(cert_arn.clone())
-}
-
-/// With the lookup's answer, the host to load. A certificate of our CA that no rotation waits
-/// for may be one whose ISSUING write (or index entry) is still coming: not ready, unless the
-/// event (sent at `sent`, when known) is older than [`WAIT_FOR_ROTATION`].
-pub fn waiting_host(
-    cert_arn: &str,
-    found: Option<HostId>,
-    sent: Option<OffsetDateTime>,
-    now: OffsetDateTime,
-) -> Result<HostId, Stop> {
-    match (found, sent) {
-        (Some(host), _) => Ok(host),
-        (None, Some(sent)) if now - sent > WAIT_FOR_ROTATION => Err(Stop::Ignore(format!(
-            "no rotation is waiting for {cert_arn} (the event is from {sent}, more than {} minutes ago)",
-            WAIT_FOR_ROTATION.whole_minutes()
-        ))),
-        (None, _) => Err(Stop::not_ready(&format!(
-            "no rotation is waiting for {cert_arn} yet (its ISSUING record may still be coming)"
-        ))),
-    }
 }
 
 /// With the host's record at `now`, the rotation waiting for `cert_arn`: ISSUING it, or

@@ -4,6 +4,15 @@
 //! certificate's real validity); anything else → FAILED with the host's reason and an alert.
 //! The host itself verifies before it swaps files, so a failure leaves its pair intact.
 //!
+//! Once DEPLOYED is recorded, the certificate the new one replaced is revoked as `SUPERSEDED`
+//! ([`superseded`]). This is the point where that is safe: the host checked the new pair
+//! (key, CN, chain, validity, and a session from the signing helper when the stack requires
+//! it) before it swapped, the swap is complete and flushed, and DeployCert then removed the
+//! previous pair from the host; the table names the new serial. Nothing uses the old
+//! certificate any more, and revoking it earlier would cut the host off whenever the new pair
+//! failed to install. A revocation that fails is alerted (`REVOCATION_FAILED`), not retried:
+//! the old certificate expires within the stack's `CertValidityDays` anyway.
+//!
 //! After a successful swap DeployCert runs the reload hook; if the hook fails it prints
 //! `RELOAD_HOOK_FAILED <exit code>` and still succeeds (the new pair is in place). On success,
 //! when the stack has a reload hook, the invocation's output is read before DEPLOYED is recorded
@@ -16,6 +25,7 @@ use rotation::alerts::{Alert, AlertKind};
 use rotation::error::{AwsError, EventError};
 use rotation::events::{CommandInvocationDetail, Envelope, SSM_INVOCATION_STATUS};
 use rotation::hosts::Invocation;
+use rotation::revocation::Retirement;
 use rotation::Config;
 use state::ports::StoreError;
 use state::record::{DeployedCert, FailureStage, RotationState};
@@ -163,6 +173,24 @@ pub fn deployed_recorded(
     Ok(Outcome::Deployed {
         host: verify.host.to_string(),
         serial: cert.serial.clone().unwrap_or_default(),
+    })
+}
+
+/// The certificate `cert` replaced on `verify`'s host, to revoke once DEPLOYED is recorded:
+/// the record's current serial as loaded, unless it is the new one (a host that had none,
+/// or a replayed success).
+pub fn superseded(verify: &Verify, cert: &DeployedCert) -> Option<Retirement> {
+    let previous = verify.record.current.as_ref()?;
+    let serial = previous.serial.clone()?;
+    let canonical = |s: &str| pki::normalize_serial(s).unwrap_or_else(|| s.to_owned());
+    if cert.serial.as_deref().map(canonical) == Some(canonical(&serial)) {
+        return None;
+    }
+    Some(Retirement {
+        host: verify.host.to_string(),
+        serial,
+        cert_arn: previous.cert_arn.clone(),
+        what: "the previous certificate",
     })
 }
 

@@ -19,6 +19,11 @@ fn crl_facts_are_correct_for_der_and_pem() {
     assert_eq!(revoked_facts.serial, "00:8a:01");
     assert_eq!(facts.revoked_serials, vec![revoked_facts.serial.clone()]);
     assert!(!facts.revoked_serials.contains(&kept_facts.serial));
+    // `openssl ca -revoke … -crl_reason keyCompromise` writes reason code 1.
+    assert_eq!(
+        facts.revocation_reasons.get(&revoked_facts.serial),
+        Some(&Some("KEY_COMPROMISE"))
+    );
     assert_eq!(facts.crl_number, CrlNumber::from(0x1000u128));
     assert_eq!(facts.crl_number.to_string(), "1000");
     assert_eq!(facts.der, der);

@@ -78,6 +78,9 @@ pub mod attr {
     pub const NEXT_ATTEMPT_AT: &str = "nextAttemptAt";
     /// Revoked serial.
     pub const REVOKED_SERIAL: &str = "revokedSerial";
+    /// The revocation reason that holds a revoked host: no rotation starts until an operator
+    /// releases it.
+    pub const HOLD: &str = "revocationHold";
     /// Set (to [`super::UNSETTLED_VALUE`]) only while a rotation is in flight or failed: the hash
     /// key of the sparse index the reconcile pass reads instead of the whole table.
     pub const UNSETTLED: &str = "unsettled";
@@ -272,8 +275,11 @@ pub fn item_from_record(record: &HostRecord) -> Item {
             put(attr::FAILED_STAGE, Attr::s(stage.as_str()));
             put(attr::FAILURE_REASON, Attr::s(reason));
         }
-        RotationState::Revoked { serial } => {
+        RotationState::Revoked { serial, held } => {
             put(attr::REVOKED_SERIAL, Attr::s(serial));
+            if let Some(reason) = held {
+                put(attr::HOLD, Attr::s(reason));
+            }
         }
     }
     item

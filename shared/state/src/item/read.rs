@@ -128,6 +128,7 @@ fn parse_record(item: &Item) -> Result<HostRecord, InvalidRow> {
                 .token(attr::REVOKED_SERIAL, 128)?
                 .or(serial)
                 .unwrap_or_default(),
+            held: r.token(attr::HOLD, 64)?,
         },
     };
     let attempts = Attempts {

@@ -101,6 +101,7 @@ fn records_round_trip_through_items() {
         },
         RotationState::Revoked {
             serial: "0a:0b".into(),
+            held: None,
         },
     ];
     for state in states {

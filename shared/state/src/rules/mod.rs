@@ -17,17 +17,24 @@
 //!   ISSUING ──certificate fetched and checked──► DEPLOYING(command?, serial, validity)
 //!   DEPLOYING ──host verified and swapped──► DEPLOYED(serial, NotBefore, NotAfter, renewAt)
 //!   any in-flight state ──► FAILED(stage, reason, attempts)
-//!   DEPLOYED / IDLE / FAILED with a serial ──revoked──► REVOKED
+//!   any state but REVOKED ──revoked──► REVOKED(serial, held?)   (an in-flight rotation is cancelled)
+//!   REVOKED(held) ──released──► REVOKED                          (the next run may re-issue)
 //! ```
+//!
+//! A revocation cancels a rotation in flight by removing its rotation ID, command ID and
+//! pending certificate: every later event of that rotation (CertIssue's `Issuing`, CertDeploy's
+//! `BeginDeploy` and `Deployed`, a `Fail`) names what is no longer there and is refused. A held
+//! host (`revocationHold`) cannot be claimed by `Start` until `Release` removes the hold.
 
 use time::OffsetDateTime;
 
 use crate::host::HostId;
-use crate::item::{
-    attr, is_unsettled, legacy_time, record_from_item, rfc3339, Attr, Item, UNSETTLED_VALUE,
-};
+use crate::item::{attr, legacy_time, record_from_item, rfc3339, Attr, Item};
 use crate::ports::TransitionConflict;
+
+mod builder;
 use crate::record::{AlertLevel, DeployedCert, FailureStage, HostRecord, RotationId, StateKind};
+use builder::Builder;
 
 /// A step of the state machine, with what it expects to find.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,10 +103,25 @@ pub enum Change {
         /// When CertCheck may retry.
         next_attempt_at: OffsetDateTime,
     },
-    /// The certificate `serial`, in place on a host at rest or failed, was revoked.
+    /// The host's certificate `serial` was revoked at the CA: the current one, or the pending
+    /// one when the host has none yet. Made in any state but REVOKED; a rotation in flight is
+    /// cancelled.
     Revoke {
-        /// The revoked serial.
+        /// The state the caller saw.
+        from: StateKind,
+        /// The rotation in flight the caller saw (required when `from` is in flight).
+        rotation: Option<RotationId>,
+        /// The current serial the caller saw (`None`: the host has none).
+        current: Option<String>,
+        /// The serial revoked (recorded as `revokedSerial`).
         serial: String,
+        /// The revocation reason, when it holds the host (no rotation until released).
+        held: Option<String>,
+    },
+    /// An operator released a host held by the revocation reason `held`.
+    Release {
+        /// The reason holding it, as read.
+        held: String,
     },
     /// An alert of `level` was raised for the host's current episode. Bumps no version, so it
     /// never makes a concurrent claim or transition conflict; a successful deployment clears it.
@@ -121,6 +143,7 @@ impl Change {
             Change::Deployed { .. } => "complete deployment",
             Change::Fail { .. } => "fail",
             Change::Revoke { .. } => "mark revoked",
+            Change::Release { .. } => "release the hold",
             Change::Alerted { .. } => "record the alert level",
         }
     }
@@ -163,7 +186,7 @@ pub struct Rule {
     pub effect: Vec<Effect>,
 }
 
-/// Pending attributes of an in-flight rotation, all cleared when it ends.
+/// Pending attributes of an in-flight rotation, all cleared when it ends (or is cancelled).
 const IN_FLIGHT: [&str; 7] = [
     attr::COMMAND_ID,
     attr::PENDING_CERT_ARN,
@@ -176,65 +199,6 @@ const IN_FLIGHT: [&str; 7] = [
 
 /// The longest failure reason stored.
 pub const MAX_REASON_BYTES: usize = 1000;
-
-struct Builder {
-    rule: Rule,
-}
-
-impl Builder {
-    fn new(name: &'static str) -> Self {
-        Builder {
-            rule: Rule {
-                name,
-                guard: Vec::new(),
-                effect: Vec::new(),
-            },
-        }
-    }
-    fn state(mut self, kinds: &[StateKind]) -> Self {
-        self.rule.guard.push(Cond::StateIn(kinds.to_vec()));
-        self
-    }
-    fn equals(mut self, a: &'static str, v: Attr) -> Self {
-        self.rule.guard.push(Cond::Equals(a, v));
-        self
-    }
-    fn absent(mut self, a: &'static str) -> Self {
-        self.rule.guard.push(Cond::Absent(a));
-        self
-    }
-    /// Enters `kind` at `now`: version bumped, state and its start time written, and the
-    /// unsettled-index key set while a rotation is in flight or failed, removed otherwise (so
-    /// the index holds exactly the hosts the reconcile pass must look at, on every store).
-    fn enter(mut self, kind: StateKind, now: OffsetDateTime) -> Self {
-        self.rule.guard.push(Cond::AbsentOrNumber(attr::VERSION));
-        self.rule.effect.push(Effect::BumpVersion);
-        let b = self
-            .set(attr::STATE, Attr::s(kind.as_str()))
-            .set(attr::STATE_SINCE, Attr::n(now.unix_timestamp()));
-        if is_unsettled(kind) {
-            b.set(attr::UNSETTLED, Attr::s(UNSETTLED_VALUE))
-        } else {
-            b.remove(&[attr::UNSETTLED])
-        }
-    }
-    fn set(mut self, a: &'static str, v: Attr) -> Self {
-        self.rule.effect.push(Effect::Set(a, v));
-        self
-    }
-    fn set_opt(self, a: &'static str, v: Option<Attr>) -> Self {
-        match v {
-            Some(v) => self.set(a, v),
-            None => self.remove(&[a]),
-        }
-    }
-    fn remove(mut self, attrs: &[&'static str]) -> Self {
-        self.rule
-            .effect
-            .extend(attrs.iter().map(|a| Effect::Remove(a)));
-        self
-    }
-}
 
 impl Rule {
     /// The rule that carries out `change` at `now`.
@@ -250,7 +214,9 @@ impl Rule {
                     Some(v) => b.equals(attr::VERSION, Attr::n(*v as i64)),
                     None => b.absent(attr::VERSION),
                 };
+                // A host held by its revocation reason is never claimed (only released).
                 b.state(&[Idle, Deployed, Failed, Revoked])
+                    .absent(attr::HOLD)
                     .enter(CsrRequested, now)
                     .set(attr::ROTATION_ID, Attr::s(rotation.as_str()))
                     .remove(&IN_FLIGHT[..6])
@@ -361,20 +327,47 @@ impl Rule {
                         attr::PENDING_NOT_AFTER,
                     ])
             }
-            // A FAILED host still runs its current certificate (a failed rotation leaves the
-            // live pair untouched), and a misbehaving host is the likely one to revoke.
-            Change::Revoke { serial } => b
-                .equals(attr::SERIAL, Attr::s(serial))
-                .state(&[Deployed, Idle, Failed])
-                .enter(Revoked, now)
-                .set(attr::REVOKED_SERIAL, Attr::s(serial))
-                .remove(&[
-                    attr::ROTATION_ID,
-                    attr::ATTEMPTS,
-                    attr::FAILED_STAGE,
-                    attr::FAILURE_REASON,
-                    attr::NEXT_ATTEMPT_AT,
-                ]),
+            // Any state but REVOKED (a revoked serial is not revoked again). A rotation in
+            // flight is named by its ID and cancelled: its pending attributes go, so every
+            // later event of it finds nothing to match. The serial guard keeps a revocation
+            // from landing on a certificate that changed since the caller read it.
+            Change::Revoke {
+                from,
+                rotation,
+                current,
+                serial,
+                held,
+            } => {
+                let from: &[StateKind] = match (from, rotation) {
+                    (Revoked, _) => &[],
+                    (k, None) if k.in_flight() => &[],
+                    (k, _) => std::slice::from_ref(k),
+                };
+                let b = b.state(from);
+                let b = match rotation {
+                    Some(r) => b.equals(attr::ROTATION_ID, Attr::s(r.as_str())),
+                    None => b,
+                };
+                let b = match current {
+                    Some(c) => b.equals(attr::SERIAL, Attr::s(c)),
+                    None => b.absent(attr::SERIAL),
+                };
+                b.enter(Revoked, now)
+                    .set(attr::REVOKED_SERIAL, Attr::s(serial))
+                    .set_opt(attr::HOLD, held.as_deref().map(Attr::s))
+                    .remove(&IN_FLIGHT)
+                    .remove(&[
+                        attr::ATTEMPTS,
+                        attr::FAILED_STAGE,
+                        attr::FAILURE_REASON,
+                        attr::NEXT_ATTEMPT_AT,
+                    ])
+            }
+            Change::Release { held } => b
+                .state(&[Revoked])
+                .equals(attr::HOLD, Attr::s(held))
+                .bump()
+                .remove(&[attr::HOLD]),
             Change::Alerted { level } => b.set(attr::ALERT_LEVEL, Attr::s(level.as_str())),
         };
         b.rule

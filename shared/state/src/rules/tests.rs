@@ -1,6 +1,7 @@
 //! The rules on the happy path, on foreign values and on stale versions.
 
 use super::*;
+use crate::item::UNSETTLED_VALUE;
 use crate::record::RotationState;
 use time::macros::datetime;
 
@@ -36,6 +37,22 @@ fn fail(from: StateKind, rotation: &str) -> Change {
         reason: "x".repeat(2000),
         attempts: 1,
         next_attempt_at: NOW,
+    }
+}
+
+fn revoke(
+    from: StateKind,
+    rotation: Option<&str>,
+    current: Option<&str>,
+    serial: &str,
+    held: Option<&str>,
+) -> Change {
+    Change::Revoke {
+        from,
+        rotation: rotation.map(r),
+        current: current.map(Into::into),
+        serial: serial.into(),
+        held: held.map(Into::into),
     }
 }
 
@@ -113,9 +130,9 @@ fn guards_refuse_foreign_values() {
         },
         fail(StateKind::CsrRequested, "b"),
         fail(StateKind::Issuing, "a"),
-        Change::Revoke {
-            serial: "0a".into(),
-        },
+        revoke(StateKind::CsrRequested, Some("b"), None, "0a", None),
+        revoke(StateKind::CsrRequested, None, None, "0a", None),
+        revoke(StateKind::Deployed, None, None, "0a", None),
     ];
     for c in refused {
         assert!(apply_to_record(&started, &c, NOW).is_err(), "{c:?}");
@@ -226,9 +243,7 @@ fn the_unsettled_key_follows_the_state() {
             false,
         ),
         (
-            Change::Revoke {
-                serial: "0a".into(),
-            },
+            revoke(StateKind::Deployed, None, Some("0a"), "0a", None),
             false,
         ),
     ];
@@ -239,5 +254,158 @@ fn the_unsettled_key_follows_the_state() {
         let record = record_from_item(&item).unwrap();
         let seeded = crate::item::item_from_record(&record);
         assert_eq!(on(&seeded), unsettled, "a seeded {change:?} agrees");
+    }
+}
+
+/// A revocation in flight cancels the rotation: every later event of it is refused, the
+/// pending certificate is recorded as the revoked one, and the host leaves the unsettled index.
+#[test]
+fn a_revocation_cancels_the_rotation_in_flight() {
+    let mut rec = enrolled();
+    let chain = [
+        Change::Start {
+            expected_version: None,
+            rotation: r("a"),
+        },
+        Change::CsrSent {
+            rotation: r("a"),
+            command_id: "c1".into(),
+        },
+        Change::Issuing {
+            rotation: r("a"),
+            command_id: "c1".into(),
+            cert_arn: "arn1".into(),
+            key_fingerprint: "fp".into(),
+        },
+        Change::BeginDeploy {
+            rotation: r("a"),
+            cert_arn: "arn1".into(),
+            pending: pending(),
+        },
+        Change::DeploySent {
+            rotation: r("a"),
+            command_id: "c2".into(),
+        },
+    ];
+    for c in &chain {
+        rec = apply_to_record(&rec, c, NOW).unwrap();
+    }
+    let before = rec.clone();
+    let revoked = apply_to_record(
+        &rec,
+        &revoke(
+            StateKind::Deploying,
+            Some("a"),
+            None,
+            "0a",
+            Some("KEY_COMPROMISE"),
+        ),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(
+        revoked.state,
+        RotationState::Revoked {
+            serial: "0a".into(),
+            held: Some("KEY_COMPROMISE".into())
+        }
+    );
+    let item = crate::item::item_from_record(&revoked);
+    for a in IN_FLIGHT.iter().chain([&attr::UNSETTLED]) {
+        assert!(!item.contains_key(*a), "{a} is gone");
+    }
+    let late = [
+        Change::Deployed {
+            command_id: "c2".into(),
+            cert: pending(),
+        },
+        Change::DeploySent {
+            rotation: r("a"),
+            command_id: "c3".into(),
+        },
+        Change::BeginDeploy {
+            rotation: r("a"),
+            cert_arn: "arn1".into(),
+            pending: pending(),
+        },
+        fail(StateKind::Deploying, "a"),
+        revoke(StateKind::Revoked, None, None, "0a", None),
+        Change::Start {
+            expected_version: revoked.version,
+            rotation: r("b"),
+        },
+    ];
+    for c in &late {
+        assert!(apply_to_record(&revoked, c, NOW).is_err(), "{c:?}");
+    }
+    // The caller's view must be the item's: another rotation, or a serial that changed, refuses.
+    for stale in [
+        revoke(StateKind::Deploying, Some("b"), None, "0a", None),
+        revoke(StateKind::Deploying, Some("a"), Some("0b"), "0a", None),
+        revoke(StateKind::Issuing, Some("a"), None, "0a", None),
+    ] {
+        assert!(apply_to_record(&before, &stale, NOW).is_err(), "{stale:?}");
+    }
+}
+
+/// A held host is released only under the reason that holds it, and only then can start.
+#[test]
+fn a_held_host_starts_only_after_its_release() {
+    let deployed = deployed_with("0a");
+    let held = apply_to_record(
+        &deployed,
+        &revoke(
+            StateKind::Deployed,
+            None,
+            Some("0a"),
+            "0a",
+            Some("KEY_COMPROMISE"),
+        ),
+        NOW,
+    )
+    .unwrap();
+    let start = |v| Change::Start {
+        expected_version: v,
+        rotation: r("b"),
+    };
+    assert!(apply_to_record(&held, &start(held.version), NOW).is_err());
+    let wrong = Change::Release {
+        held: "SUPERSEDED".into(),
+    };
+    assert!(apply_to_record(&held, &wrong, NOW).is_err());
+    let release = Change::Release {
+        held: "KEY_COMPROMISE".into(),
+    };
+    let released = apply_to_record(&held, &release, NOW).unwrap();
+    assert_eq!(
+        released.state,
+        RotationState::Revoked {
+            serial: "0a".into(),
+            held: None
+        }
+    );
+    assert_eq!(released.version, held.version.map(|v| v + 1));
+    assert!(apply_to_record(&released, &release, NOW).is_err(), "twice");
+    assert!(apply_to_record(&held, &start(released.version), NOW).is_err());
+    apply_to_record(&released, &start(released.version), NOW).unwrap();
+    // A reason that does not hold re-issues as before.
+    let superseded = apply_to_record(
+        &deployed,
+        &revoke(StateKind::Deployed, None, Some("0a"), "0a", None),
+        NOW,
+    )
+    .unwrap();
+    apply_to_record(&superseded, &start(superseded.version), NOW).unwrap();
+}
+
+fn deployed_with(serial: &str) -> HostRecord {
+    HostRecord {
+        state: RotationState::Deployed,
+        version: Some(3),
+        current: Some(DeployedCert {
+            serial: Some(serial.into()),
+            ..pending()
+        }),
+        ..enrolled()
     }
 }

@@ -64,39 +64,6 @@ fn a_certificate_of_another_ca_is_ignored() {
     assert!(why.contains("is not from our CA"), "{why}");
 }
 
-#[test]
-fn a_certificate_no_rotation_waits_for_yet_is_not_ready() {
-    // Private CA announced it before CertIssue recorded ISSUING, or the index is behind.
-    for sent in [
-        None,
-        Some(NOW - Duration::seconds(1)),
-        Some(NOW - WAIT_FOR_ROTATION),
-    ] {
-        let r = waiting_host(CERT_ARN, None, sent, NOW);
-        assert_eq!(error_kind(r), FailureKind::NotReady, "{sent:?}");
-    }
-    // Clocks differ: an event from the future is young.
-    let r = waiting_host(CERT_ARN, None, Some(NOW + Duration::minutes(5)), NOW);
-    assert_eq!(error_kind(r), FailureKind::NotReady);
-    let sent = Some(NOW - Duration::seconds(1));
-    assert_eq!(
-        waiting_host(CERT_ARN, Some(host()), sent, NOW).unwrap(),
-        host()
-    );
-    assert_eq!(
-        waiting_host(CERT_ARN, Some(host()), None, NOW).unwrap(),
-        host()
-    );
-}
-
-#[test]
-fn a_certificate_no_rotation_waited_for_in_fifteen_minutes_is_ignored() {
-    let sent = NOW - WAIT_FOR_ROTATION - Duration::seconds(1);
-    let why = ignored(waiting_host(CERT_ARN, None, Some(sent), NOW));
-    assert!(why.contains("no rotation is waiting for"), "{why}");
-    assert!(why.contains("more than 15 minutes ago"), "{why}");
-}
-
 /// A DEPLOYING record of [`CERT_ARN`] without a command, claimed `ago`.
 fn claimed_at(ago: Duration) -> HostRecord {
     HostRecord {

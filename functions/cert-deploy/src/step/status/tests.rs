@@ -303,3 +303,34 @@ fn a_failed_reload_hook_alerts_with_the_host_command_and_exit_code() {
     let a = reload_hook_alert(&verify, "");
     assert!(a.reason.contains("exited with unknown"), "{}", a.reason);
 }
+
+#[test]
+fn the_previous_certificate_is_superseded_once_the_new_one_is_deployed() {
+    let (mut verify, cert) = success();
+    assert_eq!(
+        superseded(&verify, &cert),
+        None,
+        "a first certificate replaces none"
+    );
+    verify.record.current = Some(DeployedCert {
+        serial: Some("0A:0B".into()),
+        cert_arn: Some("arn:old".into()),
+        ..pending_cert()
+    });
+    assert_eq!(
+        superseded(&verify, &cert),
+        Some(Retirement {
+            host: HOST.into(),
+            serial: "0A:0B".into(),
+            cert_arn: Some("arn:old".into()),
+            what: "the previous certificate",
+        })
+    );
+    // The same certificate in another notation (a replayed success) is not revoked.
+    verify.record.current = Some(DeployedCert {
+        serial: Some("01:02:03".to_uppercase()),
+        ..pending_cert()
+    });
+    assert_eq!(cert.serial.as_deref(), Some("01:02:03"));
+    assert_eq!(superseded(&verify, &cert), None);
+}
