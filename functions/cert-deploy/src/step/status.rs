@@ -259,7 +259,8 @@ pub fn reload_hook_alert(verify: &Verify, code: &str) -> Alert {
             AlertKind::ReloadHookFailed,
             format!(
                 "the new certificate is installed but the reload hook exited with {code}: \
-                 the service may still use the old certificate until it is reloaded"
+                 the service may still use the old certificate, which is revoked as superseded, \
+                 until it is reloaded"
             ),
         )
     }
