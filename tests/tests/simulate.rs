@@ -108,13 +108,28 @@ fn first_wave_deploys_every_host() {
         "every host of the wave ends DEPLOYED (seed {})",
         report.scenario.seed
     );
+    one_certificate_per_rotation(&report);
+}
+
+/// Private CA bills per certificate: a rotation that reached DEPLOYED was issued exactly one,
+/// also when SendCommand's throttling outlasted the retries of its DeployCert.
+fn one_certificate_per_rotation(report: &Report) {
+    assert!(
+        (report.issue_certificate_per_rotation - 1.0).abs() < 1e-9,
+        "{}: {:.3} certificates per rotation (seed {})",
+        report.scenario.name,
+        report.issue_certificate_per_rotation,
+        report.scenario.seed
+    );
 }
 
 #[test]
 fn steady() {
     // Six days (more than one renewal cycle of 7-day certificates) keep CI's cost small;
     // `make simulate` runs the scenario's 30.
-    check(&run("steady", &[("DAYS", "6")]));
+    let report = run("steady", &[("DAYS", "6")]);
+    check(&report);
+    one_certificate_per_rotation(&report);
 }
 
 #[test]

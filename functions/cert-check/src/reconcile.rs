@@ -96,6 +96,7 @@ where
             match decide::after_find(stuck, *document, answer, &deps.config, now) {
                 Found::Leave(note) => return Ok(Reconciled::Left(note)),
                 Found::Fail(failure) => return fail_stuck(deps, stuck, failure, now).await,
+                Found::Deploy(event) => Decision::Deploy(event),
                 Found::Command(command_id) => {
                     if let Err(e) =
                         record_command(deps, stuck, *document, rotation, &command_id, now).await

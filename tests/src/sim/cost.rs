@@ -34,6 +34,13 @@ pub const PCA_SHORT_LIVED_CERT_USD: f64 = 0.058;
 /// Private CA, short-lived certificate mode, per CA per month (same page).
 pub const PCA_SHORT_LIVED_CA_MONTH_USD: f64 = 50.0;
 
+/// SQS requests per GenerateCsr status event CertIssue handles: the rule's SendMessage, and
+/// the event source mapping's ReceiveMessage and DeleteMessage. An upper bound: under load a
+/// receive and a delete serve a batch of up to 10 messages. The mapping's idle long polls (a
+/// few hundred thousand requests a month, whatever the fleet) are a fixed cost of the stack,
+/// not counted here.
+pub const SQS_REQUESTS_PER_CSR_EVENT: f64 = 3.0;
+
 /// Cost per 1,000 host-months, USD.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Cost {
@@ -43,7 +50,7 @@ pub struct Cost {
     pub lambda_requests: f64,
     /// DynamoDB request units.
     pub dynamodb: f64,
-    /// SQS requests (none in today's design: the asynchronous queue is Lambda's own).
+    /// SQS requests: CertIssue's queue, [`SQS_REQUESTS_PER_CSR_EVENT`] per delivery.
     pub sqs: f64,
     /// SNS publishes.
     pub sns: f64,
@@ -61,6 +68,12 @@ pub struct Cost {
     pub write_units: f64,
     /// DynamoDB read units per 1,000 host-months.
     pub read_units: f64,
+    /// Lambda invocations per 1,000 host-months.
+    pub lambda_invocations: f64,
+    /// SQS requests per 1,000 host-months.
+    pub sqs_requests: f64,
+    /// SNS publishes per 1,000 host-months.
+    pub sns_publishes: f64,
 }
 
 /// The cost of a run of `fleet` hosts over `minutes`, per 1,000 host-months.
@@ -86,13 +99,10 @@ pub fn estimate(
         .map(|f| f.invocations as f64)
         .sum::<f64>()
         * per;
-    let sqs_requests: f64 = counts
-        .calls
-        .iter()
-        .filter(|(k, _)| k.starts_with("SQS:"))
-        .map(|(_, n)| *n as f64)
-        .sum::<f64>()
-        * per;
+    let csr_deliveries = functions
+        .get(&Func::Issue)
+        .map_or(0.0, |f| f.invocations as f64);
+    let sqs_requests = csr_deliveries * SQS_REQUESTS_PER_CSR_EVENT * per;
     let schedules = functions
         .get(&Func::Check)
         .map_or(0.0, |f| f.invocations as f64)
@@ -111,6 +121,9 @@ pub fn estimate(
         gb_seconds,
         write_units,
         read_units,
+        lambda_invocations: requests,
+        sqs_requests,
+        sns_publishes: alerts as f64 * per,
         ..Cost::default()
     };
     c.pipeline_total =

@@ -22,8 +22,11 @@
 //!   rotation, so Run Command is asked for the host's command of this rotation
 //!   ([`after_find`]). Found → recorded, then asked about as above: a DeployCert that swapped
 //!   the pair is recorded DEPLOYED with the serial the host runs. Not found → the command never
-//!   reached Run Command, the host's pair is untouched, and failing it (retried later with a
-//!   fresh rotation) leaves the table naming the certificate the host runs.
+//!   reached Run Command and the host's pair is untouched. A GenerateCsr is failed (retried
+//!   later with a fresh rotation), which leaves the table naming the certificate the host runs.
+//!   A DeployCert is sent again, for the certificate already issued, by exactly what CertDeploy
+//!   does on a redelivered issuance event: a DeployCert refused by SendCommand's throttling
+//!   costs no second certificate and no new key (a wave of new hosts throttles it for hours).
 //!
 //! The shell ([`crate::reconcile`]) carries out each probe, passes the answer back here, and
 //! carries out the decision; the handlers' outcomes become the summary's notes in
@@ -169,6 +172,9 @@ pub fn probe(record: HostRecord) -> Stuck {
 pub enum Found {
     /// The rotation's command: record it, then ask about its invocation.
     Command(String),
+    /// No DeployCert was ever sent for the claimed deployment: send it, as CertDeploy does on
+    /// the certificate's issuance event.
+    Deploy(Envelope<IssuanceDetail>),
     /// Fail the rotation.
     Fail(RotationFailure),
     /// Leave it in flight.
@@ -197,9 +203,12 @@ pub fn after_find(
     };
     match answer {
         Ok(Some(command_id)) => Found::Command(command_id),
-        Ok(None) => fail(format!(
-            "no {document:?} command reached Run Command within {minutes} minutes (SendCommand failed or never arrived); the host's pair is untouched"
-        )),
+        Ok(None) => match (document, &cert_arn) {
+            (Document::DeployCert, Some(arn)) => Found::Deploy(issuance_event(arn, config)),
+            _ => fail(format!(
+                "no {document:?} command reached Run Command within {minutes} minutes (SendCommand failed or never arrived); the host's pair is untouched"
+            )),
+        },
         Err(e) if now >= hard_limit(&stuck.record, config, now) => fail(format!(
             "no {document:?} command recorded, and Run Command could not be asked which was sent: {e}"
         )),
@@ -561,7 +570,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unrecorded_command_found_is_followed_and_one_never_sent_is_failed() {
+    fn an_unrecorded_command_found_is_followed_a_deploy_never_sent_is_sent_a_csr_failed() {
         let config = config();
         let s = stuck(deploying(2, None, NOW - Duration::hours(2)));
         let found = after_find(
@@ -573,16 +582,31 @@ mod tests {
         );
         assert!(matches!(found, Found::Command(c) if c == "d-9"));
 
-        let Found::Fail(f) = after_find(&s, Document::DeployCert, Ok(None), &config, NOW) else {
+        // A DeployCert never sent is sent for the certificate already issued: the issuance
+        // event CertDeploy would have been given again.
+        let Found::Deploy(event) = after_find(&s, Document::DeployCert, Ok(None), &config, NOW)
+        else {
+            panic!("sends DeployCert again")
+        };
+        assert_eq!(event.detail_type, PCA_ISSUANCE);
+        assert!(event.resources.iter().any(|r| r == "arn:cert/1"));
+
+        // A GenerateCsr never sent fails its rotation (the host's pair is untouched).
+        let s_csr = stuck(HostRecord {
+            state: RotationState::CsrRequested {
+                rotation: RotationId("r-1".into()),
+                command_id: None,
+            },
+            ..csr_requested(2, NOW - Duration::hours(2))
+        });
+        let Found::Fail(f) = after_find(&s_csr, Document::GenerateCsr, Ok(None), &config, NOW)
+        else {
             panic!("fails")
         };
-        assert_eq!(
-            (f.stage, f.certificate_arn.as_deref()),
-            (FailureStage::Deploy, Some("arn:cert/1"))
-        );
+        assert_eq!(f.stage, FailureStage::RequestCsr);
         assert!(f
             .reason
-            .starts_with("no DeployCert command reached Run Command within 60 minutes"));
+            .starts_with("no GenerateCsr command reached Run Command within 60 minutes"));
 
         // Run Command can't be asked: left, until the hard limit (75 minutes in).
         let s = stuck(deploying(2, None, NOW - Duration::minutes(65)));
