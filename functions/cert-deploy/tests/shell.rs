@@ -400,6 +400,20 @@ fn deps_with_hook() -> Deps<Store, Hosts, Ca, Inbox> {
     }
 }
 
+/// DeployCert's output, as Run Command will show it: the swap done, the reload hook failed.
+fn hook_failed_with_3(deps: &Deps<Store, Hosts, Ca, Inbox>) {
+    deps.hosts
+        .invocations
+        .lock()
+        .unwrap()
+        .push_back(Ok(Invocation::Finished {
+            success: true,
+            status: "Success".into(),
+            stdout: "ROTATION r-1\nRELOAD_HOOK_FAILED 3\n".into(),
+            stderr: String::new(),
+        }));
+}
+
 /// A DeployCert status event EventBridge sent just now.
 fn fresh_deploy_status(status: &str) -> Value {
     let mut v = deploy_status(status);
@@ -413,16 +427,7 @@ fn fresh_deploy_status(status: &str) -> Value {
 #[tokio::test]
 async fn a_failed_reload_hook_records_deployed_and_alerts_once() {
     let deps = deps_with_hook();
-    deps.hosts
-        .invocations
-        .lock()
-        .unwrap()
-        .push_back(Ok(Invocation::Finished {
-            success: true,
-            status: "Success".into(),
-            stdout: "ROTATION r-1\nRELOAD_HOOK_FAILED 3\n".into(),
-            stderr: String::new(),
-        }));
+    hook_failed_with_3(&deps);
     let out = handle(&deps, deploy_status("Success")).await.unwrap();
     assert_eq!(out["outcome"], "deployed", "{out}");
     assert_eq!(deps.store.record(&host()).state, RotationState::Deployed);
@@ -464,16 +469,7 @@ async fn with_a_reload_hook_a_success_whose_output_is_not_visible_yet_is_retried
         "DEPLOYED waits for the hook's verdict"
     );
     // The output shows up: the retry records DEPLOYED and raises the hook's alert.
-    deps.hosts
-        .invocations
-        .lock()
-        .unwrap()
-        .push_back(Ok(Invocation::Finished {
-            success: true,
-            status: "Success".into(),
-            stdout: "ROTATION r-1\nRELOAD_HOOK_FAILED 3\n".into(),
-            stderr: String::new(),
-        }));
+    hook_failed_with_3(&deps);
     let out = handle(&deps, fresh_deploy_status("Success")).await.unwrap();
     assert_eq!(out["outcome"], "deployed", "{out}");
     assert_eq!(alerts(&deps), 1);
