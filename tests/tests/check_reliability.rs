@@ -164,3 +164,44 @@ async fn a_host_ssm_refuses_waits_and_the_others_rotate() {
     assert_eq!(r.attempts.failed, 0, "{r:?}");
     assert!(alert_bodies(&mut stack).is_empty());
 }
+
+/// Scenario 4, at the reconcile pass's cadence: a due host that a schedule run found offline is
+/// marked, so the reconcile pass (every few minutes, reading only the unsettled index) rotates
+/// it once it is back, instead of the next 12-hour run; hosts at rest and not due stay out of
+/// that pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_back_online_is_rotated_by_the_next_reconcile_pass() {
+    let mut stack = LocalStack::start(&[]).await.unwrap();
+    let (away, fine) = (host(41), host(42));
+    enrolled(&stack, std::slice::from_ref(&fine)).await;
+    stack
+        .enrol_host(
+            &away,
+            &HostOverrides::default(),
+            tests::emulators::ssm::HostSpec {
+                online: false,
+                has_openssl: true,
+            },
+        )
+        .await
+        .unwrap();
+    let s = stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    assert_eq!(s["started"], json!([fine]), "{s}");
+    assert!(s["skipped"].to_string().contains("offline, waiting"), "{s}");
+    assert_eq!(stack.record(&fine).await.state, RotationState::Deployed);
+
+    stack.ssm.set_online(&away, true);
+    let pass = stack.cert_check(json!({"reconcile": true})).await.unwrap();
+    assert_eq!(pass["started"], json!([away]), "{pass}");
+    assert_eq!(
+        pass["itemsRead"], 1,
+        "only the waiting host is read: {pass}"
+    );
+    stack.settle(Delivery::default()).await.unwrap();
+    assert_eq!(stack.record(&away).await.state, RotationState::Deployed);
+
+    // Deployed, it leaves the index: the next pass reads nothing.
+    let pass = stack.cert_check(json!({"reconcile": true})).await.unwrap();
+    assert_eq!(pass["itemsRead"], 0, "{pass}");
+}

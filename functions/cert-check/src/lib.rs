@@ -57,7 +57,8 @@ use rotation::failure::{record_failure, record_level, Recorded, RotationFailure}
 use rotation::hosts::{HostAgent, Reachability};
 use state::plan::DueWindow;
 use state::ports::{
-    FleetReader, PendingCertificates, RevocationRecorder, RotationStarter, StoreError,
+    FleetReader, OnlineWaiter as _, PendingCertificates, RevocationRecorder, RotationStarter,
+    StoreError,
 };
 use state::rules::Change;
 use state::HostId;
@@ -467,6 +468,13 @@ where
     // Reachability before the claim: a host that cannot take GenerateCsr spends no attempt.
     if let HostStep::Wait(note) = step::start::on_reachability(&start, reach) {
         let alert = step::start::waiting_alert(&start, &note, now);
+        // At rest, it joins the reconcile pass's index: rotated minutes after it is back, not
+        // at the next schedule run. (In flight or failed, it is there already.)
+        if step::start::mark_waiting(&start) {
+            if let Err(e) = deps.store.awaiting_online(&start.record.host, now).await {
+                tracing::warn!(host = %start.record.host, error = %e, "could not mark the host as waiting to be online");
+            }
+        }
         return Ok((Started::Skipped(note), alert));
     }
     // Claim: of concurrent runs, only one gets past this line for this host.

@@ -208,6 +208,20 @@ pub trait AlertRecorder: Transitions {
 
 impl<T: Transitions> AlertRecorder for T {}
 
+/// Marking a due host that could not be reached, so the reconcile pass finds it (CertCheck).
+pub trait OnlineWaiter: Transitions {
+    /// Puts `host` (at rest: IDLE or DEPLOYED) in the unsettled index until its next rotation.
+    fn awaiting_online(
+        &self,
+        host: &HostId,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = Result<HostRecord, StoreError>> + Send {
+        self.transition(host, Change::AwaitingOnline, now)
+    }
+}
+
+impl<T: Transitions> OnlineWaiter for T {}
+
 /// What CertCheck writes to start rotations.
 pub trait RotationStarter: RotationFailer {
     /// Claims the host for a new rotation if it is still exactly as `record` shows (same version).

@@ -159,6 +159,15 @@ pub fn on_reachability(start: &Start, reach: &HashMap<HostId, Reachability>) -> 
     HostStep::Wait(HostNote::new(&start.record.host, reason))
 }
 
+/// Whether a host that waits must be marked for the reconcile pass: one at rest (IDLE or
+/// DEPLOYED). A failed host is in the pass's index already, by its state.
+pub fn mark_waiting(start: &Start) -> bool {
+    matches!(
+        start.record.state.kind(),
+        state::record::StateKind::Idle | state::record::StateKind::Deployed
+    )
+}
+
 /// The alert for a waiting host: only once its certificate has under a day left (expired
 /// certificates are alerted by the plan, whatever the host does), once per episode.
 pub fn waiting_alert(start: &Start, note: &HostNote, now: OffsetDateTime) -> Option<HostAlert> {

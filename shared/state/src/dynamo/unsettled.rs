@@ -1,4 +1,5 @@
-//! The hosts in flight or failed, read from the sparse `unsettled` index: every page of one
+//! The hosts in flight or failed (and those at rest that a run found due but unreachable), read
+//! from the sparse `unsettled` index: every page of one
 //! Query on its only partition.
 //!
 //! Why ALL projection and not KEYS_ONLY plus a GetItem per host: the index holds only the hosts
@@ -14,7 +15,7 @@ use super::error::backend;
 use super::mapping::{self, SdkItem};
 use super::schema::TableSchema;
 use super::DynamoStore;
-use crate::item::{attr, is_service_item, is_unsettled, record_from_item, UNSETTLED_VALUE};
+use crate::item::{attr, is_reconciled, is_service_item, record_from_item, UNSETTLED_VALUE};
 use crate::ports::{FleetScan, RejectedRow, StoreError};
 
 impl DynamoStore {
@@ -44,7 +45,8 @@ impl DynamoStore {
                 match record_from_item(&item) {
                     // The index may lag a write that settled the host; the planner would skip
                     // it anyway, and leaving it out keeps the pass's figures honest.
-                    Ok(r) if is_unsettled(r.state.kind()) => out.records.push(r),
+                    // In flight, failed, or at rest and waiting to be online (due, unreachable).
+                    Ok(r) if is_reconciled(r.state.kind()) => out.records.push(r),
                     Ok(_) => {}
                     Err((key, reason)) => {
                         tracing::warn!(host = %key, %reason, "refused table row");

@@ -97,6 +97,14 @@ pub fn is_unsettled(kind: StateKind) -> bool {
     kind.in_flight() || kind == StateKind::Failed
 }
 
+/// Whether a host in `kind` read from the unsettled index is one for the reconcile pass: one
+/// that belongs there by its state ([`is_unsettled`]), or a host at rest that a run found due
+/// but unreachable and marked (`Change::AwaitingOnline`). A revoked host is left out (the index
+/// may lag the write that settled it).
+pub fn is_reconciled(kind: StateKind) -> bool {
+    is_unsettled(kind) || matches!(kind, StateKind::Idle | StateKind::Deployed)
+}
+
 /// Keys of the service's own items in the table (not hosts): `crl#<CA id>` holds the CRL ledger.
 /// A managed-node ID never starts with it, and listings skip these items silently.
 pub const SERVICE_KEY_PREFIX: &str = "crl#";

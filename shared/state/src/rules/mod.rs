@@ -129,6 +129,10 @@ pub enum Change {
         /// The level raised.
         level: AlertLevel,
     },
+    /// A due host at rest could not be reached: it joins the unsettled index, so the reconcile
+    /// pass (every few minutes) rotates it as soon as it is online, instead of the next 12-hour
+    /// run. Bumps no version; the rotation it waits for removes the mark when it is deployed.
+    AwaitingOnline,
 }
 
 impl Change {
@@ -145,6 +149,7 @@ impl Change {
             Change::Revoke { .. } => "mark revoked",
             Change::Release { .. } => "release the hold",
             Change::Alerted { .. } => "record the alert level",
+            Change::AwaitingOnline => "wait for the host to be online",
         }
     }
 }
@@ -369,6 +374,9 @@ impl Rule {
                 .bump()
                 .remove(&[attr::HOLD]),
             Change::Alerted { level } => b.set(attr::ALERT_LEVEL, Attr::s(level.as_str())),
+            Change::AwaitingOnline => b
+                .state(&[Idle, Deployed])
+                .set(attr::UNSETTLED, Attr::s(crate::item::UNSETTLED_VALUE)),
         };
         b.rule
     }

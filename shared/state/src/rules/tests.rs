@@ -257,6 +257,66 @@ fn the_unsettled_key_follows_the_state() {
     }
 }
 
+/// A due host at rest that could not be reached joins the unsettled index until its rotation is
+/// deployed; a host in another state is refused (in flight or failed it is there already).
+#[test]
+fn a_host_waiting_to_be_online_is_in_the_unsettled_index_until_deployed() {
+    let host = HostId::parse("mi-0123456789abcdef0").unwrap();
+    let on = |item: &Item| item.get(attr::UNSETTLED) == Some(&Attr::s(UNSETTLED_VALUE));
+    let item = crate::item::enrolment_item(&host, &Default::default());
+    let waiting = apply(&host, Some(&item), &Change::AwaitingOnline, NOW).unwrap();
+    assert!(on(&waiting), "an enrolled host waiting");
+    assert_eq!(
+        waiting.get(attr::VERSION),
+        item.get(attr::VERSION),
+        "no version bump"
+    );
+    let chain = [
+        Change::Start {
+            expected_version: None,
+            rotation: r("a"),
+        },
+        Change::CsrSent {
+            rotation: r("a"),
+            command_id: "c1".into(),
+        },
+        Change::Issuing {
+            rotation: r("a"),
+            command_id: "c1".into(),
+            cert_arn: "arn1".into(),
+            key_fingerprint: "fp".into(),
+        },
+        Change::BeginDeploy {
+            rotation: r("a"),
+            cert_arn: "arn1".into(),
+            pending: pending(),
+        },
+        Change::DeploySent {
+            rotation: r("a"),
+            command_id: "c2".into(),
+        },
+        Change::Deployed {
+            command_id: "c2".into(),
+            cert: pending(),
+        },
+    ];
+    let mut item = waiting;
+    for change in &chain {
+        item = apply(&host, Some(&item), change, NOW).unwrap_or_else(|e| panic!("{change:?}: {e}"));
+    }
+    assert!(!on(&item), "deployed, it leaves the index");
+    let waiting = apply(&host, Some(&item), &Change::AwaitingOnline, NOW).unwrap();
+    assert!(on(&waiting), "a deployed host waiting");
+    let revoked = apply(
+        &host,
+        Some(&item),
+        &revoke(StateKind::Deployed, None, Some("0a"), "0a", None),
+        NOW,
+    )
+    .unwrap();
+    assert!(apply(&host, Some(&revoked), &Change::AwaitingOnline, NOW).is_err());
+}
+
 /// A revocation in flight cancels the rotation: every later event of it is refused, the
 /// pending certificate is recorded as the revoked one, and the host leaves the unsettled index.
 #[test]

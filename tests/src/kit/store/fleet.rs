@@ -9,7 +9,8 @@
 //! The reconcile pass's `in_flight` reads only the items of the sparse `unsettled` index.
 
 use state::item::{
-    attr, is_service_item, is_unsettled, legacy_time, record_from_item, Attr, Item, UNSETTLED_VALUE,
+    attr, is_reconciled, is_service_item, legacy_time, record_from_item, Attr, Item,
+    UNSETTLED_VALUE,
 };
 use state::plan::DueWindow;
 use state::ports::{FleetReader, FleetScan, RejectedRow};
@@ -99,7 +100,7 @@ impl MemoryStore {
                 continue;
             }
             match record_from_item(item) {
-                Ok(r) if is_unsettled(r.state.kind()) => out.records.push(r),
+                Ok(r) if is_reconciled(r.state.kind()) => out.records.push(r),
                 Ok(_) => {}
                 Err((key, reason)) => out.rejected.push(RejectedRow { key, reason }),
             }
