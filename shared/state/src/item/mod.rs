@@ -81,15 +81,16 @@ pub mod attr {
     /// The revocation reason that holds a revoked host: no rotation starts until an operator
     /// releases it.
     pub const HOLD: &str = "revocationHold";
-    /// Set (to [`super::UNSETTLED_VALUE`]) only while a rotation is in flight or failed: the hash
-    /// key of the sparse index the reconcile pass reads instead of the whole table.
+    /// Set (to [`super::UNSETTLED_VALUE`]) only while a rotation is in flight or failed, or while
+    /// a due host at rest waits to be online: the hash key of the sparse index the reconcile
+    /// pass reads instead of the whole table.
     pub const UNSETTLED: &str = "unsettled";
     /// The highest alert level raised in this failure episode.
     pub const ALERT_LEVEL: &str = "alertLevel";
 }
 
 /// The one value of [`attr::UNSETTLED`] (the index's only partition: it holds only the hosts
-/// that are in flight or failed, a small share of the fleet).
+/// that are in flight, failed or waiting to be online, a small share of the fleet).
 pub const UNSETTLED_VALUE: &str = "Y";
 
 /// Whether a host in `kind` belongs in the unsettled index: a rotation in flight, or failed.
