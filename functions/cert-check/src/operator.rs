@@ -1,6 +1,9 @@
 //! The shell of an operator's revocation and release: read, decide ([`crate::step::revoke`],
 //! [`crate::step::release`]), act through the ports, record.
 //!
+//! Serials are asked of the CA in their canonical form ([`pki::canonical_serial`]): the
+//! original sample wrote them upper-case and colon-separated.
+//!
 //! A revocation revokes at the CA first and records after, so the table never says revoked
 //! what the CA still honours. If the host moved between the read and the write (a rotation
 //! moved on, CertDeploy recorded DEPLOYED), the write conflicts and the whole revocation is made
@@ -45,7 +48,7 @@ where
         };
         if let Some(current) = &r.current {
             deps.ca
-                .revoke(&revoke::ca_serial(current), &r.reason)
+                .revoke(&pki::canonical_serial(current), &r.reason)
                 .await?;
         }
         let pending_serial = match &r.pending {
@@ -57,7 +60,7 @@ where
         };
         if let Some(serial) = &pending_serial {
             deps.ca
-                .revoke(&revoke::ca_serial(serial), &r.reason)
+                .revoke(&pki::canonical_serial(serial), &r.reason)
                 .await?;
         }
         let serial = revoke::serial_to_record(&r, pending_serial.as_deref())?;

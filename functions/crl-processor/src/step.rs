@@ -106,20 +106,19 @@ pub struct Listed<'r> {
 /// are compared in their canonical form ([`pki::normalize_serial`]): the original sample wrote
 /// them upper-case, colon-separated, the CRL parser and Private CA give lower-case bytes.
 pub fn hosts_to_revoke<'r>(records: &'r [HostRecord], facts: &CrlFacts) -> Vec<Listed<'r>> {
-    let canonical = |s: &str| pki::normalize_serial(s).unwrap_or_else(|| s.to_owned());
     let revoked: HashMap<String, Option<&str>> = facts
         .revoked_serials
         .iter()
         .map(|s| {
             let reason = facts.revocation_reasons.get(s).copied().flatten();
-            (canonical(s), reason)
+            (pki::canonical_serial(s), reason)
         })
         .collect();
     records
         .iter()
         .filter_map(|record| {
             let serial = record.revocable_serial()?;
-            let reason = revoked.get(&canonical(serial))?;
+            let reason = revoked.get(&pki::canonical_serial(serial))?;
             Some(Listed {
                 record,
                 serial,

@@ -260,6 +260,13 @@ pub fn certificate_signed_by(cert_pem: &str, issuer_pem: &str) -> Result<(), Cer
         .map_err(CertError::BadSignature)
 }
 
+/// `serial` in its canonical form ([`normalize_serial`]), or as written when it is not hex: the
+/// one form serials are compared in and asked of Private CA, whatever notation a table row, a
+/// CRL or an event gives.
+pub fn canonical_serial(serial: &str) -> String {
+    normalize_serial(serial).unwrap_or_else(|| serial.to_owned())
+}
+
 /// Turns a serial number written in any usual notation into the [`CertificateFacts::serial`]
 /// form, or `None` if it is not hex. Accepts `serial=0A1B` (`openssl x509 -serial`), `0a:1b`,
 /// `0A 1B`, `0x0a1b`; leading zero bytes are dropped, then a `00` is put back if the top bit

@@ -24,9 +24,9 @@ mod pem;
 mod x509util;
 
 pub use cert::{
-    certificate_signed_by, check_issued_certificate, normalize_serial, parse_certificate_der,
-    parse_certificate_pem, split_pem_chain, CertError, CertificateFacts, CERT_PEM_LABEL,
-    MAX_CERT_PEM_BYTES,
+    canonical_serial, certificate_signed_by, check_issued_certificate, normalize_serial,
+    parse_certificate_der, parse_certificate_pem, split_pem_chain, CertError, CertificateFacts,
+    CERT_PEM_LABEL, MAX_CERT_PEM_BYTES,
 };
 pub use crl::{
     check_crl, crl_is_newer, reason_name, BadCrlNumber, CrlError, CrlFacts, CrlNumber,

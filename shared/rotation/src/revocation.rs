@@ -65,8 +65,7 @@ pub async fn retire<C: CertificateAuthority, A: Alerts>(
     alerts: &A,
     retirement: &Retirement,
 ) -> bool {
-    let serial =
-        pki::normalize_serial(&retirement.serial).unwrap_or_else(|| retirement.serial.clone());
+    let serial = pki::canonical_serial(&retirement.serial);
     match ca.revoke(&serial, SUPERSEDED).await {
         Ok(()) => {
             tracing::info!(host = %retirement.host, serial, what = retirement.what, "revoked as SUPERSEDED");

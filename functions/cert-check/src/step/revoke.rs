@@ -84,13 +84,6 @@ pub struct Revoke {
     pub rotate: bool,
 }
 
-/// The serial as Private CA is asked to revoke it: the canonical form
-/// ([`pki::normalize_serial`]), whatever notation the item holds (the original sample wrote
-/// upper-case, colon-separated serials).
-pub fn ca_serial(serial: &str) -> String {
-    pki::normalize_serial(serial).unwrap_or_else(|| serial.to_owned())
-}
-
 /// Decides on `revocation` given the host's record as read.
 pub fn decide_revocation(
     revocation: &Revocation,

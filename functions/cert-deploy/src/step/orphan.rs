@@ -97,9 +97,7 @@ pub fn orphan(
         )));
     };
     let young = young(sent, now);
-    let same = |s: &str| {
-        pki::normalize_serial(s).as_deref() == Some(facts.serial.as_str()) || s == facts.serial
-    };
+    let same = |s: &str| pki::canonical_serial(s) == facts.serial;
     let current = record.current.as_ref().and_then(|c| c.serial.as_deref());
     match &record.state {
         RotationState::Issuing { cert_arn: a, .. }

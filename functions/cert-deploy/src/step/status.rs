@@ -182,8 +182,7 @@ pub fn deployed_recorded(
 pub fn superseded(verify: &Verify, cert: &DeployedCert) -> Option<Retirement> {
     let previous = verify.record.current.as_ref()?;
     let serial = previous.serial.clone()?;
-    let canonical = |s: &str| pki::normalize_serial(s).unwrap_or_else(|| s.to_owned());
-    if cert.serial.as_deref().map(canonical) == Some(canonical(&serial)) {
+    if cert.serial.as_deref().map(pki::canonical_serial) == Some(pki::canonical_serial(&serial)) {
         return None;
     }
     Some(Retirement {

@@ -133,7 +133,7 @@ fn a_deployed_host_is_revoked_with_an_alert() {
     );
     assert_eq!(r.recorded_serial(None).as_deref(), Some("01:ab"));
     assert_eq!(
-        ca_serial("01:AB"),
+        pki::canonical_serial("01:AB"),
         "01:ab",
         "asked of the CA in the canonical form"
     );
