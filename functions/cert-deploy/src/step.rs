@@ -30,6 +30,18 @@ use serde::Serialize;
 use state::ports::StoreError;
 use state::record::FailureStage;
 use state::HostRecord;
+use time::{Duration, OffsetDateTime};
+
+/// How long after its event a delivery is retried for something still on its way (the
+/// rotation's ISSUING record or its index entry, DeployCert's output, which can lag the status
+/// event); after that the event is judged without it.
+pub const WAIT_FOR_EVENT: Duration = Duration::minutes(15);
+
+/// Whether an event sent at `sent` is within [`WAIT_FOR_EVENT`] (unknown: a rebuilt or
+/// synthesized event, taken as young).
+pub fn young(sent: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    sent.is_none_or(|sent| now - sent <= WAIT_FOR_EVENT)
+}
 
 pub mod issuance;
 pub mod orphan;

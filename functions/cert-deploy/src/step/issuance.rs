@@ -10,7 +10,7 @@
 //! ISSUING with its ARN (CertIssue learns the ARN from IssueCertificate's answer), and the
 //! index that maps the ARN to its host is eventually consistent: a certificate of our CA that
 //! no rotation waits for goes to the orphan path ([`super::orphan`]), which waits while its
-//! host may still record it (up to [`WAIT_FOR_ROTATION`] after the event) and otherwise revokes
+//! host may still record it (up to [`WAIT_FOR_EVENT`](super::WAIT_FOR_EVENT) after the event) and otherwise revokes
 //! it as a certificate that never reached its host.
 //!
 //! A DeployCert that Run Command refused retryably (a throttle) leaves the rotation DEPLOYING
@@ -50,10 +50,6 @@ pub struct Issuance {
     /// one claimed, and DeployCert is sent without claiming again.
     pub claimed: Option<DeployedCert>,
 }
-
-/// How long after an issuance event a certificate of our CA that no rotation waits for may
-/// still be recorded (CertIssue's write, the index catching up, Lambda's retries).
-pub const WAIT_FOR_ROTATION: Duration = Duration::minutes(15);
 
 /// How old a DEPLOYING claim without a DeployCert command must be before another delivery
 /// continues it: longer than CertDeploy may run (its timeout, 60 s), so the delivery that

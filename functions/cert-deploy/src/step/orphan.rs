@@ -8,7 +8,7 @@
 //! rotation waits for its ARN. The certificate is then fetched, its subject names the host, and
 //! the host's record (strongly consistent, unlike the ARN index) decides:
 //! - the record waits for it (the index lags) or may still record it (CSR_REQUESTED, the
-//!   event younger than [`WAIT_FOR_ROTATION`]): not ready, Lambda retries the event;
+//!   event younger than [`WAIT_FOR_EVENT`](super::WAIT_FOR_EVENT)): not ready, Lambda retries the event;
 //! - it is the host's current or revoked certificate (a duplicated event after the rotation
 //!   ended): nothing to do;
 //! - the host's last rotation failed at DEPLOY or VERIFY: DeployCert may have been sent, so
@@ -25,12 +25,11 @@ use state::record::FailureStage;
 use state::{HostId, HostRecord, RotationState};
 use time::OffsetDateTime;
 
-use super::issuance::WAIT_FOR_ROTATION;
-use super::Stop;
+use super::{young, Stop};
 
 /// With Private CA's last answer to the fetch of a certificate no rotation waits for, its facts:
 /// still being issued (or a fetch a retry may cure) is not ready; so is a refusal while the
-/// event (sent at `sent`, when known) is no older than [`WAIT_FOR_ROTATION`] (Private CA may not
+/// event (sent at `sent`, when known) is no older than [`WAIT_FOR_EVENT`](super::WAIT_FOR_EVENT) (Private CA may not
 /// answer yet for a certificate it has only just announced); an older refusal or an unreadable
 /// certificate is none of ours to judge (ignored).
 pub fn fetched(
@@ -62,12 +61,6 @@ pub fn fetched(
             "no rotation is waiting for {cert_arn}, and it is unreadable: {e}"
         ))
     })
-}
-
-/// Whether an event sent at `sent` (unknown: a synthesized event) may still be followed by
-/// the record it announces.
-fn young(sent: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
-    sent.is_none_or(|sent| now - sent <= WAIT_FOR_ROTATION)
 }
 
 /// With the certificate no rotation waits for, the host its subject names (to load), or why

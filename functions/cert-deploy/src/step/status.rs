@@ -18,7 +18,7 @@
 //! when the stack has a reload hook, the invocation's output is read before DEPLOYED is recorded
 //! ([`reload_hook_verdict`]): the rotation is DEPLOYED either way, and a failed hook raises one
 //! alert ([`reload_hook_alert`]). Output that is not visible yet makes the event not ready (it
-//! is retried) for [`WAIT_FOR_OUTPUT`]; only after that, or on an error no retry cures, is the
+//! is retried) for [`WAIT_FOR_EVENT`](super::WAIT_FOR_EVENT); only after that, or on an error no retry cures, is the
 //! deployment recorded without the hook's verdict.
 
 use rotation::alerts::{Alert, AlertKind};
@@ -30,7 +30,7 @@ use rotation::Config;
 use state::ports::StoreError;
 use state::record::{DeployedCert, FailureStage, RotationState};
 use state::{HostId, HostRecord};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use super::{failure, written, Outcome, Stop};
 
@@ -196,12 +196,6 @@ pub fn superseded(verify: &Verify, cert: &DeployedCert) -> Option<Retirement> {
 /// The line DeployCert prints on stdout when the reload hook failed after the swap.
 pub const RELOAD_HOOK_FAILED: &str = "RELOAD_HOOK_FAILED";
 
-/// How long after DeployCert's status event its output may stay invisible before the deployment
-/// is recorded without the reload hook's verdict. Run Command's output can lag its status event;
-/// recording DEPLOYED first would lose a failed hook's alert for good (a redelivery finds the
-/// host DEPLOYED and ignores it), so the event is retried while it is young.
-pub const WAIT_FOR_OUTPUT: Duration = Duration::minutes(15);
-
 /// What the successful invocation says of the reload hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HookVerdict {
@@ -216,14 +210,16 @@ pub enum HookVerdict {
 /// With the successful invocation's output, the reload hook's verdict, read before DEPLOYED is
 /// recorded: the `RELOAD_HOOK_FAILED <exit code>` line. Output not visible yet, or a call a
 /// retry may cure, is not ready while the event (sent at `sent`; unknown for a rebuilt event) is
-/// younger than [`WAIT_FOR_OUTPUT`]; after that, or for an error no retry cures, the verdict is
+/// younger than [`WAIT_FOR_EVENT`](super::WAIT_FOR_EVENT); after that, or for an error no retry cures, the verdict is
 /// unknown and the deployment is not held back (the pair on the host is valid and verified).
 pub fn reload_hook_verdict(
     output: Result<Invocation, AwsError>,
     sent: Option<OffsetDateTime>,
     now: OffsetDateTime,
 ) -> Result<HookVerdict, Stop> {
-    let young = sent.is_none_or(|t| now - t <= WAIT_FOR_OUTPUT);
+    // Recording DEPLOYED first would lose a failed hook's alert for good (a redelivery finds
+    // the host DEPLOYED and ignores it), so the event is retried while it is young.
+    let young = super::young(sent, now);
     match output {
         Ok(Invocation::Finished { stdout, .. }) => Ok(stdout
             .lines()
@@ -238,7 +234,7 @@ pub fn reload_hook_verdict(
         }
         Ok(Invocation::Pending) => Ok(HookVerdict::Unknown(format!(
             "the DeployCert output was still not visible {} minutes after its status event",
-            WAIT_FOR_OUTPUT.whole_minutes()
+            super::WAIT_FOR_EVENT.whole_minutes()
         ))),
         Err(e) if young && e.retryable => Err(Stop::Error(EventError::Aws(e))),
         Err(e) => Ok(HookVerdict::Unknown(format!("output unavailable: {e}"))),

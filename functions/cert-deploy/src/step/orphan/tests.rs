@@ -8,6 +8,7 @@ use time::Duration;
 
 use super::*;
 use crate::step::testkit::*;
+use crate::step::WAIT_FOR_EVENT;
 
 fn facts(pki: &Pki) -> CertificateFacts {
     pki::parse_certificate_pem(&pki.certificate).unwrap()
@@ -80,7 +81,7 @@ fn a_certificate_another_rotation_replaced_is_revoked() {
         rotation: rotation(),
         command_id: Some(COMMAND.into()),
     });
-    let old = NOW - WAIT_FOR_ROTATION - Duration::minutes(1);
+    let old = NOW - WAIT_FOR_EVENT - Duration::minutes(1);
     decide(&pki, Some(csr), Some(old)).unwrap();
 }
 
@@ -94,7 +95,7 @@ fn a_certificate_a_rotation_may_still_record_is_not_ready() {
     // Events as old as the wait, unknown (synthesized), or from a clock ahead are young.
     for sent in [
         Some(NOW),
-        Some(NOW - WAIT_FOR_ROTATION),
+        Some(NOW - WAIT_FOR_EVENT),
         Some(NOW + Duration::minutes(5)),
         None,
     ] {
@@ -140,7 +141,7 @@ fn a_certificate_is_judged_once_it_can_be_read() {
         certificate: pki.certificate.clone(),
         chain: pki.chain.clone(),
     });
-    let old = Some(NOW - WAIT_FOR_ROTATION - Duration::minutes(1));
+    let old = Some(NOW - WAIT_FOR_EVENT - Duration::minutes(1));
     let fetch = |answer, sent| fetched(CERT_ARN, answer, sent, NOW);
     assert_eq!(fetch(ready, Some(NOW)).unwrap(), facts(&pki));
     assert_eq!(

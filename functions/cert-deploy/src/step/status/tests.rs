@@ -261,7 +261,7 @@ fn an_output_without_the_line_is_a_reload_hook_that_did_not_fail() {
 fn an_output_not_visible_yet_is_waited_for_while_the_event_is_young() {
     let now = NOW;
     let young = Some(now - time::Duration::minutes(1));
-    let old = Some(now - WAIT_FOR_OUTPUT - time::Duration::minutes(1));
+    let old = Some(now - crate::step::WAIT_FOR_EVENT - time::Duration::minutes(1));
     assert!(not_ready(reload_hook_verdict(
         Ok(Invocation::Pending),
         young,
