@@ -28,15 +28,6 @@ fn later() -> OffsetDateTime {
     OffsetDateTime::now_utc() + Duration::minutes(65)
 }
 
-async fn record(stack: &LocalStack, h: &str) -> HostRecord {
-    stack
-        .store
-        .host(&HostId::parse(h).unwrap())
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 /// The serial of the certificate the host runs, read from its certificate file.
 fn serial_on_host(stack: &LocalStack, h: &str) -> String {
     let f = stack.host_files(h, &HostOverrides::default());
@@ -65,7 +56,7 @@ async fn a_lost_generate_csr_status_is_issued_by_the_reconcile_pass() {
     let lost = settle_losing(&mut stack, EventKind::CsrStatus).await;
     assert_eq!(lost, 1, "GenerateCsr's status event");
     assert!(matches!(
-        record(&stack, &h).await.state,
+        stack.record(&h).await.state,
         RotationState::CsrRequested { .. }
     ));
 
@@ -79,11 +70,11 @@ async fn a_lost_generate_csr_status_is_issued_by_the_reconcile_pass() {
     );
     assert!(s.failed.is_empty(), "{s:?}");
     assert!(matches!(
-        record(&stack, &h).await.state,
+        stack.record(&h).await.state,
         RotationState::Issuing { .. }
     ));
     stack.settle(Delivery::default()).await.unwrap();
-    assert_deployed_with_the_hosts_serial(&stack, &h, &record(&stack, &h).await);
+    assert_deployed_with_the_hosts_serial(&stack, &h, &stack.record(&h).await);
     assert_eq!(stack.pca.issued().len(), 1);
     assert!(stack.inbox.messages().unwrap().is_empty(), "no alert");
 }
@@ -101,7 +92,7 @@ async fn a_lost_issuance_event_is_deployed_by_the_reconcile_pass() {
     let lost = settle_losing(&mut stack, EventKind::Issuance).await;
     assert_eq!(lost, 1, "the issuance event");
     assert!(matches!(
-        record(&stack, &h).await.state,
+        stack.record(&h).await.state,
         RotationState::Issuing { .. }
     ));
 
@@ -114,7 +105,7 @@ async fn a_lost_issuance_event_is_deployed_by_the_reconcile_pass() {
         "{s:?}"
     );
     stack.settle(Delivery::default()).await.unwrap();
-    assert_deployed_with_the_hosts_serial(&stack, &h, &record(&stack, &h).await);
+    assert_deployed_with_the_hosts_serial(&stack, &h, &stack.record(&h).await);
     assert!(stack.inbox.messages().unwrap().is_empty(), "no alert");
 }
 
@@ -129,7 +120,7 @@ async fn a_lost_deploy_cert_status_after_success_on_the_host_is_recorded_deploye
     // A first rotation, whole.
     stack.cert_check(json!({})).await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();
-    let first = record(&stack, &h).await;
+    let first = stack.record(&h).await;
     assert_deployed_with_the_hosts_serial(&stack, &h, &first);
     let old_serial = first.current.unwrap().serial.unwrap();
 
@@ -142,7 +133,7 @@ async fn a_lost_deploy_cert_status_after_success_on_the_host_is_recorded_deploye
     assert_eq!(lost, 1, "DeployCert's status event");
     let new_serial = serial_on_host(&stack, &h);
     assert_ne!(new_serial, old_serial, "the host swapped to the new pair");
-    let stuck = record(&stack, &h).await;
+    let stuck = stack.record(&h).await;
     assert!(
         matches!(stuck.state, RotationState::Deploying { .. }),
         "{stuck:?}"
@@ -160,7 +151,7 @@ async fn a_lost_deploy_cert_status_after_success_on_the_host_is_recorded_deploye
         format!("DeployCert had finished (Success): deployed, serial {new_serial}")
     );
     assert!(s.failed.is_empty(), "{s:?}");
-    let after = record(&stack, &h).await;
+    let after = stack.record(&h).await;
     assert_deployed_with_the_hosts_serial(&stack, &h, &after);
     assert_eq!(
         after.current.unwrap().serial.as_deref(),
@@ -209,7 +200,7 @@ async fn a_deploy_cert_sent_but_never_recorded_is_found_and_recorded_deployed() 
         }
     }
     assert_eq!(killed, Some(true), "CertDeploy was killed in SendCommand");
-    let stuck = record(&stack, &h).await;
+    let stuck = stack.record(&h).await;
     assert!(
         matches!(
             stuck.state,
@@ -229,7 +220,7 @@ async fn a_deploy_cert_sent_but_never_recorded_is_found_and_recorded_deployed() 
             .starts_with("DeployCert had finished (Success)"),
         "{s:?}"
     );
-    let after = record(&stack, &h).await;
+    let after = stack.record(&h).await;
     assert_deployed_with_the_hosts_serial(&stack, &h, &after);
     assert!(stack.inbox.messages().unwrap().is_empty(), "no alert");
 }
@@ -303,7 +294,7 @@ async fn the_reconcile_pass_reads_only_the_hosts_in_flight_or_failed() {
 
     stack.settle(Delivery::default()).await.unwrap();
     for h in &stuck {
-        assert_deployed_with_the_hosts_serial(&stack, h, &record(&stack, h).await);
+        assert_deployed_with_the_hosts_serial(&stack, h, &stack.record(h).await);
     }
     // Settled hosts leave the index: the next pass reads nothing.
     let s = reconcile_pass(&stack, later()).await;

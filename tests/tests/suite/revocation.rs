@@ -5,9 +5,8 @@
 //! revoked; a CRL entry's reason code holds the host as an operator's would.
 
 use serde_json::{json, Value};
-use state::ports::FleetReader;
 use state::record::{HostOverrides, RotationState};
-use state::{HostId, HostPath};
+use state::HostPath;
 use tests::emulators::ssm::HostSpec;
 use tests::faults::delivery::EventKind;
 use tests::stack::{Delivery, LocalStack};
@@ -45,13 +44,8 @@ async fn rotated(n: u64) -> LocalStack {
     stack
 }
 
-async fn record(stack: &LocalStack, h: &str) -> state::HostRecord {
-    let id = HostId::parse(h).unwrap();
-    stack.store.host(&id).await.unwrap().unwrap()
-}
-
 async fn serial(stack: &LocalStack, h: &str) -> String {
-    record(stack, h).await.current.unwrap().serial.unwrap()
+    stack.record(h).await.current.unwrap().serial.unwrap()
 }
 
 /// The serial as the PCA emulator records it (hex without separators).
@@ -134,7 +128,7 @@ async fn revoking_while_deploying_revokes_the_pending_certificate_and_later_even
     // DeployCert ran on the host; its status event is held back.
     let (deploy_status, issuances) = settle_holding(&mut stack, EventKind::DeployStatus).await;
     assert_eq!(deploy_status.len(), 1);
-    let RotationState::Deploying { pending, .. } = record(&stack, &h).await.state else {
+    let RotationState::Deploying { pending, .. } = stack.record(&h).await.state else {
         panic!("not deploying")
     };
     let new = pending.serial.unwrap();
@@ -152,7 +146,7 @@ async fn revoking_while_deploying_revokes_the_pending_certificate_and_later_even
         serial: old.clone(),
         held: Some("KEY_COMPROMISE".into()),
     };
-    assert_eq!(record(&stack, &h).await.state, revoked);
+    assert_eq!(stack.record(&h).await.state, revoked);
     assert_eq!(revocations(&stack, &old), ["KEY_COMPROMISE"]);
     assert_eq!(
         revocations(&stack, &new),
@@ -168,7 +162,7 @@ async fn revoking_while_deploying_revokes_the_pending_certificate_and_later_even
         assert_ne!(answer["outcome"], "deploySent", "{answer}");
     }
     stack.settle(Delivery::default()).await.unwrap();
-    let r = record(&stack, &h).await;
+    let r = stack.record(&h).await;
     assert_eq!(r.state, revoked);
     assert_eq!(r.current.unwrap().serial.as_deref(), Some(old.as_str()));
     assert_eq!(
@@ -201,7 +195,7 @@ async fn a_key_compromise_holds_the_host_until_an_operator_releases_it() {
     assert_eq!(s["started"], json!([]), "{s}");
     stack.settle(Delivery::default()).await.unwrap();
     assert!(matches!(
-        record(&stack, &h).await.state,
+        stack.record(&h).await.state,
         RotationState::Revoked { held: Some(_), .. }
     ));
 
@@ -230,7 +224,7 @@ async fn a_key_compromise_holds_the_host_until_an_operator_releases_it() {
     let s = stack.cert_check(json!({})).await.unwrap();
     assert_eq!(s["started"], json!([h]), "{s}");
     stack.settle(Delivery::default()).await.unwrap();
-    let r = record(&stack, &h).await;
+    let r = stack.record(&h).await;
     assert_eq!(r.state, RotationState::Deployed);
     assert_ne!(r.current.unwrap().serial.unwrap(), old);
 }
@@ -245,7 +239,7 @@ async fn a_superseded_revocation_is_re_issued_on_the_next_run() {
         .await
         .unwrap();
     assert_eq!(
-        record(&stack, &h).await.state,
+        stack.record(&h).await.state,
         RotationState::Revoked {
             serial: old.clone(),
             held: None
@@ -254,7 +248,7 @@ async fn a_superseded_revocation_is_re_issued_on_the_next_run() {
     let s = stack.cert_check(json!({})).await.unwrap();
     assert_eq!(s["started"], json!([h]), "{s}");
     stack.settle(Delivery::default()).await.unwrap();
-    assert_eq!(record(&stack, &h).await.state, RotationState::Deployed);
+    assert_eq!(stack.record(&h).await.state, RotationState::Deployed);
     assert_ne!(serial(&stack, &h).await, old);
     assert_eq!(revocations(&stack, &old), ["SUPERSEDED"], "revoked once");
 }
@@ -320,7 +314,7 @@ async fn a_certificate_that_never_reached_its_host_is_revoked() {
     // CertIssue recorded ISSUING; the issuance event is held back.
     let (issuance, _) = settle_holding(&mut stack, EventKind::Issuance).await;
     assert_eq!(issuance.len(), 1);
-    let RotationState::Issuing { cert_arn, .. } = record(&stack, &h).await.state else {
+    let RotationState::Issuing { cert_arn, .. } = stack.record(&h).await.state else {
         panic!("not issuing")
     };
     // Private CA is still issuing it: the rotation is cancelled all the same.
@@ -349,7 +343,7 @@ async fn a_certificate_that_never_reached_its_host_is_revoked() {
     // The host's own certificate was revoked by the operator, and it stays held.
     assert_eq!(revocations(&stack, &old), ["KEY_COMPROMISE"]);
     assert_eq!(
-        record(&stack, &h).await.state,
+        stack.record(&h).await.state,
         RotationState::Revoked {
             serial: old,
             held: Some("KEY_COMPROMISE".into())
@@ -370,11 +364,11 @@ async fn a_crl_entry_holds_the_host_by_its_reason_code() {
     stack.pca.publish_crl().await.unwrap();
     stack.settle(Delivery::default()).await.unwrap();
     assert!(matches!(
-        record(&stack, &compromised).await.state,
+        stack.record(&compromised).await.state,
         RotationState::Revoked { held: Some(ref r), .. } if r == "KEY_COMPROMISE"
     ));
     assert!(matches!(
-        record(&stack, &replaced).await.state,
+        stack.record(&replaced).await.state,
         RotationState::Revoked { held: None, .. }
     ));
     let s = stack.cert_check(json!({})).await.unwrap();
