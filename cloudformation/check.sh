@@ -104,7 +104,7 @@ def no_intrinsics(value, where):
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 EXPECTED = {
-    "GenerateCsrDocument": ["hostId", "keyPath", "csrPath", "keyAlgorithm", "rotationId"],
+    "GenerateCsrDocument": ["rotations", "keyPath", "csrPath", "keyAlgorithm"],
     "DeployCertDocument": [
         "hostId", "certPath", "keyPath", "cacertPath", "signingHelperPath", "certificate", "chain",
         "requireSigningHelper", "trustAnchorArn", "profileArn", "roleArn", "reloadHook", "rotationId",

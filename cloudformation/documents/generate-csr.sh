@@ -1,5 +1,7 @@
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 # GenerateCsr: fresh private key at a staging name beside the live key, and a CSR for this host.
+# One command serves up to 50 nodes: each finds its own rotation in `rotations` by its managed-node
+# ID, which SSM Agent gives every command it runs (AWS_SSM_INSTANCE_ID).
 # stdout on success: "ROTATION <rotationId>" then the CSR (PEM). The live key and certificate are
 # never touched, except that a DeployCert swap a crash interrupted is completed first (swap.sh).
 # Errors: one "ERROR: <reason>" line on stderr and a non-zero exit:
@@ -9,14 +11,15 @@ set -euo pipefail
 set -o errtrace
 umask 077
 
-host_id='{{ hostId }}'
+rotations='{{ rotations }}'
 key_path='{{ keyPath }}'
 csr_path='{{ csrPath }}'
 key_algorithm='{{ keyAlgorithm }}'
-rotation_id='{{ rotationId }}'
 
 export LC_ALL=C
 fs_error=4
+host_id=''
+rotation_id=''
 tmp_key=''
 tmp_csr=''
 tmp_conf=''
@@ -36,10 +39,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'fail 1 "unexpected failure at line ${LINENO}"' ERR
 
-[[ "$host_id" =~ $re_host ]] || fail 2 "invalid hostId: expected mi-<17 hex> or i-<8 or 17 hex>"
+find_own_rotation "${AWS_SSM_INSTANCE_ID:-}" "$rotations"
 check_path_param keyPath "$key_path"
 check_path_param csrPath "$csr_path"
-[[ "$rotation_id" =~ $re_rotation ]] || fail 2 "invalid rotationId"
 set_genpkey_args "$key_algorithm"
 
 command -v openssl >/dev/null 2>&1 || fail 3 "openssl not found on this host"

@@ -12,7 +12,8 @@
 # shellcheck disable=SC2034 # each script reads only some of them; the renderer reads them all
 
 # Managed node ID: a hybrid node (mi-) or an EC2 instance (i-, old 8 or new 17 hex digits).
-re_host='^(mi-[0-9a-f]{17}|i-[0-9a-f]{8}([0-9a-f]{9})?)$'
+re_host_body='(mi-[0-9a-f]{17}|i-[0-9a-f]{8}([0-9a-f]{9})?)'
+re_host="^${re_host_body}$"
 # Absolute path on the host, at most 255 bytes, of [A-Za-z0-9._/+-] only: no blanks, quotes, `$`,
 # backticks or `;`, so a value can be single-quoted into a script ('..' components are refused
 # separately, by check_path_param).
@@ -21,7 +22,13 @@ re_path="^${re_path_body}$"
 # A path, or empty for none (the reload hook).
 re_optional_path="^(|${re_path_body})$"
 re_key_algorithm='^(RSA_2048|RSA_3072|RSA_4096|EC_prime256v1|EC_secp384r1)$'
-re_rotation='^[A-Za-z0-9-]{1,64}$'
+re_rotation_body='[A-Za-z0-9-]{1,64}'
+re_rotation="^${re_rotation_body}$"
+# GenerateCsr's batch: `nodeId=rotationId` entries separated by single spaces, one per node of the
+# command (SendCommand takes at most 50). The script checks entry by entry and counts apart (a
+# {0,49} repeat of this group compiles slowly in glibc), SSM checks this whole pattern.
+re_rotation_entry="${re_host_body}=${re_rotation_body}"
+re_rotations="^${re_rotation_entry}( ${re_rotation_entry}){0,49}$"
 re_bool='^(true|false)$'
 # A PEM bundle, base64 on one line, at most 16384 characters. The script checks the length apart:
 # glibc compiles a {1,16384} repeat for seconds, so its pattern has an unbounded class.

@@ -93,11 +93,10 @@ async fn template_documents_rotate_a_host() {
     let gen = run(
         GEN_DOC,
         vec![
-            ("hostId", host.clone()),
+            ("rotations", format!("{host}=rot-42")),
             ("keyPath", "/etc/pki/certrotation".into()),
             ("csrPath", "/etc/pki/certrotation".into()),
             ("keyAlgorithm", "EC_prime256v1".into()),
-            ("rotationId", "rot-42".into()),
         ],
     )
     .await;
@@ -202,4 +201,117 @@ async fn template_documents_rotate_a_host() {
         "{kinds:?}"
     );
     assert!(kinds.contains(&"aws.acm-pca:success".to_string()));
+}
+
+/// One GenerateCsr command of the template to several hosts: each host finds its own rotation by
+/// the node ID the agent gives it, makes a key and a CSR for itself alone, and a host the
+/// command does not name refuses; the production adapter finds the command again by the
+/// rotation its parameters name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_generate_csr_command_serves_several_hosts_each_with_its_own_rotation() {
+    use rotation::hosts::{Document, HostAgent as _};
+    use tests::stack::{DEPLOY_CERT_DOCUMENT as DEPLOY_DOC, GENERATE_CSR_DOCUMENT as GEN_DOC};
+    let template = tests::table::template_path();
+    let docs = ssm::load_documents(
+        &template,
+        &[
+            ("GenerateCsrDocument", GEN_DOC),
+            ("DeployCertDocument", DEPLOY_DOC),
+        ],
+    )
+    .expect("the template's documents load");
+    let bus = EventBus::new();
+    let s = ssm::start(SsmConfig {
+        documents: docs,
+        bus: bus.clone(),
+        ..SsmConfig::default()
+    })
+    .await
+    .unwrap();
+    let hosts: Vec<String> = (0..3)
+        .map(|n| ssm::managed_instance_id(0x2030 + n))
+        .collect();
+    let roots: Vec<_> = hosts
+        .iter()
+        .map(|h| s.register_host(h, HostSpec::default()))
+        .collect();
+    let sc = ssm_client(&s);
+    // The third host is sent the command but not named in it.
+    let rotations = format!("{}=rot-a {}=rot-b", hosts[0], hosts[1]);
+    let sent = sc
+        .send_command()
+        .document_name(GEN_DOC)
+        .set_instance_ids(Some(hosts.clone()))
+        .parameters("rotations", vec![rotations])
+        .parameters("keyPath", vec!["/etc/pki/certrotation".into()])
+        .parameters("csrPath", vec!["/etc/pki/certrotation".into()])
+        .parameters("keyAlgorithm", vec!["EC_prime256v1".into()])
+        .send()
+        .await
+        .unwrap();
+    let id = command_id(&sent);
+    s.wait_idle().await;
+    for (n, rotation) in [(0, "rot-a"), (1, "rot-b")] {
+        let inv = visible_invocation(&sc, &id, &hosts[n]).await;
+        assert_eq!(
+            inv.status(),
+            Some(&CommandInvocationStatus::Success),
+            "{:?}",
+            inv.standard_error_content()
+        );
+        let out = inv.standard_output_content().unwrap();
+        let csr = out
+            .strip_prefix(&format!("ROTATION {rotation}\n"))
+            .expect("its own rotation");
+        // A CSR for this host and no other, its key staged under this host's name only.
+        pki::check_csr(csr, &hosts[n], &pki::CsrPolicy::default()).expect("a CSR for this host");
+        let dir = roots[n].join("etc/pki/certrotation");
+        assert!(dir.join(format!("{}.key.next", hosts[n])).exists());
+        let other = &hosts[1 - n];
+        assert!(!dir.join(format!("{other}.key.next")).exists());
+    }
+    let stranger = visible_invocation(&sc, &id, &hosts[2]).await;
+    assert_eq!(stranger.status(), Some(&CommandInvocationStatus::Failed));
+    assert_eq!(
+        rotation::hosts::host_error(stranger.standard_error_content().unwrap()),
+        format!("ERROR: rotations does not name this node ({})", hosts[2])
+    );
+    assert!(!roots[2]
+        .join(format!("etc/pki/certrotation/{}.key.next", hosts[2]))
+        .exists());
+    let events = bus.drain();
+    let finals: Vec<(&str, &str)> = events
+        .iter()
+        .filter(|e| e["detail-type"] == "EC2 Command Invocation Status-change Notification")
+        .filter_map(|e| {
+            Some((
+                e["detail"]["instance-id"].as_str()?,
+                e["detail"]["status"].as_str()?,
+            ))
+        })
+        .filter(|(_, st)| *st != "InProgress")
+        .collect();
+    assert_eq!(finals.len(), 3, "one status event per host: {finals:?}");
+
+    // The reconciler's question, through the production adapter: which command did this
+    // rotation send? Found by the parameters, for the right host and rotation only.
+    let agent = adapters::hosts::SsmHosts::new(sc.clone(), GEN_DOC, DEPLOY_DOC);
+    let host_b = state::HostId::parse(&hosts[1]).unwrap();
+    let found = |h: &state::HostId, r: &str| {
+        let (agent, h, r) = (agent.clone(), h.clone(), state::RotationId(r.into()));
+        async move {
+            agent
+                .command_for(&h, Document::GenerateCsr, &r)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(found(&host_b, "rot-b").await, Some(id.clone()));
+    assert_eq!(
+        found(&host_b, "rot-a").await,
+        None,
+        "another host's rotation"
+    );
+    let host_a = state::HostId::parse(&hosts[0]).unwrap();
+    assert_eq!(found(&host_a, "rot-a").await, Some(id));
 }

@@ -6,7 +6,7 @@ use pki::{CsrPolicy, KeyAlgorithm};
 use rotation::alerts::{Alert, AlertKind, Alerts};
 use rotation::ca::{CertificateAuthority, Fetched};
 use rotation::crl::{CrlSource, Replaced, TrustAnchorCrls};
-use rotation::hosts::{CsrRequest, HostAgent, Invocation, Reachability};
+use rotation::hosts::{CsrBatch, HostAgent, Invocation, Reachability};
 use state::item::{attr, enrolment_item, Attr, Item};
 use state::plan::{DueWindow, PlanPolicy};
 use state::ports::{CrlLedger, Enroller, FleetReader, PendingCertificates, Transitions};
@@ -581,13 +581,12 @@ async fn the_ca_records_revocations_and_signs_crls_listing_them() {
     assert_eq!(crl.crl_number, pki::CrlNumber::from(5u128));
 }
 
-fn csr_request<'a>(h: &'a HostId, paths: &'a HostPath, rotation: &'a RotationId) -> CsrRequest<'a> {
-    CsrRequest {
-        host: h,
+fn csr_batch<'a>(rotations: &'a [(HostId, RotationId)], paths: &'a HostPath) -> CsrBatch<'a> {
+    CsrBatch {
+        rotations,
         key_path: paths,
         csr_path: paths,
         key_algorithm: KeyAlgorithm::EcP256,
-        rotation,
     }
 }
 
@@ -601,7 +600,7 @@ async fn hosts_record_commands_and_answer_as_the_test_says() {
     assert_eq!(reach[&host(9)], Reachability::Unknown);
 
     let id = hosts
-        .request_csr(&csr_request(&h, &paths, &rot))
+        .request_csrs(&csr_batch(&[(h.clone(), rot.clone())], &paths))
         .await
         .unwrap();
     let sent = hosts.command(&id).unwrap();
@@ -640,7 +639,7 @@ async fn hosts_record_commands_and_answer_as_the_test_says() {
     assert!(success);
     assert_eq!(stdout.len(), STDOUT_LIMIT, "cut as Run Command cuts it");
     let id2 = hosts
-        .request_csr(&csr_request(&h, &paths, &rot))
+        .request_csrs(&csr_batch(&[(h.clone(), rot.clone())], &paths))
         .await
         .unwrap();
     assert_ne!(id, id2);
@@ -659,25 +658,71 @@ async fn hosts_record_commands_and_answer_as_the_test_says() {
     assert_eq!(hosts.last_command(&h).unwrap().id, id2);
 
     let unknown = hosts
-        .request_csr(&csr_request(&host(9), &paths, &rot))
+        .request_csrs(&csr_batch(&[(host(9).clone(), rot.clone())], &paths))
         .await
         .unwrap_err();
     assert_eq!(unknown.code.as_deref(), Some("InvalidInstanceId"));
     hosts.throttle_next_sends(1);
     let throttled = hosts
-        .request_csr(&csr_request(&h, &paths, &rot))
+        .request_csrs(&csr_batch(&[(h.clone(), rot.clone())], &paths))
         .await
         .unwrap_err();
     assert!(throttled.retryable);
     assert_eq!(hosts.commands().len(), 2);
     assert_eq!(hosts.calls().request_csr, 4);
     let pending = hosts
-        .request_csr(&csr_request(&h, &paths, &rot))
+        .request_csrs(&csr_batch(&[(h.clone(), rot.clone())], &paths))
         .await
         .unwrap();
     assert_eq!(hosts.forget_finished(), 2, "the two answered commands");
     assert_eq!(hosts.commands().len(), 1);
     assert_eq!(hosts.last_command(&h).unwrap().id, pending);
+}
+
+#[tokio::test]
+async fn one_command_reaches_each_host_of_a_batch_with_its_own_rotation() {
+    let hosts = MemoryHosts::new();
+    let paths = HostPath::parse("p", "/etc/pki").unwrap();
+    for n in 1..=3 {
+        hosts.add_host_with(&host(n), HostSetup::automatic());
+    }
+    hosts.set_online(&host(2), false);
+    let batch: Vec<(HostId, RotationId)> =
+        (1..=3).map(|n| (host(n), r(&format!("rot-{n}")))).collect();
+    let id = hosts
+        .request_csrs(&csr_batch(&batch, &paths))
+        .await
+        .unwrap();
+    assert_eq!(hosts.calls().request_csr, 1, "one command");
+    for n in [1, 3] {
+        let Invocation::Finished { stdout, .. } = hosts.invocation(&id, &host(n)).await.unwrap()
+        else {
+            panic!("host {n} answered");
+        };
+        assert!(
+            stdout.starts_with(&format!("ROTATION rot-{n}\n")),
+            "{stdout}"
+        );
+        let pem = pki::extract_csr_pem(&stdout).unwrap();
+        pki::check_csr(&pem, host(n).as_str(), &CsrPolicy::default()).unwrap();
+    }
+    assert_eq!(
+        hosts.invocation(&id, &host(2)).await.unwrap(),
+        Invocation::Pending,
+        "offline"
+    );
+    assert_eq!(
+        hosts.invocation_on(&id, &host(2)).unwrap().rotation,
+        r("rot-2")
+    );
+    // A host that is not registered refuses the whole command, as SendCommand does.
+    let with_stranger = [(host(1), r("rot-4")), (host(9), r("rot-9"))];
+    let refused = hosts
+        .request_csrs(&csr_batch(&with_stranger, &paths))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code.as_deref(), Some("InvalidInstanceId"));
+    assert_eq!(hosts.last_command(&host(1)).unwrap().id, id);
 }
 
 #[tokio::test]
@@ -696,7 +741,7 @@ async fn an_automatic_host_makes_a_real_csr_when_it_is_online() {
         },
     );
     let id = hosts
-        .request_csr(&csr_request(&h, &paths, &rot))
+        .request_csrs(&csr_batch(&[(h.clone(), rot.clone())], &paths))
         .await
         .unwrap();
     assert_eq!(

@@ -129,3 +129,42 @@ fake_openssl() {
   fake_openssl "Certificate request self-signature verify OK"
   csr_verifies "${dir}/csr"
 }
+
+@test "find_own_rotation: the node takes the entry that names it, among up to 50" {
+  me=mi-0123456789abcdef0
+  entries="i-01234567=r-other"
+  for i in $(seq 2 49); do entries+=" mi-$(printf '%017x' "$i")=r-${i}"; done
+  find_own_rotation "$me" "${entries} ${me}=r-mine"
+  [ "$host_id" = "$me" ]
+  [ "$rotation_id" = r-mine ]
+}
+
+@test "find_own_rotation refuses, with exit 2, a batch that does not name this node exactly once" {
+  me=mi-0123456789abcdef0
+  run --separate-stderr find_own_rotation "$me" "i-01234567=r-1"
+  [ "$status" -eq 2 ]
+  [ "$stderr" = "ERROR: rotations does not name this node (${me})" ]
+  run --separate-stderr find_own_rotation "$me" "${me}=r-1 ${me}=r-2"
+  [ "$status" -eq 2 ]
+  [ "$stderr" = "ERROR: rotations names ${me} twice" ]
+  entries="${me}=r-0"
+  for i in $(seq 1 50); do entries+=" mi-$(printf '%017x' "$i")=r-${i}"; done
+  run --separate-stderr find_own_rotation "$me" "$entries"
+  [ "$status" -eq 2 ]
+  [ "$stderr" = "ERROR: rotations must name 1 to 50 nodes, not 51" ]
+}
+
+@test "find_own_rotation refuses malformed entries and a missing or foreign node ID" {
+  me=mi-0123456789abcdef0
+  for bad in "" "${me}" "${me}=" "${me}=a  i-01234567=b" "${me}=*" "${me}=a;b" "MI-0123=a"; do
+    run --separate-stderr find_own_rotation "$me" "$bad"
+    [ "$status" -eq 2 ] || { echo "accepted: '$bad'"; false; }
+    [[ "$stderr" == "ERROR: invalid rotations entry "* ]]
+  done
+  run --separate-stderr find_own_rotation "" "${me}=a"
+  [ "$status" -eq 2 ]
+  [[ "$stderr" == "ERROR: AWS_SSM_INSTANCE_ID is not set"* ]]
+  run --separate-stderr find_own_rotation "host-1" "${me}=a"
+  [ "$status" -eq 2 ]
+  [[ "$stderr" == "ERROR: AWS_SSM_INSTANCE_ID is not a managed node ID"* ]]
+}

@@ -5,9 +5,10 @@
 //! `{"revoke": {"host": "mi-…", "reason": "KEY_COMPROMISE", "rotate": true}}`, or
 //! `{"release": {"host": "mi-…"}}` for a host its revocation's reason holds), it reads every
 //! page of the table, plans each host, and:
-//! - starts due rotations on hosts that are online: check reachability, then claim the host with
-//!   a conditional write, then send GenerateCsr, then record the command (so two runs never
-//!   start two rotations); an offline or unregistered host is not claimed and spends no attempt:
+//! - starts due rotations on hosts that are online: check reachability, then claim each host with
+//!   a conditional write, then send one GenerateCsr to up to 50 claimed hosts sharing their
+//!   settings (each host finds its own rotation in the command), then record the command on each
+//!   (so two runs never start two rotations); an offline or unregistered host is not claimed and spends no attempt:
 //!   it waits ("offline, waiting") and rotates on the first pass that finds it online;
 //! - reconciles rotations stuck in flight (events are best effort): asks the host (Run
 //!   Command's invocation) or Private CA where each really stands and carries out what the lost
@@ -19,8 +20,9 @@
 //! - returns a JSON summary (every count, the first hosts of each list) and prints metrics (also
 //!   when the run fails after reading the table).
 //!
-//! A throttled SendCommand (after the SDK's retries) hands that host's claim back without
-//! counting an attempt and the run goes on with the others. A send that timed out but reached
+//! A throttled SendCommand (after the SDK's retries) hands its hosts' claims back without
+//! counting an attempt and the run goes on with the others; one refused for good is sent again
+//! host by host, so a host SSM will not take fails only its own rotation. A send that timed out but reached
 //! the host runs GenerateCsr with a command ID this run never recorded: its status event finds no
 //! matching rotation and is dropped, the host is retried on the next pass (a new key); spotting
 //! that command later is left to the reconcile pass. A host SSM refuses to describe (an ID it
@@ -54,7 +56,7 @@ use rotation::alerts::{one_per_host, outgoing, raise_or_log, Alerts, HostAlert};
 use rotation::ca::CertificateAuthority;
 use rotation::error::{FailureKind, FunctionError};
 use rotation::failure::{record_failure, record_level, Recorded, RotationFailure};
-use rotation::hosts::{HostAgent, Reachability};
+use rotation::hosts::{HostAgent, Reachability, MAX_HOSTS_PER_COMMAND};
 use state::plan::DueWindow;
 use state::ports::{
     FleetReader, OnlineWaiter as _, PendingCertificates, RevocationRecorder, RotationStarter,
@@ -67,7 +69,7 @@ use tracing::Instrument;
 
 use step::plan::{Actions, Loaded};
 use step::request::{Request, Scope};
-use step::start::{AfterSend, Claim, HostStep, Start, Started};
+use step::start::{AfterSend, Claim, Start, Started, Work};
 
 pub use rotation::Deps;
 pub use step::error::CheckError;
@@ -320,7 +322,9 @@ where
     }
 }
 
-/// Starts the rotations, at most `start_concurrency` at once, adding each outcome to `summary`.
+/// Starts the rotations: hosts that cannot take GenerateCsr wait, the others are claimed and
+/// sent one GenerateCsr per batch of up to 50 ([`step::start::work`]), at most
+/// `start_concurrency` batches at once, adding each outcome to `summary`.
 async fn start_all<S, H, C, A>(
     deps: &Arc<Deps<S, H, C, A>>,
     starts: Vec<Start>,
@@ -339,10 +343,11 @@ where
         return Ok(());
     }
     let ids: Vec<HostId> = starts.iter().map(|s| s.record.host.clone()).collect();
-    let reach = Arc::new(reachability(deps, &ids).await?);
+    let reach = reachability(deps, &ids).await?;
+    let work = step::start::work(starts, &reach, MAX_HOSTS_PER_COMMAND);
     let mut tasks = tokio::task::JoinSet::new();
-    let mut queue = starts.into_iter().peekable();
-    // After an error no further host is started, but the rotations in flight run to their end
+    let mut queue = work.into_iter().peekable();
+    // After an error no further work is started, but the batches in flight run to their end
     // (dropping them mid-way would leave hosts claimed with no command until the timeout).
     // Once the budget is spent, likewise: the rest is left for the continuation.
     let mut first_error = None;
@@ -353,30 +358,33 @@ where
             }
             if budget.spent() {
                 summary.budget_spent = true;
-                summary
-                    .left
-                    .extend(queue.by_ref().map(|s| s.record.host.to_string()));
+                summary.left.extend(queue.by_ref().flat_map(|w| w.hosts()));
                 tracing::warn!(
                     left = summary.left.len(),
                     "time budget spent: hosts left for the continuation"
                 );
                 break;
             }
-            let Some(start) = queue.next() else {
+            let Some(work) = queue.next() else {
                 break;
             };
-            let (deps, reach) = (deps.clone(), reach.clone());
-            let span =
-                tracing::info_span!("rotation", host = %start.record.host, stage = "request_csr");
-            tasks.spawn(async move { start_one(&deps, start, &reach, now).await }.instrument(span));
+            let deps = deps.clone();
+            tasks.spawn(async move {
+                match work {
+                    Work::Wait(start, note) => Ok(vec![wait(&deps, &start, note, now).await]),
+                    Work::Batch(starts) => start_batch(&deps, starts, now).await,
+                }
+            });
         }
         let Some(done) = tasks.join_next().await else {
             break;
         };
         match done.map_err(|e| CheckError::LostTask(e.to_string())) {
-            Ok(Ok((started, alert))) => {
-                summary.absorb(started);
-                host_alerts.extend(alert);
+            Ok(Ok(outcomes)) => {
+                for (started, alert) in outcomes {
+                    summary.absorb(started);
+                    host_alerts.extend(alert);
+                }
             }
             Ok(Err(e)) | Err(e) => {
                 tracing::error!(error = %e, "stopping the run after this error");
@@ -453,68 +461,145 @@ where
     }
 }
 
-/// One host: check reachability, claim, send GenerateCsr, record the command.
-async fn start_one<S, H, C, A>(
+/// One host's outcome in a run, and the alert it calls for.
+type Outcome = (Started, Option<HostAlert>);
+
+/// A host that cannot take GenerateCsr: not claimed, no attempt spent. At rest, it joins the
+/// reconcile pass's index: rotated minutes after it is back, not at the next schedule run. (In
+/// flight or failed, it is there already.)
+async fn wait<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
-    start: Start,
-    reach: &HashMap<HostId, Reachability>,
+    start: &Start,
+    note: step::summary::HostNote,
     now: OffsetDateTime,
-) -> Result<(Started, Option<HostAlert>), CheckError>
+) -> Outcome
+where
+    S: RotationStarter,
+{
+    let alert = step::start::waiting_alert(start, &note, now);
+    if step::start::mark_waiting(start) {
+        if let Err(e) = deps.store.awaiting_online(&start.record.host, now).await {
+            tracing::warn!(host = %start.record.host, error = %e, "could not mark the host as waiting to be online");
+        }
+    }
+    (Started::Skipped(note), alert)
+}
+
+/// A batch of online hosts with the same settings: claim each, send one GenerateCsr to the
+/// claimed ones, record the command on each. A batch SSM refuses for good (one host it will not
+/// take refuses the whole command) is sent again host by host, so one bad host fails only its
+/// own rotation.
+async fn start_batch<S, H, C, A>(
+    deps: &Deps<S, H, C, A>,
+    starts: Vec<Start>,
+    now: OffsetDateTime,
+) -> Result<Vec<Outcome>, CheckError>
 where
     S: FleetReader + RotationStarter,
     H: HostAgent,
     A: Alerts,
 {
-    // Reachability before the claim: a host that cannot take GenerateCsr spends no attempt.
-    if let HostStep::Wait(note) = step::start::on_reachability(&start, reach) {
-        let alert = step::start::waiting_alert(&start, &note, now);
-        // At rest, it joins the reconcile pass's index: rotated minutes after it is back, not
-        // at the next schedule run. (In flight or failed, it is there already.)
-        if step::start::mark_waiting(&start) {
-            if let Err(e) = deps.store.awaiting_online(&start.record.host, now).await {
-                tracing::warn!(host = %start.record.host, error = %e, "could not mark the host as waiting to be online");
+    let mut outcomes = Vec::with_capacity(starts.len());
+    // Claim: of concurrent runs, only one gets past this for each host.
+    let mut claimed = Vec::with_capacity(starts.len());
+    for start in starts {
+        let span =
+            tracing::info_span!("rotation", host = %start.record.host, stage = "request_csr");
+        let result = deps
+            .store
+            .start(&start.record, &start.rotation, now)
+            .instrument(span)
+            .await;
+        match step::start::after_claim(&start, result)? {
+            Claim::Won(record) => claimed.push((start, *record)),
+            Claim::Lost(skipped) => outcomes.push((skipped, None)),
+        }
+    }
+    if claimed.is_empty() {
+        return Ok(outcomes);
+    }
+    let sent = send_csrs(deps, &claimed).await;
+    match sent {
+        AfterSend::Fail(failure) if claimed.len() > 1 => {
+            tracing::warn!(hosts = claimed.len(), reason = %failure.reason, "GenerateCsr refused for the batch; sending host by host");
+            for one in claimed.chunks(1) {
+                let sent = send_csrs(deps, one).await;
+                outcomes.push(after_send(deps, &one[0], sent, now).await?);
             }
         }
-        return Ok((Started::Skipped(note), alert));
-    }
-    // Claim: of concurrent runs, only one gets past this line for this host.
-    let claimed = deps.store.start(&start.record, &start.rotation, now).await;
-    let claimed = match step::start::after_claim(&start, claimed)? {
-        Claim::Won(record) => *record,
-        Claim::Lost(skipped) => return Ok((skipped, None)),
-    };
-    let sent = deps.hosts.request_csr(&start.csr.request()).await;
-    let command_id = match step::start::after_send(sent) {
-        AfterSend::Record { command_id } => command_id,
-        AfterSend::Fail(failure) => {
-            let failed = fail(deps, &claimed, failure.clone(), now).await;
-            let alert = failed
-                .as_ref()
-                .ok()
-                .and_then(|r| host_alert(&claimed.host, r));
-            return Ok((step::start::after_failing(&start, &failure, failed)?, alert));
+        sent => {
+            for one in &claimed {
+                outcomes.push(after_send(deps, one, sent.clone(), now).await?);
+            }
         }
-        AfterSend::Release(failure) => {
-            let released = release(deps, &claimed, &failure, now).await;
-            return Ok((
-                step::start::after_release(&start, &failure, released)?,
-                None,
-            ));
-        }
-    };
-    let recorded = deps
-        .store
-        .csr_requested(&start.record.host, &start.rotation, &command_id, now)
-        .await;
-    if let Err(StoreError::Conflict(_)) = &recorded {
-        tracing::warn!(
-            command_id,
-            "rotation moved on before its command was recorded"
-        );
     }
-    let started = step::start::after_recording(&start, recorded)?;
-    tracing::info!(command_id, rotation = %start.rotation, reason = %step::summary::describe(&start.item), "GenerateCsr sent");
-    Ok((started, None))
+    Ok(outcomes)
+}
+
+/// One GenerateCsr to the claimed hosts (same settings), and what to do next.
+async fn send_csrs<S, H, C, A>(
+    deps: &Deps<S, H, C, A>,
+    claimed: &[(Start, state::HostRecord)],
+) -> AfterSend
+where
+    H: HostAgent,
+{
+    let rotations: Vec<(HostId, state::RotationId)> = claimed
+        .iter()
+        .map(|(s, _)| (s.record.host.clone(), s.rotation.clone()))
+        .collect();
+    let batch = claimed[0].0.csr.batch(&rotations);
+    step::start::after_send(deps.hosts.request_csrs(&batch).await)
+}
+
+/// One claimed host after its GenerateCsr was sent (or not): record the command, fail the
+/// rotation, or hand the claim back.
+async fn after_send<S, H, C, A>(
+    deps: &Deps<S, H, C, A>,
+    (start, claimed): &(Start, state::HostRecord),
+    sent: AfterSend,
+    now: OffsetDateTime,
+) -> Result<Outcome, CheckError>
+where
+    S: FleetReader + RotationStarter,
+    A: Alerts,
+{
+    let span = tracing::info_span!("rotation", host = %start.record.host, stage = "request_csr");
+    async move {
+        let command_id = match sent {
+            AfterSend::Record { command_id } => command_id,
+            AfterSend::Fail(failure) => {
+                let failed = fail(deps, claimed, failure.clone(), now).await;
+                let alert = failed
+                    .as_ref()
+                    .ok()
+                    .and_then(|r| host_alert(&claimed.host, r));
+                return Ok((step::start::after_failing(start, &failure, failed)?, alert));
+            }
+            AfterSend::Release(failure) => {
+                let released = release(deps, claimed, &failure, now).await;
+                return Ok((
+                    step::start::after_release(start, &failure, released)?,
+                    None,
+                ));
+            }
+        };
+        let recorded = deps
+            .store
+            .csr_requested(&start.record.host, &start.rotation, &command_id, now)
+            .await;
+        if let Err(StoreError::Conflict(_)) = &recorded {
+            tracing::warn!(
+                command_id,
+                "rotation moved on before its command was recorded"
+            );
+        }
+        let started = step::start::after_recording(start, recorded)?;
+        tracing::info!(command_id, rotation = %start.rotation, reason = %step::summary::describe(&start.item), "GenerateCsr sent");
+        Ok((started, None))
+    }
+    .instrument(span)
+    .await
 }
 
 /// Hands a claimed rotation back without counting an attempt: FAILED with the attempts as they

@@ -11,8 +11,8 @@ use aws_sdk_ssm::types::{
 use base64::Engine;
 use rotation::error::AwsError;
 use rotation::hosts::{
-    command_comment, comment_names, CsrRequest, DeployRequest, Document, HostAgent, Invocation,
-    Reachability,
+    command_comment, parameters_name, CsrBatch, DeployRequest, Document, HostAgent, Invocation,
+    Reachability, MAX_HOSTS_PER_COMMAND, ROTATIONS_PARAMETER, ROTATION_ID_PARAMETER,
 };
 use state::{HostId, RotationId};
 
@@ -40,10 +40,13 @@ impl SsmHosts {
         }
     }
 
+    /// One command to `hosts`. Every host gets it whatever the others do: `MaxErrors` at 100%
+    /// (its default, 0, would stop the command at the first host that fails) and
+    /// `MaxConcurrency` at 100%.
     async fn send(
         &self,
         document: &str,
-        host: &HostId,
+        hosts: impl Iterator<Item = &HostId>,
         comment: String,
         params: Vec<(&'static str, String)>,
     ) -> Result<String, AwsError> {
@@ -51,7 +54,9 @@ impl SsmHosts {
             .client
             .send_command()
             .document_name(document)
-            .instance_ids(host.as_str())
+            .set_instance_ids(Some(hosts.map(|h| h.as_str().to_owned()).collect()))
+            .max_concurrency("100%")
+            .max_errors("100%")
             .timeout_seconds(600)
             .comment(comment);
         for (k, v) in params {
@@ -116,17 +121,26 @@ impl HostAgent for SsmHosts {
         Ok(out)
     }
 
-    async fn request_csr(&self, req: &CsrRequest<'_>) -> Result<String, AwsError> {
+    async fn request_csrs(&self, batch: &CsrBatch<'_>) -> Result<String, AwsError> {
+        if batch.rotations.is_empty() || batch.rotations.len() > MAX_HOSTS_PER_COMMAND {
+            return Err(AwsError::malformed(
+                "SSM",
+                "SendCommand",
+                format!(
+                    "a GenerateCsr batch takes 1 to {MAX_HOSTS_PER_COMMAND} hosts, not {}",
+                    batch.rotations.len()
+                ),
+            ));
+        }
         self.send(
             &self.generate_csr_document,
-            req.host,
-            command_comment(req.rotation, Document::GenerateCsr),
+            batch.hosts(),
+            command_comment(Document::GenerateCsr, None, batch.rotations.len()),
             vec![
-                ("hostId", req.host.to_string()),
-                ("keyPath", req.key_path.to_string()),
-                ("csrPath", req.csr_path.to_string()),
-                ("keyAlgorithm", req.key_algorithm.to_string()),
-                ("rotationId", req.rotation.to_string()),
+                (ROTATIONS_PARAMETER, batch.rotations_parameter()),
+                ("keyPath", batch.key_path.to_string()),
+                ("csrPath", batch.csr_path.to_string()),
+                ("keyAlgorithm", batch.key_algorithm.to_string()),
             ],
         )
         .await
@@ -137,8 +151,8 @@ impl HostAgent for SsmHosts {
         let ra = req.roles_anywhere;
         self.send(
             &self.deploy_cert_document,
-            req.host,
-            command_comment(req.rotation, Document::DeployCert),
+            std::iter::once(req.host),
+            command_comment(Document::DeployCert, Some(req.rotation), 1),
             vec![
                 ("hostId", req.host.to_string()),
                 ("certPath", req.cert_path.to_string()),
@@ -158,7 +172,7 @@ impl HostAgent for SsmHosts {
                     "reloadHook",
                     req.reload_hook.map(ToString::to_string).unwrap_or_default(),
                 ),
-                ("rotationId", req.rotation.to_string()),
+                (ROTATION_ID_PARAMETER, req.rotation.to_string()),
             ],
         )
         .await
@@ -213,22 +227,27 @@ impl HostAgent for SsmHosts {
             .key(CommandFilterKey::DocumentName)
             .value(name)
             .build()
-            .map_err(|e| AwsError::malformed("SSM", "ListCommandInvocations", e.to_string()))?;
+            .map_err(|e| AwsError::malformed("SSM", "ListCommands", e.to_string()))?;
         // Newest first: the rotation's command is among the host's latest of this document.
+        // ListCommands, not ListCommandInvocations: only a command carries its parameters,
+        // and a GenerateCsr names its hosts' rotations nowhere else.
         let out = self
             .client
-            .list_command_invocations()
+            .list_commands()
             .instance_id(host.as_str())
             .filters(filter)
             .max_results(50)
             .send()
             .await
-            .map_err(|e| aws_error("SSM", "ListCommandInvocations", e))?;
+            .map_err(|e| aws_error("SSM", "ListCommands", e))?;
         Ok(out
-            .command_invocations()
+            .commands()
             .iter()
-            .find(|i| i.comment().is_some_and(|c| comment_names(c, rotation)))
-            .and_then(|i| i.command_id())
+            .find(|c| {
+                c.parameters()
+                    .is_some_and(|p| parameters_name(p, host, rotation))
+            })
+            .and_then(|c| c.command_id())
             .map(str::to_owned))
     }
 }

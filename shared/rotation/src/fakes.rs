@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use crate::alerts::{Alert, Alerts};
 use crate::ca::{CertificateAuthority, Fetched};
 use crate::error::AwsError;
-use crate::hosts::{CsrRequest, DeployRequest, Document, HostAgent, Invocation, Reachability};
+use crate::hosts::{CsrBatch, DeployRequest, Document, HostAgent, Invocation, Reachability};
 use state::plan::DueWindow;
 use state::ports::{FleetReader, FleetScan, PendingCertificates, StoreError, Transitions};
 use state::rules::{apply_to_record, Change};
@@ -155,7 +155,7 @@ impl HostAgent for Hosts {
         Ok(HashMap::new())
     }
 
-    async fn request_csr(&self, _req: &CsrRequest<'_>) -> Result<String, AwsError> {
+    async fn request_csrs(&self, _batch: &CsrBatch<'_>) -> Result<String, AwsError> {
         self.calls.lock().unwrap().push("request_csr");
         Ok("csr-command".into())
     }

@@ -32,22 +32,39 @@ impl Document {
     }
 }
 
-/// The comment every command of `rotation` is sent with: it names the rotation, so the
-/// command can be found again when SendCommand's answer (its ID) was lost.
-pub fn command_comment(rotation: &RotationId, document: Document) -> String {
-    let what = match document {
-        Document::GenerateCsr => "new key and CSR",
-        Document::DeployCert => "verify and install",
-    };
-    format!("cert rotation {rotation}: {what}")
+/// Hosts one command reaches at most: SendCommand takes up to 50 instance IDs.
+pub const MAX_HOSTS_PER_COMMAND: usize = 50;
+
+/// The comment a command is sent with, for people reading Run Command's history: a DeployCert
+/// names its rotation, a GenerateCsr how many hosts it asks. (The rotation a command belongs
+/// to is found by its parameters, [`parameters_name`]: a comment holds 100 characters.)
+pub fn command_comment(document: Document, rotation: Option<&RotationId>, hosts: usize) -> String {
+    match (document, rotation) {
+        (Document::DeployCert, Some(rotation)) => {
+            format!("cert rotation {rotation}: verify and install")
+        }
+        _ if hosts == 1 => "cert rotation: new key and CSR".to_owned(),
+        _ => format!("cert rotation: new keys and CSRs on {hosts} hosts"),
+    }
 }
 
-/// Whether a command's `comment` ([`command_comment`]) names `rotation`.
-pub fn comment_names(comment: &str, rotation: &RotationId) -> bool {
-    comment
-        .strip_prefix("cert rotation ")
-        .and_then(|rest| rest.split_once(':'))
-        .is_some_and(|(id, _)| id == rotation.0)
+/// The name of GenerateCsr's parameter listing its hosts' rotations.
+pub const ROTATIONS_PARAMETER: &str = "rotations";
+/// The name of DeployCert's parameter naming its rotation.
+pub const ROTATION_ID_PARAMETER: &str = "rotationId";
+
+/// Whether a command's parameters (as Run Command lists them) name `host`'s `rotation`:
+/// GenerateCsr's `rotations` holds the entry `host=rotation`; DeployCert, sent to one host,
+/// names its rotation in `rotationId`.
+pub fn parameters_name(
+    parameters: &HashMap<String, Vec<String>>,
+    host: &HostId,
+    rotation: &RotationId,
+) -> bool {
+    let entry = format!("{host}={rotation}");
+    let values = |name: &str| parameters.get(name).into_iter().flatten();
+    values(ROTATIONS_PARAMETER).any(|v| v.split(' ').any(|e| e == entry))
+        || values(ROTATION_ID_PARAMETER).any(|v| v == rotation.as_str())
 }
 
 /// Whether a host can take a command now.
@@ -61,19 +78,37 @@ pub enum Reachability {
     Unknown,
 }
 
-/// Ask a host for a fresh key and CSR (GenerateCsr document).
+/// Ask hosts for a fresh key and CSR each, in one command (GenerateCsr document). Each host
+/// finds its own rotation in the list by its managed-node ID, so the settings, the same for
+/// all, are what groups hosts into one command.
 #[derive(Debug, Clone)]
-pub struct CsrRequest<'a> {
-    /// The host.
-    pub host: &'a HostId,
+pub struct CsrBatch<'a> {
+    /// Each host with its rotation (echoed in that host's output); 1 to
+    /// [`MAX_HOSTS_PER_COMMAND`].
+    pub rotations: &'a [(HostId, RotationId)],
     /// Directory of the key (the new key is staged beside the live one).
     pub key_path: &'a HostPath,
     /// Directory of the CSR file.
     pub csr_path: &'a HostPath,
     /// Key algorithm.
     pub key_algorithm: KeyAlgorithm,
-    /// The rotation (echoed in the output).
-    pub rotation: &'a RotationId,
+}
+
+impl CsrBatch<'_> {
+    /// The hosts, in order.
+    pub fn hosts(&self) -> impl Iterator<Item = &HostId> {
+        self.rotations.iter().map(|(h, _)| h)
+    }
+
+    /// The `rotations` parameter: `host=rotation` entries separated by single spaces.
+    pub fn rotations_parameter(&self) -> String {
+        let entries: Vec<String> = self
+            .rotations
+            .iter()
+            .map(|(h, r)| format!("{h}={r}"))
+            .collect();
+        entries.join(" ")
+    }
 }
 
 /// Hand a host its new certificate (DeployCert document).
@@ -127,10 +162,10 @@ pub trait HostAgent: Send + Sync {
         hosts: &[HostId],
     ) -> impl Future<Output = Result<HashMap<HostId, Reachability>, AwsError>> + Send;
 
-    /// Sends GenerateCsr; returns the command ID.
-    fn request_csr(
+    /// Sends one GenerateCsr to every host of `batch`; returns the command ID.
+    fn request_csrs(
         &self,
-        req: &CsrRequest<'_>,
+        batch: &CsrBatch<'_>,
     ) -> impl Future<Output = Result<String, AwsError>> + Send;
 
     /// Sends DeployCert; returns the command ID.
@@ -147,7 +182,7 @@ pub trait HostAgent: Send + Sync {
     ) -> impl Future<Output = Result<Invocation, AwsError>> + Send;
 
     /// The ID of the command of `document` sent to `host` for `rotation`, if Run Command has
-    /// one (found by its [`command_comment`] among the host's recent invocations): the
+    /// one (found by its parameters, [`parameters_name`], among the host's recent commands): the
     /// reconciler's question when a rotation was claimed but SendCommand's answer was lost, so
     /// its command was never recorded.
     fn command_for(
@@ -178,14 +213,54 @@ pub fn host_error(stderr: &str) -> &str {
 mod tests {
     use super::*;
 
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), vec![(*v).to_owned()]))
+            .collect()
+    }
+
     #[test]
-    fn a_command_comment_names_its_rotation_and_no_other() {
+    fn a_command_names_a_rotation_by_its_exact_entry_or_rotation_id() {
+        let a = HostId::parse("mi-0123456789abcdef0").unwrap();
+        let b = HostId::parse("mi-0123456789abcdef1").unwrap();
         let r = RotationId("r-12".into());
-        let c = command_comment(&r, Document::DeployCert);
-        assert!(comment_names(&c, &r));
-        assert!(!comment_names(&c, &RotationId("r-1".into())));
-        assert!(!comment_names(&c, &RotationId("r-123".into())));
-        assert!(!comment_names("someone else's command", &r));
+        let batch = [
+            (b.clone(), RotationId("r-1".into())),
+            (a.clone(), r.clone()),
+        ];
+        let csr = CsrBatch {
+            rotations: &batch,
+            key_path: &HostPath::parse("keyPath", "/k").unwrap(),
+            csr_path: &HostPath::parse("csrPath", "/c").unwrap(),
+            key_algorithm: KeyAlgorithm::EcP256,
+        };
+        let line = csr.rotations_parameter();
+        assert_eq!(line, format!("{b}=r-1 {a}=r-12"));
+        let generate = params(&[(ROTATIONS_PARAMETER, &line)]);
+        assert!(parameters_name(&generate, &a, &r));
+        assert!(
+            !parameters_name(&generate, &b, &r),
+            "another host's rotation"
+        );
+        assert!(!parameters_name(&generate, &a, &RotationId("r-1".into())));
+        assert!(!parameters_name(&generate, &a, &RotationId("r-123".into())));
+        let deploy = params(&[(ROTATION_ID_PARAMETER, "r-12")]);
+        assert!(parameters_name(&deploy, &a, &r));
+        assert!(!parameters_name(&deploy, &a, &RotationId("r-1".into())));
+        assert!(!parameters_name(&HashMap::new(), &a, &r));
+    }
+
+    #[test]
+    fn comments_fit_run_commands_100_characters() {
+        let r = RotationId("x".repeat(64));
+        for c in [
+            command_comment(Document::DeployCert, Some(&r), 1),
+            command_comment(Document::GenerateCsr, None, 50),
+            command_comment(Document::GenerateCsr, None, 1),
+        ] {
+            assert!(c.len() <= 100, "{c}");
+        }
     }
 
     #[test]

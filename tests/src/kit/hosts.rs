@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use pki::KeyAlgorithm;
 use rotation::error::AwsError;
-use rotation::hosts::{CsrRequest, DeployRequest, Document, HostAgent, Invocation, Reachability};
+use rotation::hosts::{CsrBatch, DeployRequest, Document, HostAgent, Invocation, Reachability};
 use state::{HostId, HostPath, RotationId};
 
 /// Run Command's cut of `StandardOutputContent`, in characters.
@@ -85,7 +85,8 @@ pub enum Request {
     },
 }
 
-/// A command sent to one host, and where its invocation stands.
+/// A command's invocation on one host, and where it stands (a command sent to several hosts
+/// has one per host, under the same ID).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentCommand {
     /// The command ID.
@@ -114,7 +115,7 @@ pub struct GeneratedCsr {
 pub struct HostCalls {
     /// `reachability` calls.
     pub reachability: u64,
-    /// `request_csr` calls (including refused ones).
+    /// `request_csrs` calls (including refused ones), one per command whatever its hosts.
     pub request_csr: u64,
     /// `deploy` calls (including refused ones).
     pub deploy: u64,
@@ -133,7 +134,8 @@ pub struct MemoryHosts {
 #[derive(Debug, Default)]
 struct Inner {
     hosts: BTreeMap<HostId, HostState>,
-    commands: BTreeMap<String, SentCommand>,
+    /// Invocations by (command ID, host): in the order sent, as IDs grow.
+    commands: BTreeMap<(String, HostId), SentCommand>,
     next_command: u64,
     throttle_sends: u32,
     calls: HostCalls,
@@ -199,16 +201,27 @@ impl MemoryHosts {
         self.set_reachability(host, r)
     }
 
-    /// Answers command `command_id` (stdout and stderr cut as Run Command cuts them). Returns
-    /// false if no such command was sent.
+    /// Answers command `command_id` on every host it was sent to (stdout and stderr cut as
+    /// Run Command cuts them). Returns false if no such command was sent.
     pub fn answer(&self, command_id: &str, invocation: Invocation) -> bool {
+        let hosts: Vec<HostId> = self.lock().invocations_of(command_id).cloned().collect();
+        hosts.iter().fold(!hosts.is_empty(), |ok, h| {
+            self.answer_on(command_id, h, invocation.clone()) && ok
+        })
+    }
+
+    /// Answers `host`'s invocation of command `command_id`. Returns false if the command was
+    /// not sent to that host.
+    pub fn answer_on(&self, command_id: &str, host: &HostId, invocation: Invocation) -> bool {
         let mut inner = self.lock();
-        let Some(c) = inner.commands.get_mut(command_id) else {
+        let Some(c) = inner
+            .commands
+            .get_mut(&(command_id.to_owned(), host.clone()))
+        else {
             return false;
         };
         c.invocation = cut_outputs(invocation);
-        let host = c.host.clone();
-        if let Some(h) = inner.hosts.get_mut(&host) {
+        if let Some(h) = inner.hosts.get_mut(host) {
             h.pending.retain(|id| id != command_id);
         }
         true
@@ -216,28 +229,12 @@ impl MemoryHosts {
 
     /// Answers `command_id` with `Success` and `stdout`.
     pub fn succeed(&self, command_id: &str, stdout: &str) -> bool {
-        self.answer(
-            command_id,
-            Invocation::Finished {
-                success: true,
-                status: "Success".into(),
-                stdout: stdout.to_owned(),
-                stderr: String::new(),
-            },
-        )
+        self.answer(command_id, finished(true, "Success", stdout.to_owned(), ""))
     }
 
     /// Answers `command_id` with a failed `status` (`Failed`, `TimedOut` …) and `stderr`.
     pub fn fail(&self, command_id: &str, status: &str, stderr: &str) -> bool {
-        self.answer(
-            command_id,
-            Invocation::Finished {
-                success: false,
-                status: status.to_owned(),
-                stdout: String::new(),
-                stderr: stderr.to_owned(),
-            },
-        )
+        self.answer(command_id, finished(false, status, String::new(), stderr))
     }
 
     /// Makes the next `n` sends fail with a retryable `ThrottlingException`.
@@ -245,21 +242,32 @@ impl MemoryHosts {
         self.lock().throttle_sends = n;
     }
 
-    /// Every command sent, in the order sent.
+    /// Every invocation of every command sent, in the order sent.
     pub fn commands(&self) -> Vec<SentCommand> {
         self.lock().commands.values().cloned().collect()
     }
 
-    /// One command.
+    /// One command (its first host's invocation).
     pub fn command(&self, command_id: &str) -> Option<SentCommand> {
-        self.lock().commands.get(command_id).cloned()
+        let inner = self.lock();
+        let host = inner.invocations_of(command_id).next()?.clone();
+        inner.commands.get(&(command_id.to_owned(), host)).cloned()
+    }
+
+    /// `host`'s invocation of command `command_id`.
+    pub fn invocation_on(&self, command_id: &str, host: &HostId) -> Option<SentCommand> {
+        let inner = self.lock();
+        inner
+            .commands
+            .get(&(command_id.to_owned(), host.clone()))
+            .cloned()
     }
 
     /// The last command sent to `host`.
     pub fn last_command(&self, host: &HostId) -> Option<SentCommand> {
         let inner = self.lock();
         let id = inner.hosts.get(host)?.last.as_ref()?;
-        inner.commands.get(id).cloned()
+        inner.commands.get(&(id.clone(), host.clone())).cloned()
     }
 
     /// Drops every finished command (a long simulation keeps only what is still pending);
@@ -288,10 +296,11 @@ impl MemoryHosts {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// One command to each host with its rotation; refused whole, as SendCommand refuses it,
+    /// when any host is not registered.
     fn send(
         &self,
-        host: &HostId,
-        rotation: &RotationId,
+        rotations: &[(HostId, RotationId)],
         request: Request,
     ) -> Result<String, AwsError> {
         let mut guard = self.lock();
@@ -300,33 +309,46 @@ impl MemoryHosts {
             inner.throttle_sends -= 1;
             return Err(ssm_error("ThrottlingException", "Rate exceeded", true));
         }
-        let Some(state) = inner.hosts.get_mut(host) else {
+        if let Some((host, _)) = rotations.iter().find(|(h, _)| !inner.hosts.contains_key(h)) {
             return Err(ssm_error(
                 "InvalidInstanceId",
                 &format!("Instance {host} is not registered with Systems Manager"),
                 false,
             ));
-        };
+        }
         inner.next_command += 1;
         let id = format!("00000000-0000-4000-8000-{:012x}", inner.next_command);
-        state.pending.push(id.clone());
-        state.last = Some(id.clone());
-        inner.commands.insert(
-            id.clone(),
-            SentCommand {
-                id: id.clone(),
-                host: host.clone(),
-                rotation: rotation.clone(),
-                request,
-                invocation: Invocation::Pending,
-            },
-        );
-        inner.run_automatic(host);
+        for (host, rotation) in rotations {
+            let state = inner.hosts.get_mut(host).expect("checked above");
+            state.pending.push(id.clone());
+            state.last = Some(id.clone());
+            inner.commands.insert(
+                (id.clone(), host.clone()),
+                SentCommand {
+                    id: id.clone(),
+                    host: host.clone(),
+                    rotation: rotation.clone(),
+                    request: request.clone(),
+                    invocation: Invocation::Pending,
+                },
+            );
+        }
+        for (host, _) in rotations {
+            inner.run_automatic(host);
+        }
         Ok(id)
     }
 }
 
 impl Inner {
+    /// The hosts command `command_id` was sent to (a scan: for tests, not the simulator).
+    fn invocations_of<'a>(&'a self, command_id: &'a str) -> impl Iterator<Item = &'a HostId> + 'a {
+        self.commands
+            .keys()
+            .filter(move |(id, _)| id == command_id)
+            .map(|(_, h)| h)
+    }
+
     /// Answers `host`'s pending commands that its setup answers by itself, if it is online.
     fn run_automatic(&mut self, host: &HostId) {
         let Some(state) = self.hosts.get_mut(host) else {
@@ -337,7 +359,7 @@ impl Inner {
         }
         let commands = &mut self.commands;
         state.pending.retain(|id| {
-            let Some(c) = commands.get_mut(id) else {
+            let Some(c) = commands.get_mut(&(id.clone(), host.clone())) else {
                 return false;
             };
             match &c.request {
@@ -381,14 +403,14 @@ impl HostAgent for MemoryHosts {
             .collect())
     }
 
-    async fn request_csr(&self, req: &CsrRequest<'_>) -> Result<String, AwsError> {
+    async fn request_csrs(&self, batch: &CsrBatch<'_>) -> Result<String, AwsError> {
         self.lock().calls.request_csr += 1;
         let request = Request::Csr {
-            key_path: req.key_path.clone(),
-            csr_path: req.csr_path.clone(),
-            key_algorithm: req.key_algorithm,
+            key_path: batch.key_path.clone(),
+            csr_path: batch.csr_path.clone(),
+            key_algorithm: batch.key_algorithm,
         };
-        self.send(req.host, req.rotation, request)
+        self.send(batch.rotations, request)
     }
 
     async fn deploy(&self, req: &DeployRequest<'_>) -> Result<String, AwsError> {
@@ -402,7 +424,7 @@ impl HostAgent for MemoryHosts {
             chain_pem: req.chain_pem.to_owned(),
             reload_hook: req.reload_hook.cloned(),
         };
-        self.send(req.host, req.rotation, request)
+        self.send(&[(req.host.clone(), req.rotation.clone())], request)
     }
 
     /// The command's invocation; `Pending` for a command or host never sent to (Run Command
@@ -410,10 +432,10 @@ impl HostAgent for MemoryHosts {
     async fn invocation(&self, command_id: &str, host: &HostId) -> Result<Invocation, AwsError> {
         let mut inner = self.lock();
         inner.calls.invocation += 1;
-        Ok(match inner.commands.get(command_id) {
-            Some(c) if &c.host == host => c.invocation.clone(),
-            _ => Invocation::Pending,
-        })
+        Ok(inner
+            .commands
+            .get(&(command_id.to_owned(), host.clone()))
+            .map_or(Invocation::Pending, |c| c.invocation.clone()))
     }
 
     /// The newest command of `document` sent to `host` for `rotation`.
@@ -474,7 +496,8 @@ pub fn csr_output(rotation: &RotationId, csr_pem: &str) -> String {
     format!("ROTATION {rotation}\n{csr_pem}")
 }
 
-fn finished(success: bool, status: &str, stdout: String, stderr: &str) -> Invocation {
+/// A finished invocation (outputs cut as Run Command cuts them): `Success` when `success`.
+pub fn finished(success: bool, status: &str, stdout: String, stderr: &str) -> Invocation {
     cut_outputs(Invocation::Finished {
         success,
         status: status.to_owned(),

@@ -17,6 +17,7 @@ use state::ports::Enroller;
 use state::record::{DeployedCert, HostOverrides, HostRecord, RotationState, StateKind};
 use time::{Duration, OffsetDateTime};
 
+use crate::kit::hosts::finished;
 use crate::kit::{Kit, ManualClock};
 use crate::sim::driver::{Driver, Payload, SimDeps};
 use crate::sim::dynamo::SimStore;
@@ -38,10 +39,10 @@ enum Event {
     Arrive(Queued),
     /// An invocation of `func` ended: its slot is free.
     SlotFree(Func),
-    /// The agent runs a command on its host.
-    HostRun(String),
-    /// A command's delivery timeout passes.
-    DeliveryTimeout(String),
+    /// The agent runs a command on one of its hosts.
+    HostRun(String, usize),
+    /// A command's delivery timeout passes, on one of its hosts.
+    DeliveryTimeout(String, usize),
     /// A host goes online or offline.
     Online { host: usize, online: bool },
     /// The fleet's state is sampled.
@@ -62,7 +63,6 @@ pub struct Violation {
 }
 
 struct Command {
-    host: usize,
     document: Document,
     done: bool,
 }
@@ -85,7 +85,8 @@ pub struct Sim {
     rng: StdRng,
     digest: Sha256,
     step: u64,
-    commands: BTreeMap<String, Command>,
+    /// Invocations by (command ID, host).
+    commands: BTreeMap<(String, usize), Command>,
     expiries: BTreeSet<(i128, usize)>,
     episode_alerts: BTreeMap<usize, BTreeSet<String>>,
     violations: Vec<Violation>,
@@ -363,22 +364,23 @@ impl Sim {
                 self.dispatch(func, now).await;
                 format!("{now} free {}", func.name())
             }
-            Event::HostRun(id) => self.host_run(&id, now),
-            Event::DeliveryTimeout(id) => {
-                let Some(c) = self.commands.get_mut(&id) else {
-                    return format!("{now} timeout {id} gone");
+            Event::HostRun(id, host) => self.host_run(&id, host, now),
+            Event::DeliveryTimeout(id, host) => {
+                let Some(c) = self.commands.get_mut(&(id.clone(), host)) else {
+                    return format!("{now} timeout {id} {host} gone");
                 };
                 if c.done {
-                    return format!("{now} timeout {id} done");
+                    return format!("{now} timeout {id} {host} done");
                 }
                 c.done = true;
-                let (host, document) = (c.host, c.document);
+                let document = c.document;
                 self.fleet[host].waiting.retain(|w| *w != id);
-                self.hosts.inner.fail(&id, "DeliveryTimedOut", "");
+                let timed_out = finished(false, "DeliveryTimedOut", String::new(), "");
+                self.hosts.inner.answer_on(&id, &host_id(host), timed_out);
                 self.observed.delivery_timeouts += 1;
                 let payload = Payload::status(&id, &host_id(host), document, "DeliveryTimedOut");
                 self.emit(payload, now);
-                format!("{now} timeout {id}")
+                format!("{now} timeout {id} {host}")
             }
             Event::Online { host, online } => {
                 self.set_online(host, online, now);
@@ -399,26 +401,27 @@ impl Sim {
         if online {
             let run = Duration::seconds_f64(self.params.host_run_s);
             for id in std::mem::take(&mut self.fleet[host].waiting) {
-                self.queue.push(now + run, Event::HostRun(id));
+                self.queue.push(now + run, Event::HostRun(id, host));
             }
         }
     }
 
-    /// The agent runs command `id` on its host, if the host is online.
-    fn host_run(&mut self, id: &str, now: OffsetDateTime) -> String {
-        let Some(c) = self.commands.get(id) else {
-            return format!("{now} run {id} gone");
+    /// The agent runs command `id` on host `i`, if the host is online.
+    fn host_run(&mut self, id: &str, i: usize, now: OffsetDateTime) -> String {
+        let key = (id.to_owned(), i);
+        let Some(c) = self.commands.get(&key) else {
+            return format!("{now} run {id} {i} gone");
         };
         if c.done {
-            return format!("{now} run {id} done");
+            return format!("{now} run {id} {i} done");
         }
-        let (i, document) = (c.host, c.document);
+        let document = c.document;
         if !self.fleet[i].online {
             self.fleet[i].waiting.push(id.to_owned());
-            return format!("{now} run {id} waits");
+            return format!("{now} run {id} {i} waits");
         }
-        let Some(command) = self.hosts.inner.command(id) else {
-            return format!("{now} run {id} forgotten");
+        let Some(command) = self.hosts.inner.invocation_on(id, &host_id(i)) else {
+            return format!("{now} run {id} {i} forgotten");
         };
         let draws = Draws {
             reboot: self.rng.random(),
@@ -428,22 +431,14 @@ impl Sim {
         let n = self.fleet.len();
         let (me, other) = (host_id(i), host_id((i + 1) % n));
         let ran = self.fleet[i].run(&me, &other, &command, &self.behaviour, draws);
-        if let Some(c) = self.commands.get_mut(id) {
+        if let Some(c) = self.commands.get_mut(&key) {
             c.done = true;
         }
-        let status = match &ran {
-            Ran::Success(stdout) => {
-                self.hosts.inner.succeed(id, stdout);
-                "Success"
-            }
-            Ran::Failed(stderr) => {
-                self.hosts.inner.fail(id, "Failed", stderr);
-                "Failed"
-            }
+        let (status, invocation) = match &ran {
+            Ran::Success(stdout) => ("Success", finished(true, "Success", stdout.clone(), "")),
+            Ran::Failed(stderr) => ("Failed", finished(false, "Failed", String::new(), stderr)),
             Ran::Rebooted => {
-                self.hosts
-                    .inner
-                    .fail(id, "Failed", "ERROR: the host rebooted mid-command");
+                let rebooted = "ERROR: the host rebooted mid-command";
                 self.observed.reboots += 1;
                 self.set_online(i, false, now);
                 let back = Duration::seconds_f64(self.params.reboot_minutes * 60.0);
@@ -454,9 +449,10 @@ impl Sim {
                         online: true,
                     },
                 );
-                "Failed"
+                ("Failed", finished(false, "Failed", String::new(), rebooted))
             }
         };
+        self.hosts.inner.answer_on(id, &me, invocation);
         if document == Document::Deploy && matches!(ran, Ran::Success(_)) {
             self.episode_alerts.remove(&i);
             if let Some(live) = self.fleet[i].live.clone() {
@@ -589,9 +585,8 @@ impl Sim {
                     }
                 }
                 self.commands.insert(
-                    command_id.clone(),
+                    (command_id.clone(), i),
                     Command {
-                        host: i,
                         document,
                         done: false,
                     },
@@ -599,10 +594,10 @@ impl Sim {
                 let at = at.max(now);
                 let run = Duration::seconds_f64(self.params.host_run_s);
                 self.queue
-                    .push(at + run, Event::HostRun(command_id.clone()));
+                    .push(at + run, Event::HostRun(command_id.clone(), i));
                 let timeout = Duration::seconds_f64(self.params.delivery_timeout_s);
                 self.queue
-                    .push(at + timeout, Event::DeliveryTimeout(command_id));
+                    .push(at + timeout, Event::DeliveryTimeout(command_id, i));
             }
             Effect::Issued { arn, ready_at } => {
                 self.observed.issued(

@@ -5,13 +5,13 @@
 //! adds is SendCommand's quota (AWS publishes none; 5 per second with bursts of 10 by default),
 //! the SDK's attempts and backoff before a throttling error reaches the handler, and the
 //! effect of a sent command (the host runs it later, if it is online, or the delivery times
-//! out). Each command names one host, within SendCommand's 50; reachability is asked 50 hosts a
-//! call, one call after another, as the adapter does.
+//! out). A GenerateCsr names up to SendCommand's 50 hosts, a DeployCert one; reachability is
+//! asked 50 hosts a call, as the adapter does.
 
 use std::collections::HashMap;
 
 use rotation::error::AwsError;
-use rotation::hosts::{CsrRequest, DeployRequest, HostAgent, Invocation, Reachability};
+use rotation::hosts::{CsrBatch, DeployRequest, HostAgent, Invocation, Reachability};
 use state::{HostId, RotationId};
 
 use crate::kit::{MemoryHosts, MemoryStore};
@@ -124,12 +124,14 @@ impl HostAgent for SimHosts {
         self.inner.reachability(hosts).await
     }
 
-    async fn request_csr(&self, req: &CsrRequest<'_>) -> Result<String, AwsError> {
-        if self.admit(1)?.is_none() {
+    async fn request_csrs(&self, batch: &CsrBatch<'_>) -> Result<String, AwsError> {
+        if self.admit(batch.rotations.len())?.is_none() {
             return std::future::pending().await;
         }
-        let id = self.inner.request_csr(req).await?;
-        self.sent(&id, req.host, req.rotation, Document::Csr);
+        let id = self.inner.request_csrs(batch).await?;
+        for (host, rotation) in batch.rotations {
+            self.sent(&id, host, rotation, Document::Csr);
+        }
         Ok(id)
     }
 
@@ -155,7 +157,7 @@ impl HostAgent for SimHosts {
         rotation: &RotationId,
     ) -> Result<Option<String>, AwsError> {
         let latency = self.env.lock().params.ssm_latency_ms;
-        crate::sim_call!(self.env, "SSM", "ListCommandInvocations", latency, true);
+        crate::sim_call!(self.env, "SSM", "ListCommands", latency, true);
         self.inner.command_for(host, document, rotation).await
     }
 }

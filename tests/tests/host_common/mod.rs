@@ -226,11 +226,10 @@ impl Bench {
         self.run(
             GENERATE_CSR_DOCUMENT,
             &[
-                ("hostId", self.host.clone()),
+                ("rotations", format!("{}=rot-1", self.host)),
                 ("keyPath", l.key.into()),
                 ("csrPath", l.csr.into()),
                 ("keyAlgorithm", "EC_prime256v1".into()),
-                ("rotationId", "rot-1".into()),
             ],
         )
         .await

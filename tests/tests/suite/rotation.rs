@@ -523,7 +523,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deploy_with_a_wrong_chain_leaves_the_live_pair_untouched() {
     use rotation::ca::{CertificateAuthority, Fetched};
-    use rotation::hosts::{CsrRequest, DeployRequest, HostAgent, Invocation};
+    use rotation::hosts::{CsrBatch, DeployRequest, HostAgent, Invocation};
     let mut stack = LocalStack::start(&[]).await.unwrap();
     let h = host(7);
     let o = mixed(7);
@@ -541,12 +541,11 @@ async fn deploy_with_a_wrong_chain_leaves_the_live_pair_untouched() {
     let settings = stack.config.settings_for(&o);
     let rotation = state::RotationId("by-hand-0001".into());
     let cmd = agent
-        .request_csr(&CsrRequest {
-            host: &id,
+        .request_csrs(&CsrBatch {
+            rotations: &[(id.clone(), rotation.clone())],
             key_path: &settings.key_path,
             csr_path: &settings.csr_path,
             key_algorithm: settings.key_algorithm,
-            rotation: &rotation,
         })
         .await
         .unwrap();

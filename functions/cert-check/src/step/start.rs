@@ -1,9 +1,13 @@
-//! Starting one rotation, one decision per I/O result.
+//! Starting rotations, one decision per I/O result.
 //!
-//! The shell first asks [`on_reachability`] whether the host can take GenerateCsr: an offline or
-//! not-yet-registered host is not claimed and spends no attempt, it waits for the next pass
-//! (alerted only once its certificate is under a day from expiry, [`waiting_alert`]). Then it
-//! claims the host ([`Start::rotation`], conditional write); after SendCommand, [`after_send`]
+//! The shell first asks [`on_reachability`] whether each host can take GenerateCsr: an offline
+//! or not-yet-registered host is not claimed and spends no attempt, it waits for the next pass
+//! (alerted only once its certificate is under a day from expiry, [`waiting_alert`]). The
+//! others are grouped by [`work`] into batches of up to 50 hosts with the same GenerateCsr
+//! settings: one SendCommand per batch, because Run Command's SendCommand rate (AWS publishes
+//! none; users see throttling at a few per second) and not Private CA would otherwise bound a
+//! large fleet. Each host of a batch is claimed ([`Start::rotation`], conditional write); after
+//! the batch's SendCommand, [`after_send`]
 //! says whether to record the command, fail the rotation, or (throttled, or any retryable error
 //! after the SDK's own retries) leave the host for the next pass without counting an attempt,
 //! while the run goes on with the other hosts; [`after_claim`], [`after_failing`] and
@@ -14,7 +18,7 @@ use std::collections::HashMap;
 use pki::KeyAlgorithm;
 use rotation::alerts::{Alert, AlertKind, HostAlert};
 use rotation::failure::RotationFailure;
-use rotation::hosts::{CsrRequest, Reachability};
+use rotation::hosts::{CsrBatch, Reachability, MAX_HOSTS_PER_COMMAND};
 use rotation::{AwsError, Config};
 use state::plan::{alert_due, PlanItem};
 use state::ports::StoreError;
@@ -39,7 +43,7 @@ pub struct Start {
     pub csr: CsrParams,
 }
 
-/// GenerateCsr's parameters, owned (a [`CsrRequest`] borrows them).
+/// A host's GenerateCsr parameters, owned (a [`CsrBatch`] borrows those of a batch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CsrParams {
     /// The host.
@@ -55,16 +59,70 @@ pub struct CsrParams {
 }
 
 impl CsrParams {
-    /// The request to send.
-    pub fn request(&self) -> CsrRequest<'_> {
-        CsrRequest {
-            host: &self.host,
+    /// What hosts of one command must share: everything but the host and its rotation.
+    fn settings(&self) -> (&HostPath, &HostPath, KeyAlgorithm) {
+        (&self.key_path, &self.csr_path, self.key_algorithm)
+    }
+
+    /// The command of a batch with these settings ([`work`]) for `rotations`.
+    pub fn batch<'a>(&'a self, rotations: &'a [(HostId, RotationId)]) -> CsrBatch<'a> {
+        CsrBatch {
+            rotations,
             key_path: &self.key_path,
             csr_path: &self.csr_path,
             key_algorithm: self.key_algorithm,
-            rotation: &self.rotation,
         }
     }
+}
+
+/// A piece of a run's start work, for one task.
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// A host that cannot take GenerateCsr now: it waits, noted (and marked, at rest).
+    Wait(Box<Start>, HostNote),
+    /// Hosts to claim and send one GenerateCsr: same settings, at most
+    /// [`MAX_HOSTS_PER_COMMAND`].
+    Batch(Vec<Start>),
+}
+
+impl Work {
+    /// The hosts this work is about.
+    pub fn hosts(&self) -> Vec<String> {
+        match self {
+            Work::Wait(start, _) => vec![start.record.host.to_string()],
+            Work::Batch(starts) => starts.iter().map(|s| s.record.host.to_string()).collect(),
+        }
+    }
+}
+
+/// The run's start work: waiting hosts one by one, online ones in batches of up to
+/// `batch_size` (capped at [`MAX_HOSTS_PER_COMMAND`]) sharing their GenerateCsr settings, in
+/// the plan's order (most urgent first) by each batch's first host.
+pub fn work(
+    starts: Vec<Start>,
+    reach: &HashMap<HostId, Reachability>,
+    batch_size: usize,
+) -> Vec<Work> {
+    let size = batch_size.clamp(1, MAX_HOSTS_PER_COMMAND);
+    let mut out = Vec::new();
+    // Index in `out` of the open batch of each settings.
+    let mut open: HashMap<(HostPath, HostPath, KeyAlgorithm), usize> = HashMap::new();
+    for start in starts {
+        if let HostStep::Wait(note) = on_reachability(&start, reach) {
+            out.push(Work::Wait(Box::new(start), note));
+            continue;
+        }
+        let (k, c, a) = start.csr.settings();
+        let key = (k.clone(), c.clone(), a);
+        match open.get(&key).map(|&i| &mut out[i]) {
+            Some(Work::Batch(batch)) if batch.len() < size => batch.push(start),
+            _ => {
+                open.insert(key, out.len());
+                out.push(Work::Batch(vec![start]));
+            }
+        }
+    }
+    out
 }
 
 impl Start {
@@ -191,7 +249,7 @@ pub fn waiting_alert(start: &Start, note: &HostNote, now: OffsetDateTime) -> Opt
 }
 
 /// What to do after SendCommand.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum AfterSend {
     /// Record the command on the host's item.
     Record {
@@ -317,8 +375,84 @@ mod tests {
         assert_eq!(s.csr.csr_path, config.host_defaults.csr_path);
         assert_eq!(s.csr.key_algorithm, KeyAlgorithm::Rsa2048);
         assert!(!s.is_retry());
-        let r = s.csr.request();
-        assert_eq!((r.host, r.rotation), (&host(1), &s.rotation));
+        let rotations = [(host(1), s.rotation.clone())];
+        let b = s.csr.batch(&rotations);
+        assert_eq!(
+            b.rotations_parameter(),
+            format!("{}={}", host(1), s.rotation)
+        );
+        assert_eq!(b.key_path, &config.host_defaults.key_path);
+    }
+
+    fn batches(work: &[Work]) -> Vec<Vec<String>> {
+        work.iter()
+            .filter_map(|w| match w {
+                Work::Batch(_) => Some(w.hosts()),
+                Work::Wait(..) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn online_hosts_go_in_batches_of_fifty_by_their_settings_and_offline_ones_wait() {
+        let mut starts: Vec<Start> = (1..=120).map(start).collect();
+        // Host 7 keeps its keys elsewhere: it cannot share the others' command.
+        let mut odd = enrolled(7);
+        odd.overrides.key_path = Some(HostPath::parse("keyPath", "/opt/keys").unwrap());
+        starts[6] = Start::new(odd, PlanItem::Retry { attempt: 1 }, &config(), NOW);
+        let mut reach: HashMap<HostId, Reachability> =
+            (1..=120).map(|n| (host(n), Reachability::Online)).collect();
+        reach.insert(host(3), Reachability::Offline("ConnectionLost".into()));
+        reach.remove(&host(4));
+        let work = work(starts, &reach, 50);
+        let waiting: Vec<Vec<String>> = work
+            .iter()
+            .filter(|w| matches!(w, Work::Wait(..)))
+            .map(Work::hosts)
+            .collect();
+        assert_eq!(waiting, [[host(3).to_string()], [host(4).to_string()]]);
+        let b = batches(&work);
+        assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), [50, 1, 50, 17]);
+        assert_eq!(b[1], [host(7).to_string()]);
+        assert_eq!(
+            b[0][..3],
+            [
+                host(1).to_string(),
+                host(2).to_string(),
+                host(5).to_string()
+            ]
+        );
+        // Every online host exactly once, in the plan's order within its settings.
+        let mut all: Vec<String> = b.concat();
+        assert_eq!(all.len(), 118);
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 118);
+        // A batch of hosts with one settings shares them; a smaller size is honoured.
+        for w in &work {
+            if let Work::Batch(starts) = w {
+                assert!(starts
+                    .iter()
+                    .all(|s| s.csr.settings() == starts[0].csr.settings()));
+            }
+        }
+        let reach_all: HashMap<HostId, Reachability> =
+            (1..=5).map(|n| (host(n), Reachability::Online)).collect();
+        let small = work_of(5, &reach_all, 2);
+        assert_eq!(
+            batches(&small).iter().map(Vec::len).collect::<Vec<_>>(),
+            [2, 2, 1]
+        );
+        assert_eq!(
+            batches(&work_of(5, &reach_all, 0)).len(),
+            5,
+            "at least one host a command"
+        );
+        assert_eq!(batches(&work_of(5, &reach_all, 500))[0].len(), 5);
+    }
+
+    fn work_of(n: u32, reach: &HashMap<HostId, Reachability>, size: usize) -> Vec<Work> {
+        work((1..=n).map(start).collect(), reach, size)
     }
 
     #[test]

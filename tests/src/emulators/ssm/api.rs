@@ -1,5 +1,5 @@
 //! The AWS JSON 1.1 operations of the Run Command emulator (`AmazonSSM.*`): SendCommand,
-//! GetCommandInvocation, ListCommandInvocations and DescribeInstanceInformation.
+//! GetCommandInvocation, ListCommandInvocations, ListCommands and DescribeInstanceInformation.
 //!
 //! Why apart: this is the wire contract the production adapter is tested against. SendCommand
 //! records the invocations (paths rewritten under each host's sandbox) and hands them to the
@@ -14,14 +14,15 @@ use time::OffsetDateTime;
 
 use super::checks::{check_command_id, check_instance_id_format, parse_parameters};
 use super::output::{
-    cut, decode_token, elapsed, encode_token, instance_json, invocation_json, ping, resource_type,
+    command_json, cut, decode_token, elapsed, encode_token, instance_json, invocation_json, ping,
+    resource_type,
 };
 use super::{
     documents, CommandRec, Host, Invocation, PreparedStep, Shared, State, MAX_INSTANCE_IDS,
     STDERR_LIMIT, STDOUT_LIMIT,
 };
 use crate::emulators::wire::{input, ApiError, JsonApi};
-use crate::emulators::{epoch_seconds, lock, millis_time, uuid_v4, ACCOUNT, REGION};
+use crate::emulators::{lock, millis_time, uuid_v4, ACCOUNT};
 
 pub(super) struct Api(pub(super) Arc<Shared>);
 
@@ -31,6 +32,7 @@ impl JsonApi for Api {
             "SendCommand" => self.send_command(&input),
             "GetCommandInvocation" => self.get_command_invocation(&input),
             "ListCommandInvocations" => self.list_command_invocations(&input),
+            "ListCommands" => self.list_commands(&input),
             "DescribeInstanceInformation" => self.describe_instance_information(&input),
             _ => Err(ApiError::new(
                 "UnknownOperationException",
@@ -168,6 +170,11 @@ impl Api {
             CommandRec {
                 id: command_id.clone(),
                 document_name: doc.name.clone(),
+                comment: comment.clone(),
+                max_concurrency: input::opt_str(v, "MaxConcurrency")
+                    .unwrap_or("50")
+                    .to_owned(),
+                max_errors: input::opt_str(v, "MaxErrors").unwrap_or("0").to_owned(),
                 parameters: params.clone(),
                 instance_ids: instance_ids.clone(),
                 requested: now,
@@ -191,34 +198,9 @@ impl Api {
                 });
             }
         }
+        let out = json!({ "Command": command_json(&st.commands[&command_id], &*st) });
         drop(guard);
-        Ok(json!({
-            "Command": {
-                "CommandId": command_id,
-                "DocumentName": doc.name,
-                "DocumentVersion": "$DEFAULT",
-                "Comment": comment,
-                "ExpiresAfter": epoch_seconds(now + time::Duration::seconds(timeout_seconds)),
-                "Parameters": params,
-                "InstanceIds": instance_ids,
-                "Targets": [],
-                "RequestedDateTime": epoch_seconds(now),
-                "Status": "Pending",
-                "StatusDetails": "Pending",
-                "OutputS3Region": REGION,
-                "OutputS3BucketName": "",
-                "OutputS3KeyPrefix": "",
-                "MaxConcurrency": "50",
-                "MaxErrors": "0",
-                "TargetCount": instance_ids.len(),
-                "CompletedCount": 0,
-                "ErrorCount": 0,
-                "DeliveryTimedOutCount": 0,
-                "ServiceRole": "",
-                "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": false},
-                "TimeoutSeconds": timeout_seconds,
-            }
-        }))
+        Ok(out)
     }
 
     fn get_command_invocation(&self, v: &Value) -> Result<Value, ApiError> {
@@ -361,6 +343,69 @@ impl Api {
             .map(|inv| invocation_json(inv, details))
             .collect();
         let mut out = json!({ "CommandInvocations": page });
+        if start + (max as usize) < all.len() {
+            out["NextToken"] = json!(encode_token(start + max as usize));
+        }
+        Ok(out)
+    }
+
+    /// Commands newest first, with their parameters; by `CommandId`, `InstanceId` (the
+    /// commands sent to that node) and the `DocumentName` filter.
+    fn list_commands(&self, v: &Value) -> Result<Value, ApiError> {
+        let command_id = input::opt_str(v, "CommandId");
+        let instance_id = input::opt_str(v, "InstanceId");
+        if let Some(c) = command_id {
+            check_command_id(c)?;
+        }
+        if let Some(i) = instance_id {
+            check_instance_id_format(i, "instanceId")?;
+        }
+        let max = input::opt_i64(v, "MaxResults").unwrap_or(50);
+        if !(1..=50).contains(&max) {
+            return Err(ApiError::validation(
+                "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 50",
+            ));
+        }
+        let mut document = None;
+        if let Some(fs) = v.get("Filters").and_then(Value::as_array) {
+            for f in fs {
+                let k = input::req_str(f, "key")?;
+                let val = input::req_str(f, "value")?;
+                if k != "DocumentName" {
+                    return Err(ApiError::new(
+                        "InvalidFilterKey",
+                        format!("the emulator filters ListCommands on DocumentName, not {k}"),
+                    ));
+                }
+                document = Some(val.to_owned());
+            }
+        }
+        let st = lock(&self.0.state);
+        if let Some(c) = command_id {
+            if !st.commands.contains_key(c) {
+                return Err(ApiError::new("InvalidCommandId", ""));
+            }
+        }
+        let all: Vec<&CommandRec> = st
+            .order
+            .iter()
+            .rev()
+            .map(|c| &st.commands[c])
+            .filter(|c| command_id.is_none_or(|x| x == c.id))
+            .filter(|c| instance_id.is_none_or(|x| c.instance_ids.iter().any(|i| i == x)))
+            .filter(|c| document.as_ref().is_none_or(|d| *d == c.document_name))
+            .collect();
+        let start = match input::opt_str(v, "NextToken") {
+            Some(t) => decode_token(t)?,
+            None => 0,
+        };
+        let page: Vec<Value> = all
+            .iter()
+            .skip(start)
+            .take(max as usize)
+            .map(|c| command_json(c, &st))
+            .collect();
+        let mut out = json!({ "Commands": page });
         if start + (max as usize) < all.len() {
             out["NextToken"] = json!(encode_token(start + max as usize));
         }

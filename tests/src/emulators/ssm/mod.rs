@@ -15,7 +15,7 @@
 //! the sandbox before substitution (`/etc/pki/x` → `<sandbox>/etc/pki/x`). Scripts
 //! run with the sandbox as working directory and an environment cleared down to `PATH`, `HOME`
 //! (`<sandbox>/root`), `LANG` (`C.UTF-8`) and `TMPDIR` (`<sandbox>/tmp`, so `mktemp` stays inside
-//! the host), plus what [`SsmHandle::set_host_env`] adds for every host (where the hosts' AWS
+//! the host), `AWS_SSM_INSTANCE_ID` and `SSM_COMMAND_ID` (as SSM Agent sets them), plus what [`SsmHandle::set_host_env`] adds for every host (where the hosts' AWS
 //! endpoints are and which CA bundle they trust, as an instance's profile would say). Absolute paths written literally in a script are *not* rewritten: scripts must take
 //! every file location from a `…Path` parameter (they do, since the table may override them).
 //!
@@ -237,6 +237,9 @@ impl Invocation {
 struct CommandRec {
     id: String,
     document_name: String,
+    comment: String,
+    max_concurrency: String,
+    max_errors: String,
     parameters: BTreeMap<String, Vec<String>>,
     instance_ids: Vec<String>,
     requested: OffsetDateTime,

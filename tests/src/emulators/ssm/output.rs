@@ -1,4 +1,5 @@
-//! The shapes of the answers: `CommandInvocation` (with its plugins) of ListCommandInvocations,
+//! The shapes of the answers: `Command` of SendCommand and ListCommands, `CommandInvocation`
+//! (with its plugins) of ListCommandInvocations,
 //! `InstanceInformation` of DescribeInstanceInformation, the pagination tokens, and the cutting
 //! of outputs to the service's limits.
 //!
@@ -9,7 +10,7 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use super::{Host, Invocation, PLUGIN_OUTPUT_LIMIT};
+use super::{CommandRec, Host, Invocation, State, PLUGIN_OUTPUT_LIMIT};
 use crate::emulators::wire::ApiError;
 use crate::emulators::{epoch_seconds, REGION};
 
@@ -154,4 +155,39 @@ mod tests {
         assert_eq!(cut("héllo", 2), "hé");
         assert_eq!(cut("abc", 10), "abc");
     }
+}
+
+/// A `Command` as SendCommand and ListCommands answer it, its counts from its invocations.
+pub(super) fn command_json(c: &CommandRec, st: &State) -> Value {
+    let invs: Vec<&Invocation> = c
+        .instance_ids
+        .iter()
+        .filter_map(|i| st.invocations.get(&(c.id.clone(), i.clone())))
+        .collect();
+    let count = |f: &dyn Fn(&Invocation) -> bool| invs.iter().filter(|i| f(i)).count();
+    json!({
+        "CommandId": c.id,
+        "DocumentName": c.document_name,
+        "DocumentVersion": "$DEFAULT",
+        "Comment": c.comment,
+        "ExpiresAfter": epoch_seconds(c.requested + time::Duration::seconds(c.timeout_seconds)),
+        "Parameters": c.parameters,
+        "InstanceIds": c.instance_ids,
+        "Targets": [],
+        "RequestedDateTime": epoch_seconds(c.requested),
+        "Status": c.status,
+        "StatusDetails": c.status_details,
+        "OutputS3Region": REGION,
+        "OutputS3BucketName": "",
+        "OutputS3KeyPrefix": "",
+        "MaxConcurrency": c.max_concurrency,
+        "MaxErrors": c.max_errors,
+        "TargetCount": c.instance_ids.len(),
+        "CompletedCount": count(&|i| i.terminal()),
+        "ErrorCount": count(&|i| matches!(i.status, "Failed" | "TimedOut")),
+        "DeliveryTimedOutCount": count(&|i| i.status_details == "DeliveryTimedOut"),
+        "ServiceRole": "",
+        "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": false},
+        "TimeoutSeconds": c.timeout_seconds,
+    })
 }

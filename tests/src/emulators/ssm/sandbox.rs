@@ -367,7 +367,7 @@ impl Shared {
             let mut runs = Vec::new();
             for step in &steps {
                 let r = self
-                    .run_step(step, &instance_id, &root, has_openssl, &run_dir)
+                    .run_step(step, &key, &root, has_openssl, &run_dir)
                     .await;
                 let ok = r.status == "Success";
                 runs.push(r);
@@ -400,7 +400,7 @@ impl Shared {
     async fn run_step(
         &self,
         step: &PreparedStep,
-        instance_id: &str,
+        (command_id, instance_id): &(String, String),
         root: &Path,
         has_openssl: bool,
         run_dir: &Path,
@@ -444,6 +444,9 @@ impl Shared {
             .env("HOME", root.join("root"))
             .env("LANG", "C.UTF-8")
             .env("TMPDIR", root.join("tmp"))
+            // What SSM Agent tells every command it runs: the node it runs on, the command.
+            .env("AWS_SSM_INSTANCE_ID", instance_id)
+            .env("SSM_COMMAND_ID", command_id)
             .envs(lock(&self.host_env).clone())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
