@@ -446,6 +446,21 @@ impl LocalStack {
                 == Some(self.config.generate_csr_document.as_str())
     }
 
+    /// How many hosts were sent `document` (one per invocation: a GenerateCsr command to 50
+    /// hosts counts 50), and in how many commands.
+    pub fn sent(&self, document: &str) -> (usize, usize) {
+        let invocations: Vec<_> = self
+            .ssm
+            .invocations()
+            .into_iter()
+            .filter(|i| i.document_name == document)
+            .collect();
+        let mut commands: Vec<&str> = invocations.iter().map(|i| i.command_id.as_str()).collect();
+        commands.sort_unstable();
+        commands.dedup();
+        (invocations.len(), commands.len())
+    }
+
     /// The table's record of `host` (panics when it is not enrolled: a test's own mistake).
     pub async fn record(&self, host: &str) -> state::HostRecord {
         use state::ports::FleetReader as _;

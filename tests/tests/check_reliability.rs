@@ -73,7 +73,17 @@ async fn a_run_the_table_refuses_fails_as_permanent_with_one_alert_naming_the_ca
 async fn a_throttled_send_leaves_that_host_for_the_next_pass_and_the_run_goes_on() {
     let mut stack = FaultyStack::start(&[]).await.unwrap();
     let hosts = [host(1), host(2), host(3)];
-    enrolled(&stack, &hosts).await;
+    // The first host keeps another key algorithm, so its GenerateCsr is a command of its own
+    // (hosts share a command only with the same settings): the throttled command is its alone.
+    let own = HostOverrides {
+        key_algorithm: Some(pki::KeyAlgorithm::EcP384),
+        ..HostOverrides::default()
+    };
+    stack
+        .enrol_host(&hosts[0], &own, LocalStack::online())
+        .await
+        .unwrap();
+    enrolled(&stack, &hosts[1..]).await;
     stack.plan.add(
         Rule::on("SSM.SendCommand")
             .host(&hosts[0])
@@ -105,6 +115,38 @@ async fn a_throttled_send_leaves_that_host_for_the_next_pass_and_the_run_goes_on
     stack.settle(Delivery::default()).await.unwrap();
     let r = stack.store.host(&throttled).await.unwrap().unwrap();
     assert_eq!(r.state, RotationState::Deployed, "{r:?}");
+}
+
+/// One host SSM refuses for good (here: a node it calls invalid) refuses the whole GenerateCsr
+/// of its batch: the batch is sent again host by host, so only that host's rotation fails and
+/// the others rotate in the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_refused_for_one_host_is_sent_host_by_host_and_only_that_host_fails() {
+    let mut stack = FaultyStack::start(&[]).await.unwrap();
+    let hosts = [host(1), host(2), host(3)];
+    enrolled(&stack, &hosts).await;
+    stack.plan.add(
+        Rule::on("SSM.SendCommand")
+            .host(&hosts[1])
+            .fault(Fault::Error {
+                status: 400,
+                code: "InvalidInstanceId".into(),
+            }),
+    );
+    let s = stack.cert_check(json!({})).await.unwrap();
+    assert_eq!(s["failed"].as_array().unwrap().len(), 1, "{s}");
+    assert!(s["failed"].to_string().contains(&hosts[1]), "{s}");
+    assert_eq!(s["started"].as_array().unwrap().len(), 2, "{s}");
+    // One GenerateCsr for the batch, then one per host.
+    assert_eq!(stack.plan.calls()["SSM.SendCommand"], 1 + 3);
+    stack.settle(Delivery::default()).await.unwrap();
+    for h in [&hosts[0], &hosts[2]] {
+        let r = stack.record(h).await;
+        assert_eq!(r.state, RotationState::Deployed, "{h}: {r:?}");
+    }
+    let r = stack.record(&hosts[1]).await;
+    assert_eq!(r.state.kind(), state::record::StateKind::Failed, "{r:?}");
+    assert_eq!(r.attempts.failed, 1, "{r:?}");
 }
 
 /// Scenario 9: fifteen hosts fail in one run (SSM refuses every send): one digest.

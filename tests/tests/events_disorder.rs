@@ -9,7 +9,7 @@ use state::record::{HostOverrides, RotationState};
 use state::HostId;
 use tests::faults::delivery::{self, DeliveryPolicy, EventKind, Outcome, Rates, Timing};
 use tests::faults::{Fault, FaultyStack, Rule};
-use tests::stack::{Delivery, LocalStack};
+use tests::stack::{Delivery, LocalStack, DEPLOY_CERT_DOCUMENT, GENERATE_CSR_DOCUMENT};
 
 fn host(i: u64) -> String {
     format!("mi-{:017x}", 0xd150_0000 + i)
@@ -29,8 +29,8 @@ async fn state_of(stack: &LocalStack, h: &str) -> RotationState {
     stack.store.host(&id).await.unwrap().unwrap().state
 }
 
-/// Every host DEPLOYED, one GenerateCsr and one DeployCert per rotation, one certificate per
-/// rotation, no alert.
+/// Every host DEPLOYED, one GenerateCsr command for the hosts (they share their settings, and
+/// are fewer than 50) and one DeployCert per rotation, one certificate per rotation, no alert.
 async fn assert_rotated_once(
     stack: &mut LocalStack,
     hosts: &[String],
@@ -40,11 +40,16 @@ async fn assert_rotated_once(
         let state = state_of(stack, h).await;
         assert_eq!(state, RotationState::Deployed, "{h}: {report:#?}");
     }
-    let calls = stack.capture.calls();
+    let n = hosts.len();
     assert_eq!(
-        calls.get("SSM.SendCommand").copied(),
-        Some(2 * hosts.len() as u64),
-        "one GenerateCsr and one DeployCert per rotation: {calls:?}"
+        stack.sent(GENERATE_CSR_DOCUMENT),
+        (n, 1),
+        "one GenerateCsr command for all"
+    );
+    assert_eq!(
+        stack.sent(DEPLOY_CERT_DOCUMENT),
+        (n, n),
+        "one DeployCert per rotation"
     );
     assert_eq!(
         stack.pca.issued().len(),

@@ -194,6 +194,7 @@ where
         alerts,
         stuck,
         start,
+        failing,
     } = step::plan::plan_actions(loaded, request.dry_run, &deps.config, now);
     if request.dry_run {
         return Ok(summary);
@@ -210,7 +211,7 @@ where
         now,
     )
     .await;
-    send_alerts(&deps, host_alerts, now).await;
+    send_alerts(&deps, host_alerts, failing, now).await;
     if let Err(e) = result {
         step::summary::failed_run_metrics(soonest_expiry_hours)
             .stack(deps.config.stack_name.as_deref())
@@ -255,11 +256,13 @@ where
     start_all(deps, start, summary, host_alerts, budget, now).await
 }
 
-/// Raises the run's host alerts, one per host, as one digest when there are many, and records
-/// each host's level so the next run does not repeat it. Runs after the rotations started.
+/// Raises the run's host alerts, one per host, as one digest when there are many or many hosts
+/// are `failing`, and records each host's level so the next run does not repeat it. Runs after
+/// the rotations started.
 async fn send_alerts<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     host_alerts: Vec<HostAlert>,
+    failing: usize,
     now: OffsetDateTime,
 ) where
     S: RotationStarter,
@@ -267,7 +270,7 @@ async fn send_alerts<S, H, C, A>(
 {
     let host_alerts = one_per_host(host_alerts);
     let mut raised = true;
-    for alert in outgoing(&host_alerts) {
+    for alert in outgoing(&host_alerts, failing) {
         raised &= raise_or_log(&deps.alerts, &alert).await;
     }
     if raised {

@@ -179,6 +179,13 @@ where
     }
 }
 
+/// Waits before each further write of ISSUING while the table answers a retryable error:
+/// the certificate exists from IssueCertificate's answer on, and a retry of the event minutes
+/// later (SQS's visibility timeout, the reconciler's next pass) would be past the idempotency
+/// token's 5 minutes and have a second certificate issued. So the write is tried again here,
+/// over about 5 seconds, before the event is left to its retry.
+pub const RECORD_DELAYS_MS: [u64; 3] = [250, 1_000, 4_000];
+
 async fn issue<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     event: &Envelope<CommandInvocationDetail>,
@@ -203,9 +210,8 @@ where
         )
         .await;
     let cert_arn = step::issue_answer(&pending, answer)?;
-    let answer = deps
-        .store
-        .issuing(
+    let record = || {
+        deps.store.issuing(
             &host,
             &pending.rotation,
             &pending.command_id,
@@ -213,7 +219,16 @@ where
             &request.key_fingerprint,
             now,
         )
-        .await;
+    };
+    let mut answer = record().await;
+    for delay in RECORD_DELAYS_MS {
+        if !matches!(&answer, Err(e) if e.is_retryable()) {
+            break;
+        }
+        tracing::warn!(delay_ms = delay, "recording ISSUING failed; trying again");
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        answer = record().await;
+    }
     let outcome = step::issuing_recorded(&pending, &cert_arn, answer)?;
     tracing::info!(certificate_arn = %cert_arn, key = ?request.key_kind, "certificate requested");
     Ok(outcome)

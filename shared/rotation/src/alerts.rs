@@ -171,10 +171,17 @@ pub fn one_per_host(alerts: Vec<HostAlert>) -> Vec<HostAlert> {
     out
 }
 
-/// What goes out for a run's host alerts: each alert, or above [`DIGEST_ABOVE`] one digest with
-/// the counts by kind and reason and the first [`DIGEST_HOSTS`] hosts by name.
-pub fn outgoing(alerts: &[HostAlert]) -> Vec<Alert> {
-    if alerts.len() <= DIGEST_ABOVE {
+/// What goes out for a run's host alerts, given how many hosts of the run are `failing` in all
+/// (new alerts or not): each alert; or one digest, with the counts by kind and reason and the
+/// first [`DIGEST_HOSTS`] hosts by name, when the run has more than [`DIGEST_ABOVE`] alerts or
+/// more than [`DIGEST_ABOVE`] hosts are failing. The second case is an outage (of the CA, IAM or
+/// SSM): its hosts cross the next level (a day left) a few at a time, pass after pass, and would
+/// otherwise each send a message of their own.
+pub fn outgoing(alerts: &[HostAlert], failing: usize) -> Vec<Alert> {
+    if alerts.is_empty() {
+        return Vec::new();
+    }
+    if alerts.len() <= DIGEST_ABOVE && failing <= DIGEST_ABOVE {
         return alerts.iter().map(|a| a.alert.clone()).collect();
     }
     let mut counts: BTreeMap<(String, &str), usize> = BTreeMap::new();
@@ -193,8 +200,13 @@ pub fn outgoing(alerts: &[HostAlert]) -> Vec<Alert> {
         .map(|((kind, reason), n)| format!("{n} × {kind}: {reason}"))
         .collect();
     let more = hosts.len() - named;
+    let all = if failing > alerts.len() {
+        format!(" {failing} hosts are failing in all.")
+    } else {
+        String::new()
+    };
     let reason = format!(
-        "{} hosts need attention. By reason: {}. Hosts: {}{}",
+        "{} hosts need attention.{all} By reason: {}. Hosts: {}{}",
         alerts.len(),
         by_reason.join("; "),
         hosts[..named].join(", "),
@@ -229,7 +241,7 @@ mod tests {
     #[test]
     fn up_to_ten_host_alerts_go_out_one_by_one() {
         let alerts: Vec<HostAlert> = (1..=10).map(|n| failed(n, "x")).collect();
-        let out = outgoing(&alerts);
+        let out = outgoing(&alerts, 10);
         assert_eq!(out.len(), 10);
         assert_eq!(out[3], alerts[3].alert);
     }
@@ -238,7 +250,7 @@ mod tests {
     fn more_become_one_digest_with_counts_and_the_first_hosts() {
         let mut alerts: Vec<HostAlert> = (1..=12).rev().map(|n| failed(n, "CA down")).collect();
         alerts.extend((13..=15).map(|n| failed(n, "access denied")));
-        let out = outgoing(&alerts);
+        let out = outgoing(&alerts, 0);
         assert_eq!(out.len(), 1);
         let d = &out[0];
         assert_eq!(d.kind, AlertKind::Digest);
@@ -288,5 +300,22 @@ mod tests {
             failure_at_expiry.clone(),
         ]);
         assert_eq!(out, [failure_at_expiry, failed(2, "y")]);
+    }
+
+    #[test]
+    fn while_many_hosts_fail_even_a_few_new_alerts_go_out_as_one_digest() {
+        let alerts: Vec<HostAlert> = (1..=3).map(|n| failed(n, "CA down")).collect();
+        assert_eq!(outgoing(&alerts, 10).len(), 3, "ten failing: one by one");
+        let out = outgoing(&alerts, 11);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].kind, AlertKind::Digest);
+        assert!(
+            out[0]
+                .reason
+                .starts_with("3 hosts need attention. 11 hosts are failing in all."),
+            "{}",
+            out[0].reason
+        );
+        assert!(outgoing(&[], 500).is_empty(), "nothing new, nothing sent");
     }
 }

@@ -90,6 +90,7 @@ pub struct Sim {
     expiries: BTreeSet<(i128, usize)>,
     episode_alerts: BTreeMap<usize, BTreeSet<String>>,
     violations: Vec<Violation>,
+    trace: Option<String>,
     /// What the report is made of.
     pub observed: Observed,
     /// Called with the fraction of virtual time done (the progress bar).
@@ -155,6 +156,7 @@ impl Sim {
             expiries: BTreeSet::new(),
             episode_alerts: BTreeMap::new(),
             violations: Vec::new(),
+            trace: std::env::var("SIM_TRACE").ok().filter(|t| !t.is_empty()),
             progress: None,
             params,
         };
@@ -251,6 +253,12 @@ impl Sim {
             self.clock.advance_to(at);
             self.step += 1;
             let line = self.handle(event, at).await;
+            // `SIM_TRACE=<text>`: the steps whose line contains it, to debug a seed step by step.
+            if let Some(t) = &self.trace {
+                if line.contains(t.as_str()) {
+                    eprintln!("step {}: {line}", self.step);
+                }
+            }
             self.digest.update(line.as_bytes());
             self.digest.update(b"\n");
             self.check_expiries(at);

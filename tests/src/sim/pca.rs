@@ -137,8 +137,9 @@ impl CertificateAuthority for SimCa {
         *n += 1;
         if *n > 1 {
             let n = *n;
+            let host = s.rotation_hosts.get(idempotency_token).cloned();
             s.violations.push(format!(
-                "one IssueCertificate per rotation: rotation {idempotency_token} got {n} certificates"
+                "one IssueCertificate per rotation: rotation {idempotency_token} of {host:?} got {n} certificates"
             ));
         }
         let expected = s.rotation_hosts.get(idempotency_token).cloned();

@@ -82,6 +82,9 @@ pub struct Actions {
     pub stuck: Vec<HostRecord>,
     /// Rotations to start, if their host is reachable.
     pub start: Vec<Start>,
+    /// Hosts of the plan whose rotation is failed: above a few, the run's alerts go out as one
+    /// digest ([`rotation::alerts::outgoing`]).
+    pub failing: usize,
 }
 
 /// Why a held host is skipped.
@@ -149,6 +152,11 @@ pub fn plan_actions(
         .iter()
         .filter_map(|(record, _)| plan_alert(record, now))
         .collect();
+    let failing = plan
+        .items
+        .iter()
+        .filter(|(record, _)| record.state.kind() == StateKind::Failed)
+        .count();
     let mut stuck = Vec::new();
     let mut start = Vec::new();
     for (record, item) in plan.items {
@@ -166,6 +174,7 @@ pub fn plan_actions(
         alerts,
         stuck,
         start,
+        failing,
     }
 }
 
