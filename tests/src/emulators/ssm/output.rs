@@ -146,17 +146,6 @@ pub(super) fn invocation_json(inv: &Invocation, details: bool) -> Value {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cut_counts_chars() {
-        assert_eq!(cut("héllo", 2), "hé");
-        assert_eq!(cut("abc", 10), "abc");
-    }
-}
-
 /// A `Command` as SendCommand and ListCommands answer it, its counts from its invocations.
 pub(super) fn command_json(c: &CommandRec, st: &State) -> Value {
     let invs: Vec<&Invocation> = c
@@ -190,4 +179,15 @@ pub(super) fn command_json(c: &CommandRec, st: &State) -> Value {
         "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": false},
         "TimeoutSeconds": c.timeout_seconds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_counts_chars() {
+        assert_eq!(cut("héllo", 2), "hé");
+        assert_eq!(cut("abc", 10), "abc");
+    }
 }
