@@ -1,5 +1,6 @@
 # GenerateCsr's own helpers, inlined by render.py where generate-csr.sh sources this file.
 # shellcheck shell=bash
+# shellcheck disable=SC2154 # re_host and re_rotation: patterns.sh, sourced by the script (prologue.sh)
 
 # This node's ID and rotation, in host_id and rotation_id: the node is the one SSM Agent names
 # ($1, AWS_SSM_INSTANCE_ID), its rotation the entry of the command's `rotations` ($2) that names
@@ -18,8 +19,9 @@ find_own_rotation() {
     rest="${rest#"$entry"}"
     rest="${rest# }"
     count=$((count + 1))
-    [[ "${entry%%=*}" =~ $re_host ]] && [[ "$entry" == *=* ]] && [[ "${entry#*=}" =~ $re_rotation ]] ||
+    if ! [[ "$entry" == *=* && "${entry%%=*}" =~ $re_host && "${entry#*=}" =~ $re_rotation ]]; then
       fail 2 "invalid rotations entry ${count}: expected nodeId=rotationId"
+    fi
     if [ "${entry%%=*}" = "$node" ]; then
       [ -z "$rotation_id" ] || fail 2 "rotations names ${node} twice"
       rotation_id="${entry#*=}"
