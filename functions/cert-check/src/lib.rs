@@ -527,12 +527,12 @@ where
             tracing::warn!(hosts = claimed.len(), reason = %failure.reason, "GenerateCsr refused for the batch; sending host by host");
             for one in claimed.chunks(1) {
                 let sent = send_csrs(deps, one).await;
-                outcomes.push(after_send(deps, &one[0], sent, now).await?);
+                outcomes.push(record_sent(deps, &one[0], sent, now).await?);
             }
         }
         sent => {
             for one in &claimed {
-                outcomes.push(after_send(deps, one, sent.clone(), now).await?);
+                outcomes.push(record_sent(deps, one, sent.clone(), now).await?);
             }
         }
     }
@@ -555,9 +555,9 @@ where
     step::start::after_send(deps.hosts.request_csrs(&batch).await)
 }
 
-/// One claimed host after its GenerateCsr was sent (or not): record the command, fail the
-/// rotation, or hand the claim back.
-async fn after_send<S, H, C, A>(
+/// One claimed host after its GenerateCsr was sent (or not), as [`step::start::after_send`]
+/// decided: record the command, fail the rotation, or hand the claim back.
+async fn record_sent<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     (start, claimed): &(Start, state::HostRecord),
     sent: AfterSend,

@@ -11,8 +11,8 @@ use aws_sdk_ssm::types::{
 use base64::Engine;
 use rotation::error::AwsError;
 use rotation::hosts::{
-    command_comment, parameters_name, CsrBatch, DeployRequest, Document, HostAgent, Invocation,
-    Reachability, MAX_HOSTS_PER_COMMAND, ROTATIONS_PARAMETER, ROTATION_ID_PARAMETER,
+    csr_comment, deploy_comment, parameters_name, CsrBatch, DeployRequest, Document, HostAgent,
+    Invocation, Reachability, MAX_HOSTS_PER_COMMAND, ROTATIONS_PARAMETER, ROTATION_ID_PARAMETER,
 };
 use state::{HostId, RotationId};
 
@@ -135,7 +135,7 @@ impl HostAgent for SsmHosts {
         self.send(
             &self.generate_csr_document,
             batch.hosts(),
-            command_comment(Document::GenerateCsr, None, batch.rotations.len()),
+            csr_comment(batch.rotations.len()),
             vec![
                 (ROTATIONS_PARAMETER, batch.rotations_parameter()),
                 ("keyPath", batch.key_path.to_string()),
@@ -152,7 +152,7 @@ impl HostAgent for SsmHosts {
         self.send(
             &self.deploy_cert_document,
             std::iter::once(req.host),
-            command_comment(Document::DeployCert, Some(req.rotation), 1),
+            deploy_comment(req.rotation),
             vec![
                 ("hostId", req.host.to_string()),
                 ("certPath", req.cert_path.to_string()),

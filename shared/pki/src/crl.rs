@@ -264,21 +264,21 @@ pub fn check_crl(crl: &[u8], ca_cert_pem: &str) -> Result<CrlFacts, CrlError> {
         .map(|n| CrlNumber::from_be_bytes(&n.to_bytes_be()))
         .ok_or(CrlError::MissingCrlNumber)?;
 
+    // One walk over the entries: the serials in the CRL's order, and each one's reason.
+    let mut revoked_serials = Vec::new();
+    let mut revocation_reasons = std::collections::BTreeMap::new();
+    for r in parsed.iter_revoked_certificates() {
+        let serial = r.raw_serial_as_string();
+        let reason = r.reason_code().map(|(_, code)| reason_name(code.0));
+        revocation_reasons.insert(serial.clone(), reason);
+        revoked_serials.push(serial);
+    }
     Ok(CrlFacts {
         crl_number,
         this_update: parsed.last_update().to_datetime(),
         next_update: parsed.next_update().map(|t| t.to_datetime()),
-        revoked_serials: parsed
-            .iter_revoked_certificates()
-            .map(|r| r.raw_serial_as_string())
-            .collect(),
-        revocation_reasons: parsed
-            .iter_revoked_certificates()
-            .map(|r| {
-                let reason = r.reason_code().map(|(_, code)| reason_name(code.0));
-                (r.raw_serial_as_string(), reason)
-            })
-            .collect(),
+        revoked_serials,
+        revocation_reasons,
         issuer: x509util::name_string(parsed.issuer()),
         der,
     })

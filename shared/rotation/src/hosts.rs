@@ -35,17 +35,20 @@ impl Document {
 /// Hosts one command reaches at most: SendCommand takes up to 50 instance IDs.
 pub const MAX_HOSTS_PER_COMMAND: usize = 50;
 
-/// The comment a command is sent with, for people reading Run Command's history: a DeployCert
-/// names its rotation, a GenerateCsr how many hosts it asks. (The rotation a command belongs
-/// to is found by its parameters, [`parameters_name`]: a comment holds 100 characters.)
-pub fn command_comment(document: Document, rotation: Option<&RotationId>, hosts: usize) -> String {
-    match (document, rotation) {
-        (Document::DeployCert, Some(rotation)) => {
-            format!("cert rotation {rotation}: verify and install")
-        }
-        _ if hosts == 1 => "cert rotation: new key and CSR".to_owned(),
-        _ => format!("cert rotation: new keys and CSRs on {hosts} hosts"),
+/// GenerateCsr's comment, for people reading Run Command's history. (The rotation a command
+/// belongs to is found by its parameters, [`parameters_name`]: a comment holds 100
+/// characters, too few for 50 rotations.)
+pub fn csr_comment(hosts: usize) -> String {
+    if hosts == 1 {
+        "cert rotation: new key and CSR".to_owned()
+    } else {
+        format!("cert rotation: new keys and CSRs on {hosts} hosts")
     }
+}
+
+/// DeployCert's comment: it names its rotation.
+pub fn deploy_comment(rotation: &RotationId) -> String {
+    format!("cert rotation {rotation}: verify and install")
 }
 
 /// The name of GenerateCsr's parameter listing its hosts' rotations.
@@ -254,11 +257,7 @@ mod tests {
     #[test]
     fn comments_fit_run_commands_100_characters() {
         let r = RotationId("x".repeat(64));
-        for c in [
-            command_comment(Document::DeployCert, Some(&r), 1),
-            command_comment(Document::GenerateCsr, None, 50),
-            command_comment(Document::GenerateCsr, None, 1),
-        ] {
+        for c in [deploy_comment(&r), csr_comment(50), csr_comment(1)] {
             assert!(c.len() <= 100, "{c}");
         }
     }

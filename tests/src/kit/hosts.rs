@@ -204,7 +204,13 @@ impl MemoryHosts {
     /// Answers command `command_id` on every host it was sent to (stdout and stderr cut as
     /// Run Command cuts them). Returns false if no such command was sent.
     pub fn answer(&self, command_id: &str, invocation: Invocation) -> bool {
-        let hosts: Vec<HostId> = self.lock().invocations_of(command_id).cloned().collect();
+        let hosts: Vec<HostId> = self
+            .lock()
+            .commands
+            .values()
+            .filter(|c| c.id == command_id)
+            .map(|c| c.host.clone())
+            .collect();
         hosts.iter().fold(!hosts.is_empty(), |ok, h| {
             self.answer_on(command_id, h, invocation.clone()) && ok
         })
@@ -250,8 +256,11 @@ impl MemoryHosts {
     /// One command (its first host's invocation).
     pub fn command(&self, command_id: &str) -> Option<SentCommand> {
         let inner = self.lock();
-        let host = inner.invocations_of(command_id).next()?.clone();
-        inner.commands.get(&(command_id.to_owned(), host)).cloned()
+        inner
+            .commands
+            .values()
+            .find(|c| c.id == command_id)
+            .cloned()
     }
 
     /// `host`'s invocation of command `command_id`.
@@ -341,14 +350,6 @@ impl MemoryHosts {
 }
 
 impl Inner {
-    /// The hosts command `command_id` was sent to (a scan: for tests, not the simulator).
-    fn invocations_of<'a>(&'a self, command_id: &'a str) -> impl Iterator<Item = &'a HostId> + 'a {
-        self.commands
-            .keys()
-            .filter(move |(id, _)| id == command_id)
-            .map(|(_, h)| h)
-    }
-
     /// Answers `host`'s pending commands that its setup answers by itself, if it is online.
     fn run_automatic(&mut self, host: &HostId) {
         let Some(state) = self.hosts.get_mut(host) else {

@@ -135,14 +135,13 @@ impl CertificateAuthority for SimCa {
             .entry(idempotency_token.to_owned())
             .or_default();
         *n += 1;
-        if *n > 1 {
-            let n = *n;
-            let host = s.rotation_hosts.get(idempotency_token).cloned();
+        let n = *n;
+        let expected = s.rotation_hosts.get(idempotency_token).cloned();
+        if n > 1 {
             s.violations.push(format!(
-                "one IssueCertificate per rotation: rotation {idempotency_token} of {host:?} got {n} certificates"
+                "one IssueCertificate per rotation: rotation {idempotency_token} of {expected:?} got {n} certificates"
             ));
         }
-        let expected = s.rotation_hosts.get(idempotency_token).cloned();
         drop(s);
         let named = SimCa::csr_name(csr_pem);
         if expected.as_ref().map(|h| h.as_str()) != named.as_deref() {

@@ -39,31 +39,23 @@ pub struct Start {
     pub item: PlanItem,
     /// The new rotation.
     pub rotation: RotationId,
-    /// The GenerateCsr parameters.
+    /// The host's GenerateCsr settings.
     pub csr: CsrParams,
 }
 
-/// A host's GenerateCsr parameters, owned (a [`CsrBatch`] borrows those of a batch).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A host's GenerateCsr settings, owned (a [`CsrBatch`] borrows them): all a command's hosts
+/// must share (each host's rotation goes in the command's list), so they group hosts ([`work`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CsrParams {
-    /// The host.
-    pub host: HostId,
     /// Directory of the key (the host's override, else the stack's default).
     pub key_path: HostPath,
     /// Directory of the CSR file (the stack's default).
     pub csr_path: HostPath,
     /// The host's key algorithm (its override, else the stack's default).
     pub key_algorithm: KeyAlgorithm,
-    /// The rotation, echoed in the output.
-    pub rotation: RotationId,
 }
 
 impl CsrParams {
-    /// What hosts of one command must share: everything but the host and its rotation.
-    fn settings(&self) -> (&HostPath, &HostPath, KeyAlgorithm) {
-        (&self.key_path, &self.csr_path, self.key_algorithm)
-    }
-
     /// The command of a batch with these settings ([`work`]) for `rotations`.
     pub fn batch<'a>(&'a self, rotations: &'a [(HostId, RotationId)]) -> CsrBatch<'a> {
         CsrBatch {
@@ -106,18 +98,16 @@ pub fn work(
     let size = batch_size.clamp(1, MAX_HOSTS_PER_COMMAND);
     let mut out = Vec::new();
     // Index in `out` of the open batch of each settings.
-    let mut open: HashMap<(HostPath, HostPath, KeyAlgorithm), usize> = HashMap::new();
+    let mut open: HashMap<CsrParams, usize> = HashMap::new();
     for start in starts {
         if let HostStep::Wait(note) = on_reachability(&start, reach) {
             out.push(Work::Wait(Box::new(start), note));
             continue;
         }
-        let (k, c, a) = start.csr.settings();
-        let key = (k.clone(), c.clone(), a);
-        match open.get(&key).map(|&i| &mut out[i]) {
+        match open.get(&start.csr).map(|&i| &mut out[i]) {
             Some(Work::Batch(batch)) if batch.len() < size => batch.push(start),
             _ => {
-                open.insert(key, out.len());
+                open.insert(start.csr.clone(), out.len());
                 out.push(Work::Batch(vec![start]));
             }
         }
@@ -132,11 +122,9 @@ impl Start {
         let rotation = RotationId::new(&record.host, record.version.unwrap_or(0), now);
         let settings = config.host_settings(&record);
         let csr = CsrParams {
-            host: record.host.clone(),
             key_path: settings.key_path,
             csr_path: settings.csr_path,
             key_algorithm: settings.key_algorithm,
-            rotation: rotation.clone(),
         };
         Start {
             record,
@@ -369,8 +357,6 @@ mod tests {
         let config = config();
         let s = start(1);
         assert_eq!(s.rotation, RotationId::new(&host(1), 3, NOW));
-        assert_eq!(s.csr.rotation, s.rotation);
-        assert_eq!(s.csr.host, host(1));
         assert_eq!(s.csr.key_path, config.host_defaults.key_path);
         assert_eq!(s.csr.csr_path, config.host_defaults.csr_path);
         assert_eq!(s.csr.key_algorithm, KeyAlgorithm::Rsa2048);
@@ -431,9 +417,7 @@ mod tests {
         // A batch of hosts with one settings shares them; a smaller size is honoured.
         for w in &work {
             if let Work::Batch(starts) = w {
-                assert!(starts
-                    .iter()
-                    .all(|s| s.csr.settings() == starts[0].csr.settings()));
+                assert!(starts.iter().all(|s| s.csr == starts[0].csr));
             }
         }
         let reach_all: HashMap<HostId, Reachability> =

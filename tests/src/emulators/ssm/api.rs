@@ -284,12 +284,7 @@ impl Api {
             check_instance_id_format(i, "instanceId")?;
         }
         let details = input::opt_bool(v, "Details").unwrap_or(false);
-        let max = input::opt_i64(v, "MaxResults").unwrap_or(50);
-        if !(1..=50).contains(&max) {
-            return Err(ApiError::validation(
-                "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 50",
-            ));
-        }
+        let max = max_results(v)?;
         let mut filters: Vec<(String, String)> = Vec::new();
         if let Some(fs) = v.get("Filters").and_then(Value::as_array) {
             for f in fs {
@@ -332,21 +327,9 @@ impl Api {
                 }
             }
         }
-        let start = match input::opt_str(v, "NextToken") {
-            Some(t) => decode_token(t)?,
-            None => 0,
-        };
-        let page: Vec<Value> = all
-            .iter()
-            .skip(start)
-            .take(max as usize)
-            .map(|inv| invocation_json(inv, details))
-            .collect();
-        let mut out = json!({ "CommandInvocations": page });
-        if start + (max as usize) < all.len() {
-            out["NextToken"] = json!(encode_token(start + max as usize));
-        }
-        Ok(out)
+        page(v, "CommandInvocations", &all, max, |inv| {
+            invocation_json(inv, details)
+        })
     }
 
     /// Commands newest first, with their parameters; by `CommandId`, `InstanceId` (the
@@ -360,12 +343,7 @@ impl Api {
         if let Some(i) = instance_id {
             check_instance_id_format(i, "instanceId")?;
         }
-        let max = input::opt_i64(v, "MaxResults").unwrap_or(50);
-        if !(1..=50).contains(&max) {
-            return Err(ApiError::validation(
-                "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 50",
-            ));
-        }
+        let max = max_results(v)?;
         let mut document = None;
         if let Some(fs) = v.get("Filters").and_then(Value::as_array) {
             for f in fs {
@@ -395,21 +373,7 @@ impl Api {
             .filter(|c| instance_id.is_none_or(|x| c.instance_ids.iter().any(|i| i == x)))
             .filter(|c| document.as_ref().is_none_or(|d| *d == c.document_name))
             .collect();
-        let start = match input::opt_str(v, "NextToken") {
-            Some(t) => decode_token(t)?,
-            None => 0,
-        };
-        let page: Vec<Value> = all
-            .iter()
-            .skip(start)
-            .take(max as usize)
-            .map(|c| command_json(c, &st))
-            .collect();
-        let mut out = json!({ "Commands": page });
-        if start + (max as usize) < all.len() {
-            out["NextToken"] = json!(encode_token(start + max as usize));
-        }
-        Ok(out)
+        page(v, "Commands", &all, max, |c| command_json(c, &st))
     }
 
     fn describe_instance_information(&self, v: &Value) -> Result<Value, ApiError> {
@@ -512,4 +476,36 @@ impl Api {
         }
         Ok(out)
     }
+}
+
+/// `MaxResults` of the List operations: 1 to 50, 50 when absent.
+fn max_results(v: &Value) -> Result<usize, ApiError> {
+    let max = input::opt_i64(v, "MaxResults").unwrap_or(50);
+    if !(1..=50).contains(&max) {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 50",
+        ));
+    }
+    Ok(max as usize)
+}
+
+/// The page of `all` that `NextToken` (an offset) starts, under `key`, with the next token
+/// when more remain.
+fn page<T>(
+    v: &Value,
+    key: &str,
+    all: &[T],
+    max: usize,
+    to_json: impl Fn(&T) -> Value,
+) -> Result<Value, ApiError> {
+    let start = match input::opt_str(v, "NextToken") {
+        Some(t) => decode_token(t)?,
+        None => 0,
+    };
+    let items: Vec<Value> = all.iter().skip(start).take(max).map(to_json).collect();
+    let mut out = json!({ key: items });
+    if start + max < all.len() {
+        out["NextToken"] = json!(encode_token(start + max));
+    }
+    Ok(out)
 }
