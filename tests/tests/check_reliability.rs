@@ -149,6 +149,49 @@ async fn a_batch_refused_for_one_host_is_sent_host_by_host_and_only_that_host_fa
     assert_eq!(r.attempts.failed, 1, "{r:?}");
 }
 
+/// The table throttles CertIssue's ISSUING write past the SDK's retries, after Private CA has
+/// issued the certificate: CertIssue writes it again at once, rather than leave it to a retry
+/// of the event minutes later, past the idempotency token's window, that would have a second
+/// certificate issued. One IssueCertificate, one certificate, the host DEPLOYED with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_throttled_issuing_write_is_written_again_before_any_second_issuance() {
+    let mut stack = FaultyStack::start(&[]).await.unwrap();
+    let h = host(1);
+    enrolled(&stack, std::slice::from_ref(&h)).await;
+    // The local clients make 3 attempts: the first ISSUING write fails as a whole.
+    stack.plan.add(
+        Rule::on("DynamoDB.UpdateItem")
+            .host("ISSUING")
+            .times(3)
+            .fault(Fault::Throttle),
+    );
+    stack.cert_check(json!({})).await.unwrap();
+    stack.settle(Delivery::default()).await.unwrap();
+    assert_eq!(
+        stack.plan.count("DynamoDB.UpdateItem", &Fault::Throttle),
+        3,
+        "the ISSUING write was throttled through the SDK's attempts"
+    );
+    assert_eq!(
+        stack.capture.calls_of("ACMPCA.IssueCertificate"),
+        1,
+        "Private CA asked once"
+    );
+    assert_eq!(stack.pca.issued().len(), 1, "one certificate");
+    let r = stack.record(&h).await;
+    assert_eq!(r.state, RotationState::Deployed, "{r:?}");
+    let serial = r
+        .current
+        .and_then(|c| c.serial)
+        .expect("the serial on the host");
+    let issued = stack.pca.issued()[0].serial.clone();
+    assert_eq!(
+        pki::canonical_serial(&serial),
+        pki::canonical_serial(&issued),
+        "the table names the one certificate issued"
+    );
+}
+
 /// Scenario 9: fifteen hosts fail in one run (SSM refuses every send): one digest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifteen_failing_hosts_make_one_digest_alert() {
