@@ -47,6 +47,7 @@ echo "template.yaml is up to date with documents/"
 
 echo "== 2/6 template structure"
 "${venv}/bin/python" - "$template" "$work" <<'PY'
+import json
 import os
 import re
 import sys
@@ -106,8 +107,8 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 EXPECTED = {
     "GenerateCsrDocument": ["rotations", "keyPath", "csrPath", "keyAlgorithm"],
     "DeployCertDocument": [
-        "hostId", "certPath", "keyPath", "cacertPath", "signingHelperPath", "certificate", "chain",
-        "requireSigningHelper", "trustAnchorArn", "profileArn", "roleArn", "reloadHook", "rotationId",
+        "certificates", "certPath", "keyPath", "cacertPath", "signingHelperPath", "chain",
+        "requireSigningHelper", "trustAnchorArn", "profileArn", "roleArn", "reloadHook",
     ],
 }
 resources = doc.get("Resources", {})
@@ -156,6 +157,22 @@ for name, expected_params in EXPECTED.items():
         err(f"{name}: runCommand must be a list with one block-scalar script")
         continue
     script = commands[0]
+    # Run Command counts a command's parameter values against the document's 64 KB: the
+    # content as stored (JSON) plus what the senders put in its parameters at most. DeployCert's
+    # certificates and chain are bounded in the Rust code (DEPLOY_PARAMETER_BUDGET); the other
+    # values are paths and ARNs (allowedPattern bounds each).
+    stored = len(json.dumps(content, separators=(",", ":")))
+    if name == "DeployCertDocument":
+        hosts_rs = os.path.join(os.path.dirname(template), "..", "shared", "rotation", "src", "hosts.rs")
+        with open(hosts_rs, encoding="utf-8") as f:
+            budget = re.search(r"pub const DEPLOY_PARAMETER_BUDGET: usize = ([0-9_]+);", f.read())
+        budget = int(budget.group(1).replace("_", "")) if budget else 0
+        if not budget:
+            err("DEPLOY_PARAMETER_BUDGET not found in shared/rotation/src/hosts.rs")
+        others = 5 * 256 + 3 * 200 + 256 + 5
+        if stored + budget + others > 64 * 1024:
+            err(f"{name}: {stored} characters stored + {budget} of certificates and chain + "
+                f"{others} of other values exceed Run Command's 64 KB per command")
     lines = script.splitlines()
     if not lines or lines[0] != 'if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi':
         err(f"{name}: the script must start with the bash re-exec guard")
@@ -243,42 +260,44 @@ for rname, res in resources.items():
             if res.get(policy) != "Retain":
                 err(f"{rname}: {policy} must be Retain (it is {res.get(policy)!r})")
 
-# CertIssue is fed by its queue: the GenerateCsr status rule targets the queue, the event source
+# CertIssue and CertDeploy are fed by queues: the rule targets the queue, the event source
 # mapping reports per-message failures under a maximum concurrency, the queue redrives to a
 # dead-letter queue, and an alarm on that queue alerts.
 def ref_name(v):
     if isinstance(v, Tagged):
         return v.value.split(".")[0] if isinstance(v.value, str) else v.value[0]
     return None
-rule_targets = [ref_name(t.get("Arn")) for t in resources.get("GenerateCsrStatusRule", {}).get("Properties", {}).get("Targets", [])]
-if rule_targets != ["CertIssueQueue"]:
-    err(f"GenerateCsrStatusRule must target CertIssueQueue only (targets {rule_targets})")
 mappings = [r["Properties"] for r in resources.values() if r.get("Type") == "AWS::Lambda::EventSourceMapping"]
-issue_maps = [m for m in mappings if ref_name(m.get("FunctionName")) == "CertIssueFunction"]
-if len(issue_maps) != 1:
-    err("CertIssue needs exactly one event source mapping (its queue)")
-else:
-    m = issue_maps[0]
-    if ref_name(m.get("EventSourceArn")) != "CertIssueQueue":
-        err("CertIssue's event source mapping must read CertIssueQueue")
-    if "ReportBatchItemFailures" not in (m.get("FunctionResponseTypes") or []):
-        err("CertIssue's event source mapping must report batch item failures")
-    if "MaximumConcurrency" not in (m.get("ScalingConfig") or {}):
-        err("CertIssue's event source mapping needs ScalingConfig.MaximumConcurrency (the Private CA quota)")
-queue = resources.get("CertIssueQueue", {}).get("Properties", {})
-redrive = queue.get("RedrivePolicy") or {}
-if ref_name(redrive.get("deadLetterTargetArn")) != "CertIssueDeadLetterQueue" or not redrive.get("maxReceiveCount"):
-    err("CertIssueQueue must redrive to CertIssueDeadLetterQueue after maxReceiveCount receives")
-if int(queue.get("VisibilityTimeout", 0)) < 6 * int(resources.get("CertIssueFunction", {}).get("Properties", {}).get("Timeout", 0)):
-    err("CertIssueQueue's VisibilityTimeout must be at least six times CertIssue's timeout")
-dlq_alarms = [
-    r for r in resources.values()
-    if r.get("Type") == "AWS::CloudWatch::Alarm"
-    and any(ref_name(d.get("Value")) == "CertIssueDeadLetterQueue" for d in r["Properties"].get("Dimensions", []))
-    and any(ref_name(a) == "AlertTopic" for a in r["Properties"].get("AlarmActions", []))
-]
-if not dlq_alarms:
-    err("no alarm on CertIssueDeadLetterQueue alerting the AlertTopic")
+for fn, rule, q in (("CertIssue", "GenerateCsrStatusRule", "CertIssueQueue"), ("CertDeploy", "CertIssuedRule", "CertDeployQueue")):
+    dlq = f"{fn}DeadLetterQueue"
+    rule_targets = [ref_name(t.get("Arn")) for t in resources.get(rule, {}).get("Properties", {}).get("Targets", [])]
+    if rule_targets != [q]:
+        err(f"{rule} must target {q} only (targets {rule_targets})")
+    fn_maps = [m for m in mappings if ref_name(m.get("FunctionName")) == f"{fn}Function"]
+    if len(fn_maps) != 1:
+        err(f"{fn} needs exactly one event source mapping (its queue)")
+    else:
+        m = fn_maps[0]
+        if ref_name(m.get("EventSourceArn")) != q:
+            err(f"{fn}'s event source mapping must read {q}")
+        if "ReportBatchItemFailures" not in (m.get("FunctionResponseTypes") or []):
+            err(f"{fn}'s event source mapping must report batch item failures")
+        if "MaximumConcurrency" not in (m.get("ScalingConfig") or {}):
+            err(f"{fn}'s event source mapping needs ScalingConfig.MaximumConcurrency")
+    queue = resources.get(q, {}).get("Properties", {})
+    redrive = queue.get("RedrivePolicy") or {}
+    if ref_name(redrive.get("deadLetterTargetArn")) != dlq or not redrive.get("maxReceiveCount"):
+        err(f"{q} must redrive to {dlq} after maxReceiveCount receives")
+    if int(queue.get("VisibilityTimeout", 0)) < 6 * int(resources.get(f"{fn}Function", {}).get("Properties", {}).get("Timeout", 0)):
+        err(f"{q}'s VisibilityTimeout must be at least six times {fn}'s timeout")
+    dlq_alarms = [
+        r for r in resources.values()
+        if r.get("Type") == "AWS::CloudWatch::Alarm"
+        and any(ref_name(d.get("Value")) == dlq for d in r["Properties"].get("Dimensions", []))
+        and any(ref_name(a) == "AlertTopic" for a in r["Properties"].get("AlarmActions", []))
+    ]
+    if not dlq_alarms:
+        err(f"no alarm on {dlq} alerting the AlertTopic")
 
 # Every checkov skip carries a reason.
 for rname, res in resources.items():

@@ -1,5 +1,24 @@
 # DeployCert's own helpers, inlined by render.py where deploy-cert.sh sources this file.
 # shellcheck shell=bash
+# shellcheck disable=SC2154 # re_* (patterns.sh) and own_entry (find_own_entry): prologue.sh, sourced by the script
+
+# This node's ID, rotation and certificate, in host_id, rotation_id and certificate_b64: the node
+# is the one SSM Agent names ($1, AWS_SSM_INSTANCE_ID), the rest the entry of the command's
+# `certificates` ($2) that names it (find_own_entry, prologue.sh). The certificate must still be
+# for CN=<that ID>, which the script checks once it is decoded.
+# shellcheck disable=SC2034 # rotation_id and certificate_b64 are this function's result
+find_own_certificate() {
+  find_own_entry "$1" "$2" DeployCert certificates nodeId=rotationId=certificate certificate_ok
+  rotation_id="${own_entry%%=*}"
+  certificate_b64="${own_entry#*=}"
+}
+
+# What follows `nodeId=` in a `certificates` entry: the rotation ID, `=`, and the certificate as
+# base64 on one line of at most re_b64_max characters (a length the pattern cannot bound cheaply).
+certificate_ok() {
+  local cert="${1#*=}"
+  [[ "$1" == *=* && "${1%%=*}" =~ $re_rotation && "$cert" =~ $re_b64 ]] && ((${#cert} <= re_b64_max))
+}
 
 # Decode a base64 parameter into dest and check it holds certificates and nothing else. It is
 # written to a new temporary file beside dest, then renamed over dest: a symlink planted at dest

@@ -1,9 +1,9 @@
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 # DeployCert: verify the issued certificate against the staged key and the chain, then swap it in.
-# Nothing live is replaced before every check has passed, and a swap a crash interrupted is
-# completed by the next run of this document or of GenerateCsr (swap.sh: the journal, the steps,
-# the layout: {host}.crt and {host}.key are symlinks into a generation directory when certPath
-# and keyPath are one directory, so that the pair changes in one rename). On success stdout is
+# One command serves up to 50 nodes, each taking its rotation and certificate from the entry of
+# `certificates` that names its managed-node ID (AWS_SSM_INSTANCE_ID, set by SSM Agent). Nothing
+# live is replaced before every check has passed; a swap a crash interrupted is completed by the
+# next run of this document or of GenerateCsr (swap.sh). On success stdout is
 #   ROTATION <rotationId>
 #   DEPLOYED serial=<hex serial> notAfter=<openssl date, e.g. Nov 28 10:15:30 2026 GMT>
 #   RELOAD_HOOK_FAILED <status>      only when the reload hook failed (the swap stands, exit 0)
@@ -13,26 +13,24 @@ if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 #     symbolic link this script did not make at a published path,
 #   3 openssl not found, 4 staged key missing or unreadable,
 #   5 certificate/chain not decodable, 6 certificate key differs from the staged key,
-#   7 certificate subject is not CN=<hostId> or not an end-entity certificate,
+#   7 certificate subject is not CN=<nodeId> or not an end-entity certificate,
 #   8 chain verification or validity period failed, 9 signing helper check failed,
 #   10 filesystem error while staging or swapping, 1 unexpected failure.
 set -euo pipefail
 set -o errtrace
 umask 077
 
-host_id='{{ hostId }}'
+certificates='{{ certificates }}'
 cert_path='{{ certPath }}'
 key_path='{{ keyPath }}'
 cacert_path='{{ cacertPath }}'
 signing_helper_path='{{ signingHelperPath }}'
-certificate_b64='{{ certificate }}'
 chain_b64='{{ chain }}'
 require_signing_helper='{{ requireSigningHelper }}'
 trust_anchor_arn='{{ trustAnchorArn }}'
 profile_arn='{{ profileArn }}'
 role_arn='{{ roleArn }}'
 reload_hook='{{ reloadHook }}'
-rotation_id='{{ rotationId }}'
 
 export LC_ALL=C
 fs_error=10
@@ -60,18 +58,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'fail 1 "unexpected failure at line ${LINENO}"' ERR
 
-[[ "$host_id" =~ $re_host ]] || fail 2 "invalid hostId: expected mi-<17 hex> or i-<8 or 17 hex>"
+find_own_certificate "${AWS_SSM_INSTANCE_ID:-}" "$certificates"
 check_path_param certPath "$cert_path"
 check_path_param keyPath "$key_path"
 check_path_param cacertPath "$cacert_path"
 check_path_param signingHelperPath "$signing_helper_path"
 [ -z "$reload_hook" ] || check_path_param reloadHook "$reload_hook"
-[[ "$certificate_b64" =~ $re_b64 && ${#certificate_b64} -le "$re_b64_max" ]] || fail 2 "invalid certificate: expected one line of base64"
 [[ "$chain_b64" =~ $re_b64 && ${#chain_b64} -le "$re_b64_max" ]] || fail 2 "invalid chain: expected one line of base64"
 [[ "$trust_anchor_arn" =~ $re_trust_anchor ]] || fail 2 "invalid trustAnchorArn"
 [[ "$profile_arn" =~ $re_profile ]] || fail 2 "invalid profileArn"
 [[ "$role_arn" =~ $re_role ]] || fail 2 "invalid roleArn"
-[[ "$rotation_id" =~ $re_rotation ]] || fail 2 "invalid rotationId"
 case "$require_signing_helper" in
   true | false) ;;
   *) fail 2 "invalid requireSigningHelper: expected true or false" ;;

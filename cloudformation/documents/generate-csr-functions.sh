@@ -1,34 +1,20 @@
 # GenerateCsr's own helpers, inlined by render.py where generate-csr.sh sources this file.
 # shellcheck shell=bash
-# shellcheck disable=SC2154 # re_host and re_rotation: patterns.sh, sourced by the script (prologue.sh)
+# shellcheck disable=SC2154 # re_rotation (patterns.sh) and own_entry (find_own_entry): prologue.sh, sourced by the script
 
 # This node's ID and rotation, in host_id and rotation_id: the node is the one SSM Agent names
 # ($1, AWS_SSM_INSTANCE_ID), its rotation the entry of the command's `rotations` ($2) that names
-# it. The CSR is made for that ID, so a node can only ask for its own certificate, and CertIssue
-# checks the CSR against the node the status event names.
-# shellcheck disable=SC2034 # host_id and rotation_id are this function's result
+# it (find_own_entry, prologue.sh). The CSR is made for that ID, so a node can only ask for its own
+# certificate, and CertIssue checks the CSR against the node the status event names.
+# shellcheck disable=SC2034 # rotation_id is this function's result
 find_own_rotation() {
-  local node="$1" rest="$2" entry count=0
-  [ -n "$node" ] || fail 2 "AWS_SSM_INSTANCE_ID is not set: GenerateCsr runs under SSM Agent, which names the node"
-  [[ "$node" =~ $re_host ]] || fail 2 "AWS_SSM_INSTANCE_ID is not a managed node ID: $(one_line "$node")"
-  host_id="$node"
-  rotation_id=''
-  # Entry by entry, split on single spaces by hand: no word splitting, so no globbing either.
-  while [ -n "$rest" ] || ((count == 0)); do
-    entry="${rest%% *}"
-    rest="${rest#"$entry"}"
-    rest="${rest# }"
-    count=$((count + 1))
-    if ! [[ "$entry" == *=* && "${entry%%=*}" =~ $re_host && "${entry#*=}" =~ $re_rotation ]]; then
-      fail 2 "invalid rotations entry ${count}: expected nodeId=rotationId"
-    fi
-    if [ "${entry%%=*}" = "$node" ]; then
-      [ -z "$rotation_id" ] || fail 2 "rotations names ${node} twice"
-      rotation_id="${entry#*=}"
-    fi
-  done
-  ((count >= 1 && count <= 50)) || fail 2 "rotations must name 1 to 50 nodes, not ${count}"
-  [ -n "$rotation_id" ] || fail 2 "rotations does not name this node (${node})"
+  find_own_entry "$1" "$2" GenerateCsr rotations nodeId=rotationId rotation_ok
+  rotation_id="$own_entry"
+}
+
+# What follows `nodeId=` in a `rotations` entry: the rotation ID.
+rotation_ok() {
+  [[ "$1" =~ $re_rotation ]]
 }
 
 # The `openssl genpkey` arguments for a key algorithm, in the array genpkey_args.

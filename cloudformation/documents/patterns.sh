@@ -32,9 +32,17 @@ re_rotations="^${re_rotation_entry}( ${re_rotation_entry}){0,49}$"
 re_bool='^(true|false)$'
 # A PEM bundle, base64 on one line, at most 16384 characters. The script checks the length apart:
 # glibc compiles a {1,16384} repeat for seconds, so its pattern has an unbounded class.
-re_b64='^[A-Za-z0-9+/=]+$'
+re_b64_body='[A-Za-z0-9+/=]'
+re_b64="^${re_b64_body}+$"
 re_b64_max='16384'
-re_b64_param="^[A-Za-z0-9+/=]{1,${re_b64_max}}$"
+re_b64_param="^${re_b64_body}{1,${re_b64_max}}$"
+# DeployCert's batch: `nodeId=rotationId=certificate` entries (the certificate as in re_b64)
+# separated by single spaces, one per node of the command. The certificate's length is left
+# unbounded here: an engine that builds an automaton (glibc's, the test emulator's) would expand
+# 50 repeats of {1,16384} into seconds of work and half a gigabyte. The script holds every entry's
+# certificate to re_b64_max, and SSM holds a command's content, values included, to 64 KB.
+re_certificate_entry="${re_rotation_entry}=${re_b64_body}+"
+re_certificates="^${re_certificate_entry}( ${re_certificate_entry}){0,49}$"
 # Roles Anywhere and IAM ARNs for the signing-helper check, each may be empty.
 re_uuid='[0-9a-f]{8}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{4}-[0-9a-z]{12}'
 re_trust_anchor="^(|arn:aws[a-z-]*:rolesanywhere:[a-z0-9-]+:[0-9]{12}:trust-anchor/${re_uuid})$"

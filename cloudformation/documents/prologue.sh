@@ -22,6 +22,37 @@ one_line() {
 # shellcheck source=patterns.sh
 . "$(dirname "${BASH_SOURCE[0]}")/patterns.sh"
 
+# This node's entry in a batch parameter, whose entries are `nodeId=...` separated by single
+# spaces, one per node of the command (SendCommand takes at most 50). The node is the one SSM Agent
+# names ($1, AWS_SSM_INSTANCE_ID), its entry the one that names it: host_id is set to the node,
+# own_entry to what follows `nodeId=` there. $2 is the value; $3, $4 and $5 the document, the
+# parameter and the entry's form, for the messages; $6 a function that accepts what follows
+# `nodeId=` in a well-formed entry. Every entry is checked, so a batch fails alike on every node.
+# shellcheck disable=SC2034 # host_id and own_entry are this function's result
+find_own_entry() {
+  local node="$1" rest="$2" doc="$3" name="$4" form="$5" entry_ok="$6" entry count=0
+  [ -n "$node" ] || fail 2 "AWS_SSM_INSTANCE_ID is not set: ${doc} runs under SSM Agent, which names the node"
+  [[ "$node" =~ $re_host ]] || fail 2 "AWS_SSM_INSTANCE_ID is not a managed node ID: $(one_line "$node")"
+  host_id="$node"
+  own_entry=''
+  # Entry by entry, split on single spaces by hand: no word splitting, so no globbing either.
+  while [ -n "$rest" ] || ((count == 0)); do
+    entry="${rest%% *}"
+    rest="${rest#"$entry"}"
+    rest="${rest# }"
+    count=$((count + 1))
+    if ! [[ "$entry" == *=* && "${entry%%=*}" =~ $re_host ]] || ! "$entry_ok" "${entry#*=}"; then
+      fail 2 "invalid ${name} entry ${count}: expected ${form}"
+    fi
+    if [ "${entry%%=*}" = "$node" ]; then
+      [ -z "$own_entry" ] || fail 2 "${name} names ${node} twice"
+      own_entry="${entry#*=}"
+    fi
+  done
+  ((count >= 1 && count <= 50)) || fail 2 "${name} must name 1 to 50 nodes, not ${count}"
+  [ -n "$own_entry" ] || fail 2 "${name} does not name this node (${node})"
+}
+
 # A directory (or file) parameter: absolute, of the safe characters, no '..' component.
 check_path_param() {
   local name="$1" value="$2"

@@ -1,9 +1,9 @@
 //! The whole local stack in one value: moto (DynamoDB, SNS, SQS), the Run Command, Private CA
 //! and Roles Anywhere emulators, the production handlers wired to them through real SDK clients,
 //! and an event router that delivers the emulators' events the way the stack's EventBridge rules
-//! do. As in the template, GenerateCsr status events go to CertIssue through a real SQS queue in
-//! moto ([`IssueQueue`]), which [`LocalStack::settle`] polls as Lambda's event source mapping
-//! does. Roles Anywhere has the template's trust anchor (the Private CA as its source), role and
+//! do. As in the template, GenerateCsr status events go to CertIssue, and Private CA's issuance
+//! events to CertDeploy, through real SQS queues in moto ([`EventQueue`]), which
+//! [`LocalStack::settle`] polls as Lambda's event source mappings do. Roles Anywhere has the template's trust anchor (the Private CA as its source), role and
 //! profile, and every enrolled host has the `aws_signing_helper` stand-in, pointed at the
 //! emulator's HTTPS endpoint.
 
@@ -24,8 +24,8 @@ use crate::emulators::rolesanywhere::{self, RolesAnywhereConfig, RolesAnywhereHa
 use crate::emulators::ssm::{self, HostSpec, SsmConfig, SsmHandle};
 use crate::emulators::{Capture, EventBus};
 use crate::inbox::AlertInbox;
-use crate::issue_queue::{self, IssueQueue};
 use crate::moto::MotoServer;
+use crate::queue::{self, EventQueue};
 use crate::recorder::CallRecorder;
 
 /// Names of the two documents in the local stack.
@@ -68,14 +68,33 @@ pub struct LocalStack {
     /// Where each service answers.
     pub endpoints: Endpoints,
     /// CertIssue's queue (the GenerateCsr status rule's target) and its dead-letter queue.
-    pub issue_queue: IssueQueue,
+    pub issue_queue: EventQueue,
     /// Messages of CertIssue's queue that SQS delivered more than once (after a
     /// `batchItemFailures` answer and the visibility timeout).
     pub issue_redeliveries: usize,
+    /// CertDeploy's queue (the issuance rule's target) and its dead-letter queue.
+    pub deploy_queue: EventQueue,
     retries: HashMap<String, u32>,
 }
 
-/// Seconds a message of CertIssue's queue stays invisible after a receive that did not delete
+/// The function an event source mapping feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Consumer {
+    CertIssue,
+    CertDeploy,
+}
+
+impl Consumer {
+    /// The template's batch size.
+    fn batch_size(self) -> usize {
+        match self {
+            Consumer::CertIssue => 10,
+            Consumer::CertDeploy => 50,
+        }
+    }
+}
+
+/// Seconds a message of CertIssue's or CertDeploy's queue stays invisible after a receive that did not delete
 /// it (the template's is longer: six times the function's timeout).
 pub const ISSUE_VISIBILITY_S: u32 = 1;
 /// Receives after which a message moves to the dead-letter queue (as the template's).
@@ -248,9 +267,15 @@ impl LocalStack {
             .await?;
         let topic_arn = topic.topic_arn().unwrap_or_default().to_owned();
         let inbox = AlertInbox::subscribe(&moto.url(), &sns, &topic_arn).await?;
-        let issue_queue = IssueQueue::create(
+        let issue_queue = EventQueue::create(
             &moto.url(),
             "cert-rotation-issue",
+            ISSUE_VISIBILITY_S,
+            ISSUE_MAX_RECEIVES,
+        )?;
+        let deploy_queue = EventQueue::create(
+            &moto.url(),
+            "cert-rotation-deploy",
             ISSUE_VISIBILITY_S,
             ISSUE_MAX_RECEIVES,
         )?;
@@ -303,6 +328,7 @@ impl LocalStack {
             outcomes: Vec::new(),
             issue_queue,
             issue_redeliveries: 0,
+            deploy_queue,
             retries: HashMap::new(),
         })
     }
@@ -355,20 +381,20 @@ impl LocalStack {
         anyhow::bail!("events never settled")
     }
 
-    /// Waits for running host commands, polls CertIssue's queue, then delivers the events on
-    /// the bus once (a GenerateCsr status event into the queue); returns whether there was
-    /// anything to do. A handler error (retryable) re-queues its event, as Lambda's async
-    /// retries would, at most five times per event; CertIssue's failures stay in its queue for
-    /// SQS to deliver again after the visibility timeout.
+    /// Waits for running host commands, polls CertIssue's and CertDeploy's queues, then
+    /// delivers the events on the bus once (a GenerateCsr status event or an issuance event into
+    /// its queue); returns whether there was anything to do. A handler error (retryable)
+    /// re-queues its event, as Lambda's async retries would, at most five times per event; the
+    /// queues' failures stay in them for SQS to deliver again after the visibility timeout.
     pub async fn settle_round(&mut self, delivery: Delivery) -> anyhow::Result<bool> {
         self.ssm.wait_idle().await;
-        let polled = self.poll_issue_queue().await?;
+        let polled = self.poll_issue_queue().await? | self.poll_deploy_queue().await?;
         let mut events = self.bus.drain();
         if events.is_empty() {
             if polled {
                 return Ok(true);
             }
-            if self.issue_queue.in_queue()? > 0 {
+            if self.issue_queue.in_queue()? + self.deploy_queue.in_queue()? > 0 {
                 // Received, not deleted: visible again after the visibility timeout.
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 return Ok(true);
@@ -381,9 +407,16 @@ impl LocalStack {
         let copies = if delivery.duplicate { 2 } else { 1 };
         for event in events {
             for _ in 0..copies {
-                if self.is_issue_event(&event) {
-                    self.issue_queue.send(&event)?;
-                    continue;
+                match self.consumer_of(&event) {
+                    Some(Consumer::CertIssue) => {
+                        self.issue_queue.send(&event)?;
+                        continue;
+                    }
+                    Some(Consumer::CertDeploy) => {
+                        self.deploy_queue.send(&event)?;
+                        continue;
+                    }
+                    None => {}
                 }
                 match self.route(&event).await {
                     Ok(Some(outcome)) => self.outcomes.push(outcome),
@@ -406,34 +439,80 @@ impl LocalStack {
     /// CertIssue with it, delete the messages it did not name in `batchItemFailures`; until
     /// no message is visible. Returns whether any was received.
     pub async fn poll_issue_queue(&mut self) -> anyhow::Result<bool> {
+        self.poll(Consumer::CertIssue).await
+    }
+
+    /// Polls CertDeploy's queue the same way, in batches of up to 50.
+    pub async fn poll_deploy_queue(&mut self) -> anyhow::Result<bool> {
+        self.poll(Consumer::CertDeploy).await
+    }
+
+    async fn poll(&mut self, consumer: Consumer) -> anyhow::Result<bool> {
         let mut any = false;
         loop {
-            let batch = self.issue_queue.receive()?;
+            let queue = match consumer {
+                Consumer::CertIssue => &self.issue_queue,
+                Consumer::CertDeploy => &self.deploy_queue,
+            };
+            let batch = queue.receive(consumer.batch_size())?;
             if batch.is_empty() {
                 return Ok(any);
             }
             any = true;
-            self.issue_redeliveries += batch.iter().filter(|m| m.receive_count > 1).count();
+            if consumer == Consumer::CertIssue {
+                self.issue_redeliveries += batch.iter().filter(|m| m.receive_count > 1).count();
+            }
             let records: Vec<(String, String)> = batch
                 .iter()
                 .map(|m| (m.message_id.clone(), m.body.clone()))
                 .collect();
-            let event = LambdaEvent {
-                payload: issue_queue::sqs_event(&records),
-                context: Context::default(),
-            };
-            match cert_issue::handle(&self.issue, event).await {
+            match self.invoke(consumer, queue::sqs_event(&records)).await {
                 Ok(answer) => {
-                    let again = issue_queue::failed_ids(&answer);
+                    let again = queue::failed_ids(&answer);
+                    let queue = match consumer {
+                        Consumer::CertIssue => &self.issue_queue,
+                        Consumer::CertDeploy => &self.deploy_queue,
+                    };
                     for m in batch.iter().filter(|m| !again.contains(&m.message_id)) {
-                        self.issue_queue.delete(m)?;
+                        queue.delete(m)?;
                     }
                     self.outcomes.push(answer);
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "CertIssue failed the batch; SQS delivers it again")
+                    tracing::warn!(error = %e, ?consumer, "the batch failed; SQS delivers it again")
                 }
             }
+        }
+    }
+
+    /// Invokes `consumer` with an SQS batch.
+    async fn invoke(
+        &self,
+        consumer: Consumer,
+        payload: Value,
+    ) -> Result<Value, lambda_runtime::Error> {
+        let event = LambdaEvent {
+            payload,
+            context: Context::default(),
+        };
+        match consumer {
+            Consumer::CertIssue => Ok(cert_issue::handle(&self.issue, event).await?),
+            Consumer::CertDeploy => Ok(cert_deploy::handle(&self.deploy, event).await?),
+        }
+    }
+
+    /// The queue's function, if `event` is one a rule sends to a queue: GenerateCsr status
+    /// events to CertIssue's, our CA's issuance events to CertDeploy's.
+    fn consumer_of(&self, event: &Value) -> Option<Consumer> {
+        if self.is_issue_event(event) {
+            Some(Consumer::CertIssue)
+        } else if event["source"].as_str() == Some("aws.acm-pca")
+            && event["detail-type"].as_str() == Some(rotation::events::PCA_ISSUANCE)
+            && event["resources"][0].as_str() == Some(self.config.ca_arn.as_str())
+        {
+            Some(Consumer::CertDeploy)
+        } else {
+            None
         }
     }
 
@@ -500,19 +579,7 @@ impl LocalStack {
         match (source, detail_type) {
             ("aws.ssm", rotation::events::SSM_INVOCATION_STATUS) if TERMINAL.contains(&status) => {
                 if document == self.config.generate_csr_document {
-                    // By hand, as a one-message batch of its queue: a record CertIssue asks
-                    // to get again is this delivery's error (the caller redelivers it).
-                    let id = event["id"].as_str().unwrap_or("direct").to_owned();
-                    let batch = LambdaEvent {
-                        payload: issue_queue::sqs_event(&[(id, event.to_string())]),
-                        context: Context::default(),
-                    };
-                    let answer = cert_issue::handle(&self.issue, batch).await?;
-                    if issue_queue::failed_ids(&answer).is_empty() {
-                        Ok(Some(answer))
-                    } else {
-                        Err("CertIssue asked for the message again (batchItemFailures)".into())
-                    }
+                    self.one_message(Consumer::CertIssue, event).await.map(Some)
                 } else if document == self.config.deploy_cert_document {
                     cert_deploy::handle(&self.deploy, ctx())
                         .await
@@ -536,12 +603,29 @@ impl LocalStack {
             ("aws.acm-pca", rotation::events::PCA_ISSUANCE)
                 if event["resources"][0].as_str() == Some(self.config.ca_arn.as_str()) =>
             {
-                cert_deploy::handle(&self.deploy, ctx())
+                self.one_message(Consumer::CertDeploy, event)
                     .await
                     .map(Some)
-                    .map_err(Into::into)
             }
             _ => Ok(None),
+        }
+    }
+
+    /// `event` by hand, as a one-message batch of `consumer`'s queue: a record the function
+    /// asks to get again is this delivery's error (the caller redelivers it).
+    async fn one_message(
+        &self,
+        consumer: Consumer,
+        event: &Value,
+    ) -> Result<Value, lambda_runtime::Error> {
+        let id = event["id"].as_str().unwrap_or("direct").to_owned();
+        let answer = self
+            .invoke(consumer, queue::sqs_event(&[(id, event.to_string())]))
+            .await?;
+        if queue::failed_ids(&answer).is_empty() {
+            Ok(answer)
+        } else {
+            Err(format!("{consumer:?} asked for the message again (batchItemFailures)").into())
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rotation::error::AwsError;
-use rotation::hosts::{CsrBatch, DeployRequest, HostAgent, Invocation, Reachability};
+use rotation::hosts::{CsrBatch, DeployBatch, HostAgent, Invocation, Reachability};
 use rotation::Deps;
 use state::ports::Enroller;
 use state::record::{HostOverrides, StateKind};
@@ -81,8 +81,8 @@ impl HostAgent for Slow {
         self.inner.request_csrs(batch).await
     }
 
-    async fn deploy(&self, req: &DeployRequest<'_>) -> Result<String, AwsError> {
-        self.inner.deploy(req).await
+    async fn deploy(&self, batch: &DeployBatch<'_>) -> Result<String, AwsError> {
+        self.inner.deploy(batch).await
     }
 
     async fn invocation(&self, command_id: &str, host: &HostId) -> Result<Invocation, AwsError> {

@@ -137,14 +137,15 @@ async fn template_documents_rotate_a_host() {
     let deploy = run(
         DEPLOY_DOC,
         vec![
-            ("hostId", host.clone()),
+            (
+                "certificates",
+                format!("{host}=rot-42={}", b64(got.certificate().unwrap())),
+            ),
             ("certPath", "/etc/pki/certrotation".into()),
             ("keyPath", "/etc/pki/certrotation".into()),
             ("cacertPath", "/etc/pki/certrotation".into()),
             ("signingHelperPath", "/usr/local/bin".into()),
-            ("certificate", b64(got.certificate().unwrap())),
             ("chain", b64(got.certificate_chain().unwrap())),
-            ("rotationId", "rot-42".into()),
         ],
     )
     .await;

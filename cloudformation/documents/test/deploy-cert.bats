@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # shellcheck source-path=SCRIPTDIR/.. disable=SC2154 # bats' run sets $output and $stderr
-# DeployCert's helpers (deploy-cert-functions.sh): decoding the parameters, the chain's verdict,
-# the success line, and the reload hook's report. The swap itself is tested in swap.bats.
+# DeployCert's helpers (deploy-cert-functions.sh): the node's own entry of `certificates`,
+# decoding the parameters, the chain's verdict, the success line, and the reload hook's report.
+# The swap itself is tested in swap.bats.
 
 bats_require_minimum_version 1.5.0
 
@@ -32,6 +33,118 @@ setup() {
 }
 
 b64() { base64 -w0 "$@"; }
+
+# `certificates` naming n other nodes (mi-<n in hex>), each with the CA's certificate.
+others() {
+  local i entries='' ca
+  ca=$(b64 "${pki}/ca.pem")
+  for i in $(seq 1 "$1"); do entries+="${entries:+ }mi-$(printf '%017x' "$i")=r-${i}=${ca}"; done
+  printf '%s' "$entries"
+}
+
+@test "find_own_certificate: the node takes its own entry among 50, and its certificate is decoded" {
+  cert=$(b64 "${pki}/host.pem")
+  find_own_certificate "$host" "$(others 20) ${host}=r-mine=${cert} $(others 29)"
+  [ "$host_id" = "$host" ]
+  [ "$rotation_id" = r-mine ]
+  [ "$certificate_b64" = "$cert" ]
+  decode_pem certificate "$certificate_b64" "${dir}/host.crt.next" "$host"
+  [ "$(cat "${dir}/host.crt.next")" = "$(cat "${pki}/host.pem")" ]
+  # Alone, and an i- node whose certificate carries base64 padding.
+  find_own_certificate i-01234567 "i-01234567=r-1=QUJD"
+  [ "$host_id" = i-01234567 ]
+  [ "$rotation_id" = r-1 ]
+  [ "$certificate_b64" = QUJD ]
+  find_own_certificate "$host" "${host}=r=QQ== i-01234567=s=QUI="
+  [ "$certificate_b64" = QQ== ]
+}
+
+@test "find_own_certificate refuses, with exit 2, a batch that does not name this node exactly once" {
+  run --separate-stderr find_own_certificate "$host" "$(others 3)"
+  [ "$status" -eq 2 ]
+  [ "$stderr" = "ERROR: certificates does not name this node (${host})" ]
+  run --separate-stderr find_own_certificate "$host" "${host}=r-1=QUJD $(others 2) ${host}=r-2=QUJD"
+  [ "$status" -eq 2 ]
+  [ "$stderr" = "ERROR: certificates names ${host} twice" ]
+  run --separate-stderr find_own_certificate "$host" "${host}=r-0=QUJD $(others 50)"
+  [ "$status" -eq 2 ]
+  [ "$stderr" = "ERROR: certificates must name 1 to 50 nodes, not 51" ]
+}
+
+@test "find_own_certificate refuses a malformed entry, by its number, even another node's" {
+  long=$(printf 'A%.0s' $(seq 1 16385))
+  for bad in "" "${host}" "${host}=r-1" "${host}=r-1=" "${host}==QUJD" "${host}=r_1=QUJD" \
+    "${host}=r-1=QU*D" "${host}=r-1=QU JD" "${host}=r-1=QUJD;id" "MI-0123456789ABCDEF0=r-1=QUJD" \
+    "i-0123=r-1=QUJD" "${host}=r-1=${long}"; do
+    run --separate-stderr find_own_certificate "$host" "$bad"
+    [ "$status" -eq 2 ] || { echo "accepted: '${bad:0:80}'"; false; }
+    [[ "$stderr" == "ERROR: invalid certificates entry "[12]": expected nodeId=rotationId=certificate" ]]
+  done
+  run --separate-stderr find_own_certificate "$host" "${host}=r-1=QUJD  i-01234567=r-2=QUJD"
+  [ "$stderr" = "ERROR: invalid certificates entry 2: expected nodeId=rotationId=certificate" ]
+  run --separate-stderr find_own_certificate "$host" "${host}=r-1=QUJD $(others 2) i-01234567=r-2=${long}"
+  [ "$status" -eq 2 ]
+  [ "$stderr" = "ERROR: invalid certificates entry 4: expected nodeId=rotationId=certificate" ]
+  # At the bound exactly, a certificate is taken.
+  find_own_certificate "$host" "${host}=r-1=${long:1}"
+  [ "${#certificate_b64}" -eq 16384 ]
+}
+
+@test "find_own_certificate: exit 2 for a missing or foreign AWS_SSM_INSTANCE_ID" {
+  run --separate-stderr find_own_certificate "" "${host}=r-1=QUJD"
+  [ "$status" -eq 2 ]
+  [ "$stderr" = "ERROR: AWS_SSM_INSTANCE_ID is not set: DeployCert runs under SSM Agent, which names the node" ]
+  for node in host-1 "${host}0" i-0123 mi-0123456789ABCDEF0 "${host};id"; do
+    run --separate-stderr find_own_certificate "$node" "${host}=r-1=QUJD"
+    [ "$status" -eq 2 ]
+    [ "$stderr" = "ERROR: AWS_SSM_INSTANCE_ID is not a managed node ID: ${node}" ]
+  done
+}
+
+# The whole script, run as SSM Agent runs it on node $1: its parameters substituted into a copy
+# of the sources, `certificates` set to $2, the staged key in place for that node.
+run_document() {
+  local node="$1" doc="${dir}/doc" text name value
+  mkdir -p "$doc" "${dir}/private"
+  cp "${BATS_TEST_DIRNAME}"/../*.sh "$doc"/
+  cp "${pki}/host.key" "${dir}/private/${node}.key.next"
+  text=$(cat "${doc}/deploy-cert.sh")
+  for name in "certificates=$2" certPath=${dir}/certs keyPath=${dir}/private cacertPath=${dir}/ca \
+    signingHelperPath=/usr/local/bin "chain=$(b64 "${pki}/ca.pem")" requireSigningHelper=false \
+    trustAnchorArn= profileArn= roleArn= reloadHook=; do
+    value=${name#*=}
+    text=${text//"{{ ${name%%=*} }}"/$value}
+  done
+  [[ "$text" != *'{{'* ]]
+  printf '%s\n' "$text" >"${doc}/deploy-cert.sh"
+  AWS_SSM_INSTANCE_ID="$node" run --separate-stderr bash "${doc}/deploy-cert.sh"
+}
+
+@test "the document deploys the certificate of the node's own entry and echoes its rotation" {
+  run_document "$host" "$(others 3) ${host}=r-mine=$(b64 "${pki}/host.pem") $(others 2)"
+  [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+  [ "${lines[0]}" = "ROTATION r-mine" ]
+  [[ "${lines[1]}" == "DEPLOYED serial=1A2B notAfter="* ]]
+  [ "${#lines[@]}" -eq 2 ]
+  [ "$(cat "${dir}/certs/${host}.crt")" = "$(cat "${pki}/host.pem")" ]
+}
+
+@test "the document still refuses a certificate whose CN is not the node's ID, with exit 7" {
+  # The entry of i-01234567 carries the certificate for the other node (its key staged too).
+  run_document i-01234567 "i-01234567=r-1=$(b64 "${pki}/host.pem") ${host}=r-2=$(b64 "${pki}/host.pem")"
+  [ "$status" -eq 7 ]
+  [ "$stderr" = "ERROR: certificate subject CN '${host}' does not equal hostId i-01234567" ]
+  [ ! -e "${dir}/certs/i-01234567.crt" ]
+}
+
+@test "the document refuses, with exit 2 and nothing changed, a batch that does not name the node" {
+  run_document "$host" "$(others 2)"
+  [ "$status" -eq 2 ]
+  [ "$output" = "" ]
+  [ "$stderr" = "ERROR: certificates does not name this node (${host})" ]
+  [ -f "${dir}/private/${host}.key.next" ]
+  [ ! -e "${dir}/certs" ]
+}
 
 @test "decode_pem writes one certificate" {
   decode_pem certificate "$(b64 "${pki}/host.pem")" "${dir}/host.crt.next" "$host"

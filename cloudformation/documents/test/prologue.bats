@@ -85,6 +85,19 @@ setup() {
   [[ ! "" =~ $re_b64 ]]
 }
 
+@test "re_certificates: 1 to 50 nodeId=rotationId=certificate entries, single spaces between" {
+  one="mi-0123456789abcdef0=r-1=TUlJQg=="
+  [[ "$one" =~ $re_certificates ]]
+  batch="$one"
+  for i in $(seq 2 50); do batch+=" i-$(printf '%08x' "$i")=r-${i}=QUJD"; done
+  [[ "$batch" =~ $re_certificates ]]
+  [[ ! "${batch} i-ffffffff=r=QUJD" =~ $re_certificates ]]
+  for bad in "" "$one " " $one" "${one}  ${one}" "mi-0123456789abcdef0=r-1" "mi-0123456789abcdef0=r-1=" \
+    "mi-0123456789abcdef0=r-1=QU JD" "mi-0123456789abcdef0==QUJD" "host=r-1=QUJD" "${one};id"; do
+    [[ ! "$bad" =~ $re_certificates ]] || { echo "accepted: $bad"; false; }
+  done
+}
+
 @test "the ARN patterns accept empty or this stack's kind of ARN, nothing else" {
   uuid=0123abcd-4567-89ab-cdef-0123456789ab
   for v in "" "arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/${uuid}" \

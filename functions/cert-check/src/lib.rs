@@ -93,7 +93,7 @@ where
         now,
         step::budget::lambda_deadline(event.context.deadline),
     );
-    let budget = Budget::new(until, Arc::new(OffsetDateTime::now_utc));
+    let budget = Budget::on_system_clock(until);
     let result = match step::request::parse_request(event.payload) {
         Ok(request) => run_within(deps.clone(), request, now, budget).await,
         Err(e) => Err(e),
@@ -112,40 +112,7 @@ where
     step::summary::answer(result)
 }
 
-/// Until when a run may start work, read on the clock the run goes by.
-#[derive(Clone)]
-pub struct Budget {
-    until: Option<OffsetDateTime>,
-    clock: Arc<dyn Fn() -> OffsetDateTime + Send + Sync>,
-}
-
-impl Budget {
-    /// Spent once `clock` reads `until` or later (never, if `until` is `None`).
-    pub fn new(
-        until: Option<OffsetDateTime>,
-        clock: Arc<dyn Fn() -> OffsetDateTime + Send + Sync>,
-    ) -> Self {
-        Budget { until, clock }
-    }
-
-    /// A budget that is never spent.
-    pub fn unbounded() -> Self {
-        Budget::new(None, Arc::new(OffsetDateTime::now_utc))
-    }
-
-    /// Whether the time is up.
-    pub fn spent(&self) -> bool {
-        self.until.is_some_and(|until| (self.clock)() >= until)
-    }
-}
-
-impl std::fmt::Debug for Budget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Budget")
-            .field("until", &self.until)
-            .finish()
-    }
-}
+pub use rotation::budget::Budget;
 
 /// One run of a valid request at `now`, bounded by `RUN_BUDGET_SECONDS` on the system clock
 /// when the config sets it.
@@ -161,8 +128,7 @@ where
     A: Alerts + 'static,
 {
     let until = step::budget::budget_until(deps.config.run_budget, OffsetDateTime::now_utc(), None);
-    let budget = Budget::new(until, Arc::new(OffsetDateTime::now_utc));
-    run_within(deps, request, now, budget).await
+    run_within(deps, request, now, Budget::on_system_clock(until)).await
 }
 
 /// One run of a valid request at `now` that starts no work once `budget` is spent: the due
@@ -552,8 +518,26 @@ where
         .map(|(s, _)| (s.record.host.clone(), s.rotation.clone()))
         .collect();
     let batch = claimed[0].0.csr.batch(&rotations);
-    step::start::after_send(deps.hosts.request_csrs(&batch).await)
+    let mut answer = deps.hosts.request_csrs(&batch).await;
+    for delay in CSR_SEND_DELAYS_MS {
+        if !matches!(&answer, Err(e) if e.is_throttling()) {
+            break;
+        }
+        tracing::warn!(
+            hosts = rotations.len(),
+            delay_ms = delay,
+            "GenerateCsr throttled; sending again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        answer = deps.hosts.request_csrs(&batch).await;
+    }
+    step::start::after_send(answer)
 }
+
+/// Waits before each further GenerateCsr while Run Command throttles (after the SDK's own
+/// attempts): the run slows down to SendCommand's rate instead of handing
+/// the claims back to the next pass.
+pub const CSR_SEND_DELAYS_MS: [u64; 3] = [1_000, 2_000, 4_000];
 
 /// One claimed host after its GenerateCsr was sent (or not), as [`step::start::after_send`]
 /// decided: record the command, fail the rotation, or hand the claim back.

@@ -43,6 +43,7 @@ pub fn young(sent: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
     sent.is_none_or(|sent| now - sent <= WAIT_FOR_EVENT)
 }
 
+pub mod batch;
 pub mod issuance;
 pub mod orphan;
 pub mod status;

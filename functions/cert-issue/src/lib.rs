@@ -24,6 +24,7 @@
 
 use lambda_runtime::LambdaEvent;
 use rotation::alerts::Alerts;
+use rotation::budget::{lambda_deadline, Budget};
 use rotation::ca::CertificateAuthority;
 use rotation::error::{FailureKind, FunctionError};
 use rotation::events::{CommandInvocationDetail, Envelope, SqsBatch};
@@ -55,7 +56,8 @@ where
     A: Alerts,
 {
     let Some(batch) = SqsBatch::from_payload(&event.payload) else {
-        let result = Box::pin(handle_event(deps, event.payload)).await;
+        let now = OffsetDateTime::now_utc();
+        let result = Box::pin(handle_event(deps, event.payload, now)).await;
         let outcome = result?;
         step::metrics(std::slice::from_ref(&outcome))
             .stack(deps.config.stack_name.as_deref())
@@ -63,9 +65,38 @@ where
         return serde_json::to_value(outcome)
             .map_err(|e| FunctionError::new(FailureKind::Permanent, &e));
     };
+    let until = lambda_deadline(event.context.deadline).map(|d| d - DEADLINE_MARGIN);
+    let budget = Budget::on_system_clock(until);
+    Ok(Box::pin(handle_batch(
+        deps,
+        &batch,
+        &budget,
+        OffsetDateTime::now_utc(),
+    ))
+    .await)
+}
+
+/// An SQS batch received at `now`, message after message until `budget` is spent: the answer
+/// names the messages SQS must deliver again (retryable errors, and the messages not begun).
+pub async fn handle_batch<S, H, C, A>(
+    deps: &Deps<S, H, C, A>,
+    batch: &SqsBatch,
+    budget: &Budget,
+    now: OffsetDateTime,
+) -> serde_json::Value
+where
+    S: FleetReader + IssuanceRecorder,
+    H: HostAgent,
+    C: CertificateAuthority,
+    A: Alerts,
+{
     let mut outcomes = Vec::with_capacity(batch.records.len());
     let mut again = Vec::new();
     for record in &batch.records {
+        if budget.spent() {
+            again.push(record.message_id.as_str());
+            continue;
+        }
         let span = tracing::info_span!("message", message_id = %record.message_id);
         let payload = match serde_json::from_str::<serde_json::Value>(&record.body) {
             Ok(p) => p,
@@ -76,7 +107,7 @@ where
                 continue;
             }
         };
-        let result = Box::pin(handle_event(deps, payload).instrument(span)).await;
+        let result = Box::pin(handle_event(deps, payload, now).instrument(span)).await;
         if step::deliver_again(&result) {
             again.push(record.message_id.as_str());
         }
@@ -85,7 +116,7 @@ where
     step::metrics(&outcomes)
         .stack(deps.config.stack_name.as_deref())
         .emit("CertIssue");
-    Ok(rotation::events::batch_item_failures(again))
+    rotation::events::batch_item_failures(again)
 }
 
 /// One EventBridge event: its outcome, or the invocation's error. Callers box its future: with
@@ -93,6 +124,7 @@ where
 async fn handle_event<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     payload: serde_json::Value,
+    now: OffsetDateTime,
 ) -> Result<Outcome, FunctionError>
 where
     S: FleetReader + IssuanceRecorder,
@@ -106,7 +138,6 @@ where
         },
         Ok(ev) => {
             let span = tracing::info_span!("rotation", host = %ev.detail.instance_id, stage = "issue", command_id = %ev.detail.command_id);
-            let now = OffsetDateTime::now_utc();
             // `on_csr_ready` in two awaits: one level less of nested futures keeps the handler's
             // future type (with the SDK adapters' futures inside) within the compiler's limit.
             let stopped = issue(deps, &ev, now).instrument(span.clone()).await;
@@ -186,6 +217,17 @@ where
 /// over about 5 seconds, before the event is left to its retry.
 pub const RECORD_DELAYS_MS: [u64; 3] = [250, 1_000, 4_000];
 
+/// Waits before each further IssueCertificate while Private CA throttles (after the SDK's own
+/// attempts; an outage is not waited out here), with the same idempotency token: the invocation
+/// slows down to the quota instead of handing the message back to SQS, which would deliver it
+/// again only after the visibility timeout (six minutes).
+pub const ISSUE_DELAYS_MS: [u64; 3] = [1_000, 2_000, 4_000];
+
+/// Time kept back before the invocation's deadline: messages not begun by then are handed back
+/// to SQS (`batchItemFailures`), so that throttled waits never take the invocation to its
+/// timeout with work half done; the message in hand (its waits included) and the answer fit.
+pub const DEADLINE_MARGIN: time::Duration = time::Duration::seconds(20);
+
 async fn issue<S, H, C, A>(
     deps: &Deps<S, H, C, A>,
     event: &Envelope<CommandInvocationDetail>,
@@ -201,14 +243,22 @@ where
     let pending = step::csr_ready(event, &host, record)?;
     let output = deps.hosts.invocation(&pending.command_id, &host).await;
     let request = step::csr_output(&pending, output, &deps.config)?;
-    let answer = deps
-        .ca
-        .issue(
+    let issue = || {
+        deps.ca.issue(
             &request.csr_pem,
             request.validity_days,
             &request.idempotency_token,
         )
-        .await;
+    };
+    let mut answer = issue().await;
+    for delay in ISSUE_DELAYS_MS {
+        if !matches!(&answer, Err(e) if e.is_throttling()) {
+            break;
+        }
+        tracing::warn!(delay_ms = delay, "IssueCertificate throttled; asking again");
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        answer = issue().await;
+    }
     let cert_arn = step::issue_answer(&pending, answer)?;
     let record = || {
         deps.store.issuing(

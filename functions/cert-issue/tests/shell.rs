@@ -219,6 +219,28 @@ async fn an_issued_certificate_is_counted_and_no_failure() {
 }
 
 #[tokio::test]
+async fn a_throttle_that_clears_within_the_invocation_issues_with_the_same_token() {
+    let deps = deps(Some(COMMAND), Some(csr_output()));
+    deps.ca
+        .issues
+        .lock()
+        .unwrap()
+        .push_back(Err(aws_error(true)));
+    let out = handle(&deps).await.unwrap();
+    assert_eq!(out["outcome"], "issued", "{out}");
+    let tokens = deps.ca.tokens.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    assert_eq!(
+        tokens[0], tokens[1],
+        "one idempotency token: one certificate"
+    );
+    assert_eq!(
+        deps.store.record(&host()).state.kind(),
+        state::record::StateKind::Issuing
+    );
+}
+
+#[tokio::test]
 async fn a_command_not_recorded_yet_fails_the_invocation_as_not_ready() {
     let deps = deps(None, None);
     let e = handle(&deps).await.unwrap_err();
@@ -229,12 +251,20 @@ async fn a_command_not_recorded_yet_fails_the_invocation_as_not_ready() {
 #[tokio::test]
 async fn a_ca_error_that_may_clear_fails_the_invocation_as_retryable() {
     let deps = deps(Some(COMMAND), Some(csr_output()));
-    deps.ca
-        .issues
-        .lock()
-        .unwrap()
-        .push_back(Err(aws_error(true)));
+    for _ in 0..=cert_issue::ISSUE_DELAYS_MS.len() {
+        deps.ca
+            .issues
+            .lock()
+            .unwrap()
+            .push_back(Err(aws_error(true)));
+    }
     let e = handle(&deps).await.unwrap_err();
+    let tokens = deps.ca.tokens.lock().unwrap().clone();
+    assert_eq!(tokens.len(), 4, "asked again after each wait: {tokens:?}");
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "one idempotency token"
+    );
     assert_eq!(e.error_type, "Retryable", "{}", e.error_message);
     assert!(
         e.error_message.contains("ThrottlingException"),
@@ -345,11 +375,13 @@ async fn handle_batch(deps: &Deps<Store, Hosts, Ca, Inbox>, events: &[Value]) ->
 #[tokio::test]
 async fn a_throttled_record_of_an_sqs_batch_is_reported_for_redelivery() {
     let deps = deps(Some(COMMAND), Some(csr_output()));
-    deps.ca
-        .issues
-        .lock()
-        .unwrap()
-        .push_back(Err(aws_error(true)));
+    for _ in 0..=cert_issue::ISSUE_DELAYS_MS.len() {
+        deps.ca
+            .issues
+            .lock()
+            .unwrap()
+            .push_back(Err(aws_error(true)));
+    }
     let sample: Value = serde_json::from_str(SAMPLE).unwrap();
     let mut other = sample.clone();
     other["detail"]["document-name"] = "other".into();

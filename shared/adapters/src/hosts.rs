@@ -8,11 +8,11 @@ use aws_sdk_ssm::types::{
     CommandFilter, CommandFilterKey, CommandInvocationStatus, InstanceInformationStringFilter,
     PingStatus,
 };
-use base64::Engine;
 use rotation::error::AwsError;
 use rotation::hosts::{
-    csr_comment, deploy_comment, parameters_name, CsrBatch, DeployRequest, Document, HostAgent,
-    Invocation, Reachability, MAX_HOSTS_PER_COMMAND, ROTATIONS_PARAMETER, ROTATION_ID_PARAMETER,
+    base64_of, csr_comment, deploy_comment, parameters_name, CsrBatch, DeployBatch, Document,
+    HostAgent, Invocation, Reachability, CERTIFICATES_PARAMETER, DEPLOY_PARAMETER_BUDGET,
+    MAX_HOSTS_PER_COMMAND, ROTATIONS_PARAMETER,
 };
 use state::{HostId, RotationId};
 
@@ -146,21 +146,37 @@ impl HostAgent for SsmHosts {
         .await
     }
 
-    async fn deploy(&self, req: &DeployRequest<'_>) -> Result<String, AwsError> {
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-        let ra = req.roles_anywhere;
+    async fn deploy(&self, batch: &DeployBatch<'_>) -> Result<String, AwsError> {
+        let chain = base64_of(batch.chain_pem);
+        let certificates = batch.certificates_parameter();
+        if batch.entries.is_empty()
+            || batch.entries.len() > MAX_HOSTS_PER_COMMAND
+            || certificates.len() + chain.len() > DEPLOY_PARAMETER_BUDGET
+        {
+            return Err(AwsError::malformed(
+                "SSM",
+                "SendCommand",
+                format!(
+                    "a DeployCert batch takes 1 to {MAX_HOSTS_PER_COMMAND} hosts within \
+                     {DEPLOY_PARAMETER_BUDGET} characters of certificates and chain, not {} \
+                     hosts in {}",
+                    batch.entries.len(),
+                    certificates.len() + chain.len()
+                ),
+            ));
+        }
+        let ra = batch.roles_anywhere;
         self.send(
             &self.deploy_cert_document,
-            std::iter::once(req.host),
-            deploy_comment(req.rotation),
+            batch.hosts(),
+            deploy_comment(batch.entries.len()),
             vec![
-                ("hostId", req.host.to_string()),
-                ("certPath", req.cert_path.to_string()),
-                ("keyPath", req.key_path.to_string()),
-                ("cacertPath", req.cacert_path.to_string()),
-                ("signingHelperPath", req.signing_helper_path.to_string()),
-                ("certificate", b64(req.certificate_pem)),
-                ("chain", b64(req.chain_pem)),
+                ("certPath", batch.cert_path.to_string()),
+                ("keyPath", batch.key_path.to_string()),
+                ("cacertPath", batch.cacert_path.to_string()),
+                ("signingHelperPath", batch.signing_helper_path.to_string()),
+                (CERTIFICATES_PARAMETER, certificates),
+                ("chain", chain),
                 (
                     "requireSigningHelper",
                     ra.require_signing_helper.to_string(),
@@ -170,9 +186,11 @@ impl HostAgent for SsmHosts {
                 ("roleArn", ra.role_arn.clone()),
                 (
                     "reloadHook",
-                    req.reload_hook.map(ToString::to_string).unwrap_or_default(),
+                    batch
+                        .reload_hook
+                        .map(ToString::to_string)
+                        .unwrap_or_default(),
                 ),
-                (ROTATION_ID_PARAMETER, req.rotation.to_string()),
             ],
         )
         .await

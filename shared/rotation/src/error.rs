@@ -40,7 +40,38 @@ pub const RETRYABLE_CODES: &[&str] = &[
     "InternalServerException",
 ];
 
+/// Service error codes that mean "slow down": the call would succeed at a lower rate.
+pub const THROTTLING_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "RateExceeded",
+    "SlowDown",
+];
+
 impl AwsError {
+    /// Whether the service asked us to slow down (as opposed to being unavailable): worth
+    /// asking again after a wait within the same invocation.
+    pub fn is_throttling(&self) -> bool {
+        self.code
+            .as_deref()
+            .is_some_and(|c| THROTTLING_CODES.contains(&c))
+    }
+
+    /// The same failure for another caller of one shared call (one command's hosts): service,
+    /// operation, code, message and verdict; the SDK error stays with the first.
+    pub fn for_another(&self) -> AwsError {
+        AwsError {
+            service: self.service,
+            operation: self.operation,
+            code: self.code.clone(),
+            message: self.message.clone(),
+            retryable: self.retryable,
+            source: None,
+        }
+    }
+
     /// A response the adapter could not use.
     pub fn malformed(
         service: &'static str,

@@ -1,7 +1,7 @@
 //! The EventBridge events the functions receive, with our own detail structs (the shapes AWS
 //! documents; `aws_lambda_events`' SSM types cannot parse the real events).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// `detail-type` of a Run Command invocation status change.
 pub const SSM_INVOCATION_STATUS: &str = "EC2 Command Invocation Status-change Notification";
@@ -11,7 +11,7 @@ pub const PCA_ISSUANCE: &str = "ACM Private CA Certificate Issuance";
 pub const S3_OBJECT_CREATED: &str = "Object Created";
 
 /// The EventBridge envelope.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Envelope<D> {
     /// Event ID (for logs; EventBridge may deliver the same ID twice).
     #[serde(default)]
@@ -29,7 +29,7 @@ pub struct Envelope<D> {
 }
 
 /// Detail of "EC2 Command Invocation Status-change Notification".
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct CommandInvocationDetail {
     /// The command.
     #[serde(rename = "command-id")]
@@ -61,7 +61,7 @@ impl CommandInvocationDetail {
 }
 
 /// Detail of "ACM Private CA Certificate Issuance".
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct IssuanceDetail {
     /// `success` or `failure`.
     pub result: String,

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use crate::alerts::{Alert, Alerts};
 use crate::ca::{CertificateAuthority, Fetched};
 use crate::error::AwsError;
-use crate::hosts::{CsrBatch, DeployRequest, Document, HostAgent, Invocation, Reachability};
+use crate::hosts::{CsrBatch, DeployBatch, Document, HostAgent, Invocation, Reachability};
 use state::plan::DueWindow;
 use state::ports::{FleetReader, FleetScan, PendingCertificates, StoreError, Transitions};
 use state::rules::{apply_to_record, Change};
@@ -160,7 +160,7 @@ impl HostAgent for Hosts {
         Ok("csr-command".into())
     }
 
-    async fn deploy(&self, _req: &DeployRequest<'_>) -> Result<String, AwsError> {
+    async fn deploy(&self, _batch: &DeployBatch<'_>) -> Result<String, AwsError> {
         self.calls.lock().unwrap().push("deploy");
         let next = self.deploys.lock().unwrap().pop_front();
         next.unwrap_or_else(|| Ok("deploy-command".into()))

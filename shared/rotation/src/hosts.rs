@@ -46,28 +46,52 @@ pub fn csr_comment(hosts: usize) -> String {
     }
 }
 
-/// DeployCert's comment: it names its rotation.
-pub fn deploy_comment(rotation: &RotationId) -> String {
-    format!("cert rotation {rotation}: verify and install")
+/// DeployCert's comment, for people reading Run Command's history (the rotations are in its
+/// `certificates` parameter).
+pub fn deploy_comment(hosts: usize) -> String {
+    if hosts == 1 {
+        "cert rotation: verify and install".to_owned()
+    } else {
+        format!("cert rotation: verify and install on {hosts} hosts")
+    }
 }
 
 /// The name of GenerateCsr's parameter listing its hosts' rotations.
 pub const ROTATIONS_PARAMETER: &str = "rotations";
-/// The name of DeployCert's parameter naming its rotation.
-pub const ROTATION_ID_PARAMETER: &str = "rotationId";
+/// The name of DeployCert's parameter listing its hosts' rotations and certificates.
+pub const CERTIFICATES_PARAMETER: &str = "certificates";
+
+/// Characters DeployCert's `certificates` and `chain` may take together. Run Command counts the
+/// parameter values of a command against the document's 64 KB; the rendered DeployCert
+/// document takes about 27 KB, so this leaves room for the other parameters and a margin (the
+/// template's check keeps document plus budget under the limit). With EC P-256 certificates
+/// (about 1 KB each here) that is some 25 hosts per command.
+pub const DEPLOY_PARAMETER_BUDGET: usize = 30_000;
 
 /// Whether a command's parameters (as Run Command lists them) name `host`'s `rotation`:
-/// GenerateCsr's `rotations` holds the entry `host=rotation`; DeployCert, sent to one host,
-/// names its rotation in `rotationId`.
+/// GenerateCsr's `rotations` holds the entry `host=rotation`, DeployCert's `certificates` an
+/// entry `host=rotation=certificate`.
 pub fn parameters_name(
     parameters: &HashMap<String, Vec<String>>,
     host: &HostId,
     rotation: &RotationId,
 ) -> bool {
     let entry = format!("{host}={rotation}");
+    let prefix = format!("{entry}=");
     let values = |name: &str| parameters.get(name).into_iter().flatten();
     values(ROTATIONS_PARAMETER).any(|v| v.split(' ').any(|e| e == entry))
-        || values(ROTATION_ID_PARAMETER).any(|v| v == rotation.as_str())
+        || values(CERTIFICATES_PARAMETER).any(|v| v.split(' ').any(|e| e.starts_with(&prefix)))
+}
+
+/// `text` in standard base64 on one line, as the documents take a PEM.
+pub fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
+}
+
+/// Characters of [`base64_of`] a text of `bytes` bytes.
+pub const fn base64_len(bytes: usize) -> usize {
+    bytes.div_ceil(3) * 4
 }
 
 /// Whether a host can take a command now.
@@ -114,11 +138,35 @@ impl CsrBatch<'_> {
     }
 }
 
-/// Hand a host its new certificate (DeployCert document).
-#[derive(Debug, Clone)]
-pub struct DeployRequest<'a> {
+/// One host's part of a DeployCert command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployEntry {
     /// The host.
-    pub host: &'a HostId,
+    pub host: HostId,
+    /// Its rotation (echoed in its output).
+    pub rotation: RotationId,
+    /// Its certificate, PEM.
+    pub certificate_pem: String,
+}
+
+impl DeployEntry {
+    /// Characters this entry takes in `certificates`, with the space before it.
+    pub fn parameter_len(&self) -> usize {
+        self.host.as_str().len()
+            + self.rotation.as_str().len()
+            + base64_len(self.certificate_pem.len())
+            + 3
+    }
+}
+
+/// Hand hosts their new certificates, in one command (DeployCert document). Each host finds
+/// its own entry by its managed-node ID, so the settings, the same for all, are what groups
+/// hosts into one command.
+#[derive(Debug, Clone)]
+pub struct DeployBatch<'a> {
+    /// Each host with its rotation and certificate: 1 to [`MAX_HOSTS_PER_COMMAND`], within
+    /// [`DEPLOY_PARAMETER_BUDGET`] with the chain.
+    pub entries: &'a [DeployEntry],
     /// Directory of `{host}.crt`.
     pub cert_path: &'a HostPath,
     /// Directory of `{host}.key` (and of the staged key).
@@ -127,16 +175,37 @@ pub struct DeployRequest<'a> {
     pub cacert_path: &'a HostPath,
     /// Directory of `aws_signing_helper`.
     pub signing_helper_path: &'a HostPath,
-    /// The certificate, PEM.
-    pub certificate_pem: &'a str,
     /// The chain, PEM.
     pub chain_pem: &'a str,
     /// Roles Anywhere test settings.
     pub roles_anywhere: &'a RolesAnywhere,
     /// Optional reload hook.
     pub reload_hook: Option<&'a HostPath>,
-    /// The rotation.
-    pub rotation: &'a RotationId,
+}
+
+impl DeployBatch<'_> {
+    /// The hosts, in order.
+    pub fn hosts(&self) -> impl Iterator<Item = &HostId> {
+        self.entries.iter().map(|e| &e.host)
+    }
+
+    /// The `certificates` parameter: `host=rotation=base64(PEM)` entries separated by single
+    /// spaces.
+    pub fn certificates_parameter(&self) -> String {
+        let entries: Vec<String> = self
+            .entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}={}={}",
+                    e.host,
+                    e.rotation,
+                    base64_of(&e.certificate_pem)
+                )
+            })
+            .collect();
+        entries.join(" ")
+    }
 }
 
 /// Where a command invocation stands.
@@ -171,10 +240,10 @@ pub trait HostAgent: Send + Sync {
         batch: &CsrBatch<'_>,
     ) -> impl Future<Output = Result<String, AwsError>> + Send;
 
-    /// Sends DeployCert; returns the command ID.
+    /// Sends one DeployCert to every host of `batch`; returns the command ID.
     fn deploy(
         &self,
-        req: &DeployRequest<'_>,
+        batch: &DeployBatch<'_>,
     ) -> impl Future<Output = Result<String, AwsError>> + Send;
 
     /// One host's invocation of a command.
@@ -248,18 +317,55 @@ mod tests {
         );
         assert!(!parameters_name(&generate, &a, &RotationId("r-1".into())));
         assert!(!parameters_name(&generate, &a, &RotationId("r-123".into())));
-        let deploy = params(&[(ROTATION_ID_PARAMETER, "r-12")]);
+        let deploy = params(&[(
+            CERTIFICATES_PARAMETER,
+            &format!("{b}=r-12=QUJD {a}=r-12=REVG"),
+        )]);
         assert!(parameters_name(&deploy, &a, &r));
         assert!(!parameters_name(&deploy, &a, &RotationId("r-1".into())));
+        let other = params(&[(CERTIFICATES_PARAMETER, &format!("{b}=r-12=QUJD"))]);
+        assert!(!parameters_name(&other, &a, &r), "another host's entry");
         assert!(!parameters_name(&HashMap::new(), &a, &r));
     }
 
     #[test]
     fn comments_fit_run_commands_100_characters() {
-        let r = RotationId("x".repeat(64));
-        for c in [deploy_comment(&r), csr_comment(50), csr_comment(1)] {
+        for c in [
+            deploy_comment(50),
+            deploy_comment(1),
+            csr_comment(50),
+            csr_comment(1),
+        ] {
             assert!(c.len() <= 100, "{c}");
         }
+    }
+
+    #[test]
+    fn an_entry_counts_what_it_adds_to_the_parameter() {
+        let entry = |host: &str, pem: &str| DeployEntry {
+            host: HostId::parse(host).unwrap(),
+            rotation: RotationId("r-7".into()),
+            certificate_pem: pem.to_owned(),
+        };
+        let entries = [
+            entry("mi-0123456789abcdef0", "abcd"),
+            entry("mi-0123456789abcdef1", "-----BEGIN CERTIFICATE-----\n"),
+        ];
+        let path = HostPath::parse("certPath", "/c").unwrap();
+        let batch = DeployBatch {
+            entries: &entries,
+            cert_path: &path,
+            key_path: &path,
+            cacert_path: &path,
+            signing_helper_path: &path,
+            chain_pem: "",
+            roles_anywhere: &RolesAnywhere::default(),
+            reload_hook: None,
+        };
+        let line = batch.certificates_parameter();
+        let counted: usize = entries.iter().map(DeployEntry::parameter_len).sum();
+        assert_eq!(line.len() + 1, counted, "{line}");
+        assert!(line.starts_with("mi-0123456789abcdef0=r-7=YWJjZA== mi-0123456789abcdef1=r-7="));
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! `adapters` crate; the in-memory ones are in the tests crate.
 
 pub mod alerts;
+pub mod budget;
 pub mod ca;
 pub mod config;
 pub mod crl;

@@ -55,7 +55,13 @@ pub struct Retirement {
     pub what: &'static str,
 }
 
-/// Revokes `retirement` as [`SUPERSEDED`]. A revocation the CA has already made counts as done
+/// Waits before each further RevokeCertificate while Private CA throttles (its quota is 20/s,
+/// and a wave of deployments each retires the certificate it replaced): the handlers slow down
+/// to the quota instead of alerting a certificate they could not revoke.
+pub const REVOKE_DELAYS_MS: [u64; 3] = [1_000, 2_000, 4_000];
+
+/// Revokes `retirement` as [`SUPERSEDED`], asking again after each of [`REVOKE_DELAYS_MS`]
+/// while Private CA throttles. A revocation the CA has already made counts as done
 /// (the adapters answer it as success). A failure is logged and alerted
 /// ([`AlertKind::RevocationFailed`]): the certificate stays valid until it expires (at most the
 /// stack's `CertValidityDays`) unless an operator revokes it; it never undoes what the caller
@@ -66,7 +72,16 @@ pub async fn retire<C: CertificateAuthority, A: Alerts>(
     retirement: &Retirement,
 ) -> bool {
     let serial = pki::canonical_serial(&retirement.serial);
-    match ca.revoke(&serial, SUPERSEDED).await {
+    let mut answer = ca.revoke(&serial, SUPERSEDED).await;
+    for delay in REVOKE_DELAYS_MS {
+        if !matches!(&answer, Err(e) if e.is_throttling()) {
+            break;
+        }
+        tracing::warn!(host = %retirement.host, serial, delay_ms = delay, "RevokeCertificate throttled; asking again");
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        answer = ca.revoke(&serial, SUPERSEDED).await;
+    }
+    match answer {
         Ok(()) => {
             tracing::info!(host = %retirement.host, serial, what = retirement.what, "revoked as SUPERSEDED");
             true

@@ -165,6 +165,15 @@ impl MemoryCa {
         self.lock().refusals.push_back((code.to_owned(), retryable));
     }
 
+    /// Counts `serial` as a certificate this CA issued before the kit's time began (a fleet
+    /// that starts with certificates): it can be revoked; it has no PEM to fetch.
+    pub fn adopt_serial(&self, serial: &str) {
+        if let Some(serial) = pki::normalize_serial(serial) {
+            let arn = format!("{CA_ARN}/certificate/adopted-{serial}");
+            self.lock().by_serial.insert(serial, arn);
+        }
+    }
+
     /// The CA's ID: the last segment of its ARN (the CRL ledger's key).
     pub fn ca_id(&self) -> &'static str {
         CA_ARN.rsplit('/').next().unwrap_or_default()

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use pki::KeyAlgorithm;
 use rotation::error::AwsError;
-use rotation::hosts::{CsrBatch, DeployRequest, Document, HostAgent, Invocation, Reachability};
+use rotation::hosts::{CsrBatch, DeployBatch, Document, HostAgent, Invocation, Reachability};
 use state::{HostId, HostPath, RotationId};
 
 /// Run Command's cut of `StandardOutputContent`, in characters.
@@ -310,7 +310,7 @@ impl MemoryHosts {
     fn send(
         &self,
         rotations: &[(HostId, RotationId)],
-        request: Request,
+        request: impl Fn(usize) -> Request,
     ) -> Result<String, AwsError> {
         let mut guard = self.lock();
         let inner = &mut *guard;
@@ -327,7 +327,7 @@ impl MemoryHosts {
         }
         inner.next_command += 1;
         let id = format!("00000000-0000-4000-8000-{:012x}", inner.next_command);
-        for (host, rotation) in rotations {
+        for (n, (host, rotation)) in rotations.iter().enumerate() {
             let state = inner.hosts.get_mut(host).expect("checked above");
             state.pending.push(id.clone());
             state.last = Some(id.clone());
@@ -337,7 +337,7 @@ impl MemoryHosts {
                     id: id.clone(),
                     host: host.clone(),
                     rotation: rotation.clone(),
-                    request: request.clone(),
+                    request: request(n),
                     invocation: Invocation::Pending,
                 },
             );
@@ -411,21 +411,27 @@ impl HostAgent for MemoryHosts {
             csr_path: batch.csr_path.clone(),
             key_algorithm: batch.key_algorithm,
         };
-        self.send(batch.rotations, request)
+        self.send(batch.rotations, |_| request.clone())
     }
 
-    async fn deploy(&self, req: &DeployRequest<'_>) -> Result<String, AwsError> {
+    /// One command to the batch's hosts; each host's invocation holds its own certificate.
+    async fn deploy(&self, batch: &DeployBatch<'_>) -> Result<String, AwsError> {
         self.lock().calls.deploy += 1;
-        let request = Request::Deploy {
-            cert_path: req.cert_path.clone(),
-            key_path: req.key_path.clone(),
-            cacert_path: req.cacert_path.clone(),
-            signing_helper_path: req.signing_helper_path.clone(),
-            certificate_pem: req.certificate_pem.to_owned(),
-            chain_pem: req.chain_pem.to_owned(),
-            reload_hook: req.reload_hook.cloned(),
+        let request = |n: usize| Request::Deploy {
+            cert_path: batch.cert_path.clone(),
+            key_path: batch.key_path.clone(),
+            cacert_path: batch.cacert_path.clone(),
+            signing_helper_path: batch.signing_helper_path.clone(),
+            certificate_pem: batch.entries[n].certificate_pem.clone(),
+            chain_pem: batch.chain_pem.to_owned(),
+            reload_hook: batch.reload_hook.cloned(),
         };
-        self.send(&[(req.host.clone(), req.rotation.clone())], request)
+        let rotations: Vec<(HostId, RotationId)> = batch
+            .entries
+            .iter()
+            .map(|e| (e.host.clone(), e.rotation.clone()))
+            .collect();
+        self.send(&rotations, request)
     }
 
     /// The command's invocation; `Pending` for a command or host never sent to (Run Command

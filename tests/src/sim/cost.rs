@@ -34,12 +34,12 @@ pub const PCA_SHORT_LIVED_CERT_USD: f64 = 0.058;
 /// Private CA, short-lived certificate mode, per CA per month (same page).
 pub const PCA_SHORT_LIVED_CA_MONTH_USD: f64 = 50.0;
 
-/// SQS requests per GenerateCsr status event CertIssue handles: the rule's SendMessage, and
-/// the event source mapping's ReceiveMessage and DeleteMessage. An upper bound: under load a
-/// receive and a delete serve a batch of up to 10 messages. The mapping's idle long polls (a
+/// SQS requests per message delivered from CertIssue's or CertDeploy's queue: the rule's
+/// SendMessage, and the event source mapping's ReceiveMessage and DeleteMessage. An upper
+/// bound: under load a receive and a delete serve up to 10 messages. The mapping's idle long polls (a
 /// few hundred thousand requests a month, whatever the fleet) are a fixed cost of the stack,
 /// not counted here.
-pub const SQS_REQUESTS_PER_CSR_EVENT: f64 = 3.0;
+pub const SQS_REQUESTS_PER_MESSAGE: f64 = 3.0;
 
 /// Cost per 1,000 host-months, USD.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -50,7 +50,8 @@ pub struct Cost {
     pub lambda_requests: f64,
     /// DynamoDB request units.
     pub dynamodb: f64,
-    /// SQS requests: CertIssue's queue, [`SQS_REQUESTS_PER_CSR_EVENT`] per delivery.
+    /// SQS requests: CertIssue's and CertDeploy's queues, [`SQS_REQUESTS_PER_MESSAGE`] per
+    /// delivered message.
     pub sqs: f64,
     /// SNS publishes.
     pub sns: f64,
@@ -99,10 +100,12 @@ pub fn estimate(
         .map(|f| f.invocations as f64)
         .sum::<f64>()
         * per;
-    let csr_deliveries = functions
-        .get(&Func::Issue)
-        .map_or(0.0, |f| f.invocations as f64);
-    let sqs_requests = csr_deliveries * SQS_REQUESTS_PER_CSR_EVENT * per;
+    let queued_deliveries: f64 = [Func::Issue, Func::DeployQueue]
+        .iter()
+        .filter_map(|f| functions.get(f))
+        .map(|f| f.messages as f64)
+        .sum();
+    let sqs_requests = queued_deliveries * SQS_REQUESTS_PER_MESSAGE * per;
     let schedules = functions
         .get(&Func::Check)
         .map_or(0.0, |f| f.invocations as f64)

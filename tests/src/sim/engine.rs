@@ -23,7 +23,7 @@ use crate::sim::driver::{Driver, Payload, SimDeps};
 use crate::sim::dynamo::SimStore;
 use crate::sim::env::{Document, Effect, Env, Func};
 use crate::sim::fleet::{host_id, host_index, Draws, HostBehaviour, Live, Ran, SimHost};
-use crate::sim::lambda::{FunctionModel, Queued};
+use crate::sim::lambda::{FunctionModel, Queued, SqsSource};
 use crate::sim::pca::SimCa;
 use crate::sim::report::{Observed, Sample};
 use crate::sim::scenario::{Scenario, Start};
@@ -39,6 +39,8 @@ enum Event {
     Arrive(Queued),
     /// An invocation of `func` ended: its slot is free.
     SlotFree(Func),
+    /// `func`'s SQS batching window closes: its event source mapping polls.
+    Poll(Func),
     /// The agent runs a command on one of its hosts.
     HostRun(String, usize),
     /// A command's delivery timeout passes, on one of its hosts.
@@ -118,15 +120,40 @@ impl Sim {
             alerts,
             config,
         };
-        let driver = Driver::new(deps);
+        let driver = Driver::new(deps, env.clone());
         let age = Duration::seconds_f64(params.max_event_age_s);
+        let queue = |batch_size: u32, window_s: f64| SqsSource {
+            batch_size: batch_size as usize,
+            window: Duration::seconds_f64(window_s),
+            visibility: Duration::seconds_f64(params.queue_visibility_s),
+            max_receives: params.queue_max_receives,
+            retention: Duration::seconds_f64(params.queue_retention_s),
+        };
         let functions = [
-            (Func::Check, params.check_concurrency),
-            (Func::Issue, params.issue_concurrency),
-            (Func::Deploy, params.deploy_concurrency),
+            (
+                Func::Check,
+                FunctionModel::new(params.check_concurrency, age, params.max_retries),
+            ),
+            (
+                Func::Issue,
+                FunctionModel::with_queue(
+                    params.issue_concurrency,
+                    queue(params.issue_batch_size, params.issue_batch_window_s),
+                ),
+            ),
+            (
+                Func::Deploy,
+                FunctionModel::new(params.deploy_concurrency, age, params.max_retries),
+            ),
+            (
+                Func::DeployQueue,
+                FunctionModel::with_queue(
+                    params.deploy_queue_concurrency,
+                    queue(params.deploy_batch_size, params.deploy_batch_window_s),
+                ),
+            ),
         ]
         .into_iter()
-        .map(|(f, c)| (f, FunctionModel::new(c, age, params.max_retries)))
         .collect();
         let behaviour = HostBehaviour {
             reboot_rate: params.reboot_rate,
@@ -183,6 +210,8 @@ impl Sim {
                     let age = Duration::seconds_f64(self.rng.random::<f64>() * renew_span);
                     let not_before = self.origin - age;
                     let not_after = not_before + lifetime;
+                    let serial = format!("{:x}", 0xa000_0000u64 + i as u64);
+                    self.ca.adopt_serial(&serial);
                     let record = HostRecord {
                         host: id.clone(),
                         overrides: HostOverrides::default(),
@@ -190,7 +219,7 @@ impl Sim {
                         state: RotationState::Deployed,
                         state_since: Some(not_before),
                         current: Some(DeployedCert {
-                            serial: Some(format!("{:x}", 0xa000_0000u64 + i as u64)),
+                            serial: Some(serial),
                             not_before: Some(not_before),
                             not_after,
                             renew_at: Some(policy.renewal_point(&id, Some(not_before), not_after)),
@@ -372,6 +401,10 @@ impl Sim {
                 self.dispatch(func, now).await;
                 format!("{now} free {}", func.name())
             }
+            Event::Poll(func) => {
+                self.dispatch(func, now).await;
+                format!("{now} poll {}", func.name())
+            }
             Event::HostRun(id, host) => self.host_run(&id, host, now),
             Event::DeliveryTimeout(id, host) => {
                 let Some(c) = self.commands.get_mut(&(id.clone(), host)) else {
@@ -513,30 +546,34 @@ impl Sim {
         self.dispatch(func, now).await;
     }
 
-    /// Starts what `func`'s queue and concurrency allow at `now`.
+    /// Starts what `func`'s queue and concurrency allow at `now`; while an SQS batch is
+    /// still being gathered, polls again when its window closes.
     async fn dispatch(&mut self, func: Func, now: OffsetDateTime) {
         loop {
-            let Some(q) = self
-                .functions
-                .get_mut(&func)
-                .and_then(|f| f.next_ready(now))
-            else {
+            let Some(f) = self.functions.get_mut(&func) else {
                 return;
             };
-            self.invoke(func, q, now).await;
+            let Some(batch) = f.next_batch(now) else {
+                if let Some(at) = f.gathering(now) {
+                    self.queue.push(at, Event::Poll(func));
+                }
+                return;
+            };
+            self.invoke(func, batch, now).await;
         }
     }
 
     /// One invocation at `now`: the handler, its modelled duration, its effects played out.
-    async fn invoke(&mut self, func: Func, q: Queued, now: OffsetDateTime) {
+    async fn invoke(&mut self, func: Func, batch: Vec<Queued>, now: OffsetDateTime) {
         let timeout = match func {
             Func::Check => self.params.check_timeout_s,
             Func::Issue => self.params.issue_timeout_s,
-            Func::Deploy => self.params.deploy_timeout_s,
+            Func::Deploy | Func::DeployQueue => self.params.deploy_timeout_s,
         };
         let kill = self.env.begin(func, now, timeout);
-        let result = {
-            let run = self.driver.invoke(&q.payload, now);
+        let payloads: Vec<Payload> = batch.iter().map(|q| q.payload.clone()).collect();
+        let results = {
+            let run = self.driver.invoke_batch(&payloads, now);
             tokio::select! {
                 biased;
                 r = run => Some(r),
@@ -544,21 +581,31 @@ impl Sim {
             }
         };
         let (seconds, killed) = self.env.end();
-        let failed = !matches!(result, Some(Ok(())));
+        let failed: Vec<bool> = match &results {
+            Some(r) => r.iter().map(Result::is_err).collect(),
+            None => vec![true; batch.len()],
+        };
         if let Some(f) = self.functions.get_mut(&func) {
-            f.ran(seconds, failed, killed);
+            f.ran(batch.len(), seconds, failed.iter().any(|f| *f), killed);
         }
         self.queue
             .push(now + Duration::seconds_f64(seconds), Event::SlotFree(func));
-        let is_run = matches!(q.payload, Payload::Check { reconcile: false });
+        let is_run = batch
+            .iter()
+            .any(|q| matches!(q.payload, Payload::Check { reconcile: false }));
         if killed {
             self.observed
                 .note(format!("{} killed at its timeout", func.name()));
-        } else if let Some(Err(e)) = &result {
-            self.observed
-                .note(format!("{}: {}", func.name(), first_words(e)));
+        } else if let Some(results) = &results {
+            for e in results.iter().filter_map(|r| r.as_ref().err()) {
+                self.observed
+                    .note(format!("{}: {}", func.name(), first_words(e)));
+            }
         }
-        if failed {
+        for (q, failed) in batch.into_iter().zip(failed) {
+            if !failed {
+                continue;
+            }
             let retry = self.functions.get_mut(&func).and_then(|f| f.retry(q, now));
             if let Some((at, q)) = retry {
                 self.queue.push(at, Event::Arrive(q));

@@ -31,8 +31,10 @@ pub enum Func {
     Check,
     /// CertIssue.
     Issue,
-    /// CertDeploy.
+    /// CertDeploy, on the DeployCert status events (asynchronous invocation).
     Deploy,
+    /// CertDeploy, on the issuance events its SQS queue batches.
+    DeployQueue,
 }
 
 impl Func {
@@ -42,6 +44,7 @@ impl Func {
             Func::Check => "cert-check",
             Func::Issue => "cert-issue",
             Func::Deploy => "cert-deploy",
+            Func::DeployQueue => "cert-deploy-queue",
         }
     }
 }

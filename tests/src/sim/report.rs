@@ -205,7 +205,7 @@ pub struct Report {
     pub throttled_after_retries: BTreeMap<String, u64>,
     /// Invocations killed at their timeout, all functions.
     pub functions_past_timeout: u64,
-    /// Events dropped (maximum age, retries exhausted).
+    /// Events dropped (maximum age, retries exhausted, dead-lettered).
     pub events_dropped: u64,
     /// Events EventBridge lost (a fault parameter).
     pub events_lost: u64,
@@ -306,7 +306,7 @@ impl Report {
             functions_past_timeout: functions.values().map(|f| f.past_timeout).sum(),
             events_dropped: functions
                 .values()
-                .map(|f| f.dropped_age + f.dropped_retries)
+                .map(|f| f.dropped_age + f.dropped_retries + f.dead_lettered)
                 .sum(),
             events_lost: o.events_lost,
             events_duplicated: o.events_duplicated,

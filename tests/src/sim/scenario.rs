@@ -119,10 +119,28 @@ pub struct Scenario {
     pub issue_timeout_s: f64,
     /// CertDeploy's timeout, seconds.
     pub deploy_timeout_s: f64,
-    /// CertIssue's reserved concurrency (the template's `CertIssueReservedConcurrency`).
+    /// CertIssue's queue's event source mapping: invocations at once (the template's
+    /// `CertIssueMaximumConcurrency`).
     pub issue_concurrency: u32,
-    /// CertDeploy's concurrency (unreserved: the account's share).
+    /// CertIssue's batch size.
+    pub issue_batch_size: u32,
+    /// CertIssue's batching window, seconds.
+    pub issue_batch_window_s: f64,
+    /// CertDeploy's concurrency on status events (unreserved: the account's share).
     pub deploy_concurrency: u32,
+    /// CertDeploy's queue's event source mapping: invocations at once (the template's
+    /// `CertDeployMaximumConcurrency`).
+    pub deploy_queue_concurrency: u32,
+    /// CertDeploy's batch size.
+    pub deploy_batch_size: u32,
+    /// CertDeploy's batching window, seconds.
+    pub deploy_batch_window_s: f64,
+    /// The queues' visibility timeout, seconds.
+    pub queue_visibility_s: f64,
+    /// Receives before a message moves to the dead-letter queue.
+    pub queue_max_receives: u32,
+    /// The queues' message retention, seconds.
+    pub queue_retention_s: f64,
     /// CertCheck's concurrency.
     pub check_concurrency: u32,
     /// Maximum age of an event in the asynchronous queue, seconds.
@@ -202,8 +220,16 @@ impl Default for Scenario {
             check_timeout_s: 900.0,
             issue_timeout_s: 60.0,
             deploy_timeout_s: 60.0,
-            issue_concurrency: 10,
+            issue_concurrency: 5,
+            issue_batch_size: 10,
+            issue_batch_window_s: 1.0,
             deploy_concurrency: 100,
+            deploy_queue_concurrency: 5,
+            deploy_batch_size: 50,
+            deploy_batch_window_s: 5.0,
+            queue_visibility_s: 360.0,
+            queue_max_receives: 5,
+            queue_retention_s: 345_600.0,
             check_concurrency: 1,
             max_event_age_s: 3600.0,
             max_retries: 2,

@@ -5,13 +5,13 @@
 //! adds is SendCommand's quota (AWS publishes none; 5 per second with bursts of 10 by default),
 //! the SDK's attempts and backoff before a throttling error reaches the handler, and the
 //! effect of a sent command (the host runs it later, if it is online, or the delivery times
-//! out). A GenerateCsr names up to SendCommand's 50 hosts, a DeployCert one; reachability is
+//! out). A GenerateCsr or a DeployCert names up to SendCommand's 50 hosts; reachability is
 //! asked 50 hosts a call, as the adapter does.
 
 use std::collections::HashMap;
 
 use rotation::error::AwsError;
-use rotation::hosts::{CsrBatch, DeployRequest, HostAgent, Invocation, Reachability};
+use rotation::hosts::{CsrBatch, DeployBatch, HostAgent, Invocation, Reachability};
 use state::{HostId, RotationId};
 
 use crate::kit::{MemoryHosts, MemoryStore};
@@ -135,12 +135,14 @@ impl HostAgent for SimHosts {
         Ok(id)
     }
 
-    async fn deploy(&self, req: &DeployRequest<'_>) -> Result<String, AwsError> {
-        if self.admit(1)?.is_none() {
+    async fn deploy(&self, batch: &DeployBatch<'_>) -> Result<String, AwsError> {
+        if self.admit(batch.entries.len())?.is_none() {
             return std::future::pending().await;
         }
-        let id = self.inner.deploy(req).await?;
-        self.sent(&id, req.host, req.rotation, Document::Deploy);
+        let id = self.inner.deploy(batch).await?;
+        for e in batch.entries {
+            self.sent(&id, &e.host, &e.rotation, Document::Deploy);
+        }
         Ok(id)
     }
 

@@ -250,14 +250,15 @@ impl Bench {
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         let l = self.layout;
         let mut params = vec![
-            ("hostId", self.host.clone()),
+            (
+                "certificates",
+                format!("{}=rot-1={}", self.host, b64(cert_pem)),
+            ),
             ("certPath", l.cert.into()),
             ("keyPath", l.key.into()),
             ("cacertPath", l.cacert.into()),
             ("signingHelperPath", "/usr/local/bin".into()),
-            ("certificate", b64(cert_pem)),
             ("chain", b64(chain_pem)),
-            ("rotationId", "rot-1".into()),
         ];
         params.extend(extra.iter().cloned());
         self.run(DEPLOY_CERT_DOCUMENT, &params).await

@@ -138,6 +138,16 @@ async fn twenty_hosts_rotate_then_nothing_is_due() {
         assert_eq!(current.not_after, facts.not_after);
         assert!(current.renew_at.unwrap() < facts.not_after);
     }
+    // The issuance events went through CertDeploy's queue in batches, and the hosts of a batch
+    // that share their paths (two layouts here) shared a DeployCert command.
+    let (deployed_hosts, deploy_commands) = stack.sent(DEPLOY_CERT_DOCUMENT);
+    assert_eq!(deployed_hosts, 20, "one DeployCert invocation per host");
+    assert!(
+        (2..=6).contains(&deploy_commands),
+        "20 hosts in two layouts: {deploy_commands} DeployCert commands"
+    );
+    assert_eq!(stack.deploy_queue.in_queue().unwrap(), 0);
+    assert_eq!(stack.deploy_queue.dead_letters().unwrap(), 0);
     // The private keys never crossed the wire.
     assert!(
         stack.capture.find("PRIVATE KEY").is_empty(),
@@ -266,7 +276,9 @@ async fn duplicated_and_reordered_events_deploy_once() {
     let (csr_hosts, csr_commands) = stack.sent(GENERATE_CSR_DOCUMENT);
     assert_eq!(csr_hosts, 3, "each host asked for one CSR");
     assert!((1..=3).contains(&csr_commands), "{csr_commands}");
-    assert_eq!(stack.sent(DEPLOY_CERT_DOCUMENT), (3, 3), "3 DeployCert");
+    let (deployed_hosts, deploy_commands) = stack.sent(DEPLOY_CERT_DOCUMENT);
+    assert_eq!(deployed_hosts, 3, "one DeployCert invocation per host");
+    assert!((1..=3).contains(&deploy_commands), "{deploy_commands}");
     assert!(calls.get("ACMPCA.IssueCertificate").copied().unwrap_or(0) >= 3);
     assert_eq!(
         stack.pca.issued().len(),
@@ -523,7 +535,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deploy_with_a_wrong_chain_leaves_the_live_pair_untouched() {
     use rotation::ca::{CertificateAuthority, Fetched};
-    use rotation::hosts::{CsrBatch, DeployRequest, HostAgent, Invocation};
+    use rotation::hosts::{CsrBatch, DeployBatch, DeployEntry, HostAgent, Invocation};
     let mut stack = LocalStack::start(&[]).await.unwrap();
     let h = host(7);
     let o = mixed(7);
@@ -573,17 +585,19 @@ async fn deploy_with_a_wrong_chain_leaves_the_live_pair_untouched() {
         .unwrap()
         .pem();
     let cmd = agent
-        .deploy(&DeployRequest {
-            host: &id,
+        .deploy(&DeployBatch {
+            entries: &[DeployEntry {
+                host: id.clone(),
+                rotation: rotation.clone(),
+                certificate_pem: certificate,
+            }],
             cert_path: &settings.cert_path,
             key_path: &settings.key_path,
             cacert_path: &settings.cacert_path,
             signing_helper_path: &settings.signing_helper_path,
-            certificate_pem: &certificate,
             chain_pem: &other_ca,
             roles_anywhere: &stack.config.roles_anywhere,
             reload_hook: None,
-            rotation: &rotation,
         })
         .await
         .unwrap();

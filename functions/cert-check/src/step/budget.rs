@@ -28,14 +28,7 @@ pub fn budget_until(
     }
 }
 
-/// The deadline of a Lambda invocation from its context's milliseconds since the epoch (0: not
-/// invoked by Lambda).
-pub fn lambda_deadline(deadline_ms: u64) -> Option<OffsetDateTime> {
-    if deadline_ms == 0 {
-        return None;
-    }
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(deadline_ms) * 1_000_000).ok()
-}
+pub use rotation::budget::lambda_deadline;
 
 /// Why a host was not started.
 pub const LEFT_REASON: &str = "left for the continuation: the run's time budget was spent";
@@ -59,12 +52,5 @@ mod tests {
             Some(T + Duration::minutes(14))
         );
         assert_eq!(budget_until(None, T, None), None);
-    }
-
-    #[test]
-    fn lambda_deadlines_are_milliseconds_and_zero_is_none() {
-        assert_eq!(lambda_deadline(0), None);
-        let ms = (T.unix_timestamp() * 1000 + 250) as u64;
-        assert_eq!(lambda_deadline(ms), Some(T + Duration::milliseconds(250)));
     }
 }

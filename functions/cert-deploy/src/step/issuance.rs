@@ -22,13 +22,14 @@ use rotation::ca::Fetched;
 use rotation::config::HostSettings;
 use rotation::error::AwsError;
 use rotation::events::{Envelope, IssuanceDetail, PCA_ISSUANCE};
-use rotation::hosts::DeployRequest;
+use rotation::hosts::DeployEntry;
 use rotation::Config;
 use state::ports::StoreError;
 use state::record::{DeployedCert, FailureStage, RotationState};
 use state::{HostId, HostRecord, RotationId};
 use time::{Duration, OffsetDateTime};
 
+use super::batch::Shared;
 use super::{failure, written, Outcome, Stop};
 
 /// The rotation an issuance event is for: effect, fetch the certificate.
@@ -88,19 +89,23 @@ pub struct Deploy {
 }
 
 impl Deploy {
-    /// The DeployCert request to send for `issuance`.
-    pub fn request<'a>(&'a self, issuance: &'a Issuance, config: &'a Config) -> DeployRequest<'a> {
-        DeployRequest {
-            host: &issuance.host,
-            cert_path: &self.settings.cert_path,
-            key_path: &self.settings.key_path,
-            cacert_path: &self.settings.cacert_path,
-            signing_helper_path: &self.settings.signing_helper_path,
-            certificate_pem: &self.claim.certificate,
-            chain_pem: &self.claim.chain,
-            roles_anywhere: &config.roles_anywhere,
-            reload_hook: config.reload_hook.as_ref(),
-            rotation: &issuance.rotation,
+    /// This host's entry in a DeployCert command.
+    pub fn entry(&self, issuance: &Issuance) -> DeployEntry {
+        DeployEntry {
+            host: issuance.host.clone(),
+            rotation: issuance.rotation.clone(),
+            certificate_pem: self.claim.certificate.clone(),
+        }
+    }
+
+    /// What this host's command shares with the other hosts of one command.
+    pub fn shared(&self) -> Shared {
+        Shared {
+            cert_path: self.settings.cert_path.clone(),
+            key_path: self.settings.key_path.clone(),
+            cacert_path: self.settings.cacert_path.clone(),
+            signing_helper_path: self.settings.signing_helper_path.clone(),
+            chain_pem: self.claim.chain.clone(),
         }
     }
 }

@@ -318,18 +318,14 @@ fn a_claimed_deployment_sends_deploy_cert_with_the_hosts_paths() {
     let i = issuance(&pki);
     let d = deploy(&pki, &i);
     assert_eq!(d.record, deploying(None));
-    let config = config();
-    let req = d.request(&i, &config);
-    assert_eq!(req.host, &host());
-    assert_eq!(req.cert_path.as_str(), "/srv/pki/certs");
-    assert_eq!(req.key_path.as_str(), "/etc/pki/rolesanywhere/private");
-    assert_eq!(req.certificate_pem, pki.certificate);
-    assert_eq!(req.chain_pem, pki.chain);
-    assert_eq!(
-        req.reload_hook.map(|h| h.as_str()),
-        Some("/usr/local/sbin/reload-app")
-    );
-    assert_eq!(req.rotation, &rotation());
+    let entry = d.entry(&i);
+    assert_eq!(entry.host, host());
+    assert_eq!(entry.certificate_pem, pki.certificate);
+    assert_eq!(entry.rotation, rotation());
+    let shared = d.shared();
+    assert_eq!(shared.cert_path.as_str(), "/srv/pki/certs");
+    assert_eq!(shared.key_path.as_str(), "/etc/pki/rolesanywhere/private");
+    assert_eq!(shared.chain_pem, pki.chain);
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! CertIssue's queue in the local stack: a real SQS queue in moto with a redrive policy to a
-//! dead-letter queue, between the GenerateCsr status events and CertIssue, as in the template.
+//! CertIssue's and CertDeploy's queues in the local stack: real SQS queues in moto with a
+//! redrive policy to a dead-letter queue, between the GenerateCsr status events and CertIssue,
+//! and between Private CA's issuance events and CertDeploy, as in the template.
 //!
 //! Why a real queue: redelivery after the visibility timeout, the receive count and the move to
 //! the dead-letter queue are SQS's behaviour, not ours; the local stack polls the queue as
@@ -11,12 +12,13 @@ use serde_json::{json, Value};
 
 use crate::inbox::aws_json;
 
-/// Messages received per poll (the template's batch size).
-pub const BATCH_SIZE: usize = 10;
+/// Messages one ReceiveMessage returns at most (SQS's limit; Lambda's poller gathers more for
+/// a larger batch).
+pub const RECEIVE_MAX: usize = 10;
 
 /// A queue and its dead-letter queue.
 #[derive(Debug, Clone)]
-pub struct IssueQueue {
+pub struct EventQueue {
     endpoint: String,
     /// The queue's URL.
     pub url: String,
@@ -37,7 +39,7 @@ pub struct Received {
     pub receive_count: u32,
 }
 
-impl IssueQueue {
+impl EventQueue {
     /// Creates `name` and `name-dlq` in moto at `endpoint`: a message is visible again
     /// `visibility_s` seconds after a receive that did not delete it, and moves to the
     /// dead-letter queue after `max_receives` receives.
@@ -46,7 +48,7 @@ impl IssueQueue {
         name: &str,
         visibility_s: u32,
         max_receives: u32,
-    ) -> anyhow::Result<IssueQueue> {
+    ) -> anyhow::Result<EventQueue> {
         let sqs = |target: &str, body: Value| aws_json(endpoint, "sqs", target, &body);
         let dlq = sqs(
             "AmazonSQS.CreateQueue",
@@ -69,7 +71,7 @@ impl IssueQueue {
                 },
             }),
         )?;
-        Ok(IssueQueue {
+        Ok(EventQueue {
             endpoint: endpoint.to_owned(),
             url: queue["QueueUrl"].as_str().unwrap_or_default().to_owned(),
             dlq_url,
@@ -89,12 +91,25 @@ impl IssueQueue {
         Ok(())
     }
 
-    /// Receives up to [`BATCH_SIZE`] visible messages.
-    pub fn receive(&self) -> anyhow::Result<Vec<Received>> {
+    /// Receives up to `batch_size` visible messages, [`RECEIVE_MAX`] a call, as Lambda's
+    /// poller gathers a batch.
+    pub fn receive(&self, batch_size: usize) -> anyhow::Result<Vec<Received>> {
+        let mut batch = Vec::new();
+        while batch.len() < batch_size {
+            let got = self.receive_once(RECEIVE_MAX.min(batch_size - batch.len()))?;
+            if got.is_empty() {
+                break;
+            }
+            batch.extend(got);
+        }
+        Ok(batch)
+    }
+
+    fn receive_once(&self, max: usize) -> anyhow::Result<Vec<Received>> {
         let out = self.call(
             "AmazonSQS.ReceiveMessage",
             json!({
-                "QueueUrl": self.url, "MaxNumberOfMessages": BATCH_SIZE, "WaitTimeSeconds": 0,
+                "QueueUrl": self.url, "MaxNumberOfMessages": max, "WaitTimeSeconds": 0,
                 "AttributeNames": ["ApproximateReceiveCount"],
             }),
         )?;
@@ -158,7 +173,7 @@ pub fn sqs_event(messages: &[(String, String)]) -> Value {
             json!({
                 "messageId": id, "receiptHandle": "local", "body": body,
                 "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:cert-rotation-issue",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:cert-rotation",
                 "awsRegion": "us-east-1",
             })
         })
