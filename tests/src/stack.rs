@@ -292,6 +292,8 @@ impl LocalStack {
             ("PROFILE_ARN", ra.profile_arn.clone()),
             ("ROLE_ARN", ra.role_arn.clone()),
             ("CRL_BUCKET", CRL_BUCKET.to_owned()),
+            // The reconcile tests move the clock past it by an hour and five minutes.
+            ("IN_FLIGHT_TIMEOUT_MINUTES", "60".to_owned()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

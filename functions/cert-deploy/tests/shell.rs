@@ -380,6 +380,35 @@ async fn a_deployment_revokes_the_certificate_it_replaced() {
 }
 
 #[tokio::test]
+async fn a_throttled_revocation_of_the_replaced_certificate_is_asked_again_not_alerted() {
+    let deps = deps(deploying());
+    deps.store
+        .records
+        .lock()
+        .unwrap()
+        .get_mut(&host())
+        .unwrap()
+        .current = Some(DeployedCert {
+        serial: Some("0C:0D".into()),
+        not_before: None,
+        not_after: OffsetDateTime::now_utc() + Duration::days(1),
+        renew_at: None,
+        cert_arn: None,
+    });
+    // Private CA throttles the first ask (RevokeCertificate's quota is 20/s).
+    deps.ca
+        .revokes
+        .lock()
+        .unwrap()
+        .push_back(Err(aws_error(true)));
+    let out = handle(&deps, deploy_status("Success")).await.unwrap();
+    assert_eq!(out["outcome"], "deployed", "{out}");
+    let asked = deps.ca.revoked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "asked again after a wait: {asked:?}");
+    assert_eq!(alerts(&deps), 0, "no REVOCATION_FAILED");
+}
+
+#[tokio::test]
 async fn success_on_the_host_records_deployed_with_a_renewal_point() {
     let deps = deps(deploying());
     let out = handle(&deps, deploy_status("Success")).await.unwrap();

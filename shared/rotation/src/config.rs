@@ -195,7 +195,7 @@ impl Config {
                     assumed_lifetime: Duration::days(validity),
                 },
                 in_flight_timeout: Duration::minutes(
-                    parse_num("IN_FLIGHT_TIMEOUT_MINUTES", "60")? as i64
+                    parse_num("IN_FLIGHT_TIMEOUT_MINUTES", "120")? as i64,
                 ),
                 reissue_revoked: parse_bool("REISSUE_REVOKED", "true")?,
                 ..PlanPolicy::default()

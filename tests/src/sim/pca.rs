@@ -124,11 +124,10 @@ impl CertificateAuthority for SimCa {
             self.env.lock().token_replays += 1;
             return Ok(arn);
         }
-        let ready_at = self
-            .inner
-            .certificate(&arn)
-            .map(|c| c.ready_at)
-            .unwrap_or_else(|| self.env.lock().start);
+        // Issued at the call's virtual time (the kit's clock stands at the invocation's start;
+        // an invocation that issues many certificates spreads them over its run).
+        let delay = time::Duration::seconds_f64(self.env.lock().params.pca_issue_delay_s);
+        let ready_at = self.env.now() + delay;
         let mut s = self.env.lock();
         let n = s
             .issued_per_token

@@ -604,12 +604,16 @@ mod tests {
             panic!("fails")
         };
         assert_eq!(f.stage, FailureStage::RequestCsr);
-        assert!(f
-            .reason
-            .starts_with("no GenerateCsr command reached Run Command within 60 minutes"));
+        let within = format!(
+            "no GenerateCsr command reached Run Command within {} minutes",
+            config.plan.in_flight_timeout.whole_minutes()
+        );
+        assert!(f.reason.starts_with(&within), "{}", f.reason);
 
-        // Run Command can't be asked: left, until the hard limit (75 minutes in).
-        let s = stuck(deploying(2, None, NOW - Duration::minutes(65)));
+        // Run Command can't be asked: left, until the hard limit (15 minutes past the
+        // in-flight timeout).
+        let since = NOW - config.plan.in_flight_timeout - Duration::minutes(5);
+        let s = stuck(deploying(2, None, since));
         let throttled = || Err(aws_error("ThrottlingException", true));
         assert!(matches!(
             after_find(&s, Document::DeployCert, throttled(), &config, NOW),
@@ -681,8 +685,9 @@ mod tests {
     #[test]
     fn a_pending_generate_csr_is_left_until_the_hard_limit_then_failed() {
         let config = config();
-        // Stuck at 60 minutes; Run Command settles within 15 more.
-        let since = NOW - Duration::minutes(70);
+        // Stuck after the in-flight timeout; Run Command settles within 15 more.
+        let timeout = config.plan.in_flight_timeout;
+        let since = NOW - timeout - Duration::minutes(10);
         let s = stuck(csr_requested(1, since));
         let ask = |now| {
             after_invocation(
@@ -697,14 +702,15 @@ mod tests {
         assert!(matches!(ask(NOW), Decision::Leave(n) if n.reason.contains("still running")));
         assert_eq!(
             hard_limit(&s.record, &config, NOW),
-            since + Duration::minutes(75)
+            since + timeout + Duration::minutes(15)
         );
         let Decision::Fail(f) = ask(NOW + Duration::minutes(5)) else {
             panic!("fails at the hard limit")
         };
         assert_eq!(f.stage, FailureStage::RequestCsr);
         assert_eq!(f.command_id.as_deref(), Some("c-1"));
-        assert!(f.reason.contains("after 75 minutes"), "{}", f.reason);
+        let after = format!("after {} minutes", timeout.whole_minutes() + 15);
+        assert!(f.reason.contains(&after), "{}", f.reason);
     }
 
     #[test]
