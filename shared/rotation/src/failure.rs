@@ -119,15 +119,28 @@ pub async fn raise_and_record<S: AlertRecorder, A: Alerts>(
     raised
 }
 
-/// Records that an alert of `level` went out for `host` (logged if it cannot be written: the
-/// next run would then repeat the alert, never lose it).
+/// Waits before each further write of an alert level while the table answers a retryable
+/// error (throttling): an unrecorded level means the host's next failure alerts again.
+pub const LEVEL_DELAYS_MS: [u64; 3] = [250, 1_000, 4_000];
+
+/// Records that an alert of `level` went out for `host`, written again after each of
+/// [`LEVEL_DELAYS_MS`] while the table answers a retryable error (logged if it still cannot be
+/// written: the next run would then repeat the alert, never lose it).
 pub async fn record_level<S: AlertRecorder>(
     store: &S,
     host: &HostId,
     level: AlertLevel,
     now: OffsetDateTime,
 ) {
-    if let Err(e) = store.alerted(host, level, now).await {
+    let mut answer = store.alerted(host, level, now).await;
+    for delay in LEVEL_DELAYS_MS {
+        if !matches!(&answer, Err(e) if e.is_retryable()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        answer = store.alerted(host, level, now).await;
+    }
+    if let Err(e) = answer {
         tracing::warn!(%host, level = level.as_str(), error = %e, "could not record the alert level");
     }
 }

@@ -116,8 +116,8 @@ fn print_summary(r: &Report, json: &Path, png: &Path) {
         r.scenario.name, r.hosts, r.scenario.days, r.scenario.seed
     );
     println!(
-        "  minutes_to_all_deployed {minutes}; expired on online hosts {}, while offline {}",
-        r.expired, r.expired_offline
+        "  minutes_to_all_deployed {minutes}; expired on online hosts {}, while offline {}, within a pass of coming back {}",
+        r.expired, r.expired_offline, r.expired_on_return
     );
     println!(
         "  IssueCertificate: sustained {:.1}/s = {:.0}% of the {}/s quota, peak {:.1}/s; {:.3} per rotation",
@@ -128,10 +128,11 @@ fn print_summary(r: &Report, json: &Path, png: &Path) {
         r.issue_certificate_per_rotation
     );
     println!(
-        "  rotations: {} deployed, {} failed ({} by throttling); per 12-h run max {} mean {:.0}, issued max/mean {:.2}",
+        "  rotations: {} deployed, {} failed ({} by throttling), {} claims handed back to the next pass; per 12-h run max {} mean {:.0}, issued max/mean {:.2}",
         r.rotations_deployed,
         r.rotations_failed,
         r.failed_by_throttling,
+        r.claims_handed_back,
         r.per_run.max_started,
         r.per_run.mean_started,
         r.per_run.peak_to_mean_issued

@@ -291,6 +291,14 @@ impl MemoryHosts {
         before - inner.commands.len()
     }
 
+    /// Drops the invocations `keys` names (command ID, host), finished or not.
+    pub fn forget(&self, keys: &[(String, HostId)]) {
+        let mut inner = self.lock();
+        for key in keys {
+            inner.commands.remove(key);
+        }
+    }
+
     /// The private key of the last CSR `host` generated automatically, PEM.
     pub fn staged_key(&self, host: &HostId) -> Option<String> {
         self.lock().hosts.get(host)?.staged_key.clone()

@@ -45,6 +45,8 @@ pub struct StateCounts {
     pub failed_throttled: u64,
     /// Rotations FAILED for any reason.
     pub failed: u64,
+    /// Claims handed back for the next pass (SendCommand throttled).
+    pub released: u64,
 }
 
 impl StateCounts {
@@ -194,6 +196,14 @@ impl Transitions for SimStore {
                     if states.ever_deployed.insert(host.clone()) {
                         states.last_first_deployed = Some(now);
                     }
+                }
+                // A claim handed back for the next pass (SendCommand throttled past the run's
+                // waits) is written as FAILED with no attempt counted and no alert: not a
+                // failed rotation.
+                state::record::RotationState::Failed { reason, .. }
+                    if reason.starts_with("left for the next pass") =>
+                {
+                    states.released += 1;
                 }
                 state::record::RotationState::Failed { reason, .. } => {
                     states.failed += 1;

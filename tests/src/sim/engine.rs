@@ -67,7 +67,17 @@ pub struct Violation {
 struct Command {
     document: Document,
     done: bool,
+    /// When it finished on its host (the simulator forgets it some time after).
+    done_at: Option<OffsetDateTime>,
 }
+
+/// Seconds a rotation takes once a returning host is reached (GenerateCsr, issuance, DeployCert),
+/// with margin: a certificate that expires sooner after its host came back, plus a reconcile
+/// pass, could not have been renewed on it.
+const RETURN_GRACE_S: f64 = 300.0;
+
+/// How long after they finish the simulator keeps commands and certificates.
+const FORGET_AFTER: Duration = Duration::days(2);
 
 /// One run of a scenario.
 pub struct Sim {
@@ -414,6 +424,8 @@ impl Sim {
                     return format!("{now} timeout {id} {host} done");
                 }
                 c.done = true;
+                c.done_at = Some(now);
+                c.done_at = Some(now);
                 let document = c.document;
                 self.fleet[host].waiting.retain(|w| *w != id);
                 let timed_out = finished(false, "DeliveryTimedOut", String::new(), "");
@@ -438,6 +450,9 @@ impl Sim {
 
     fn set_online(&mut self, host: usize, online: bool, now: OffsetDateTime) {
         self.fleet[host].online = online;
+        if online {
+            self.fleet[host].online_since = Some(now);
+        }
         self.hosts.inner.set_online(&host_id(host), online);
         if online {
             let run = Duration::seconds_f64(self.params.host_run_s);
@@ -644,6 +659,7 @@ impl Sim {
                     Command {
                         document,
                         done: false,
+                        done_at: None,
                     },
                 );
                 let at = at.max(now);
@@ -711,7 +727,13 @@ impl Sim {
             if !current {
                 continue;
             }
-            if host.online {
+            // Back for less than a reconcile pass and a rotation: too late to be rotated in time.
+            let grace =
+                Duration::seconds_f64(self.params.reconcile_minutes * 60.0 + RETURN_GRACE_S);
+            let just_back = host.online_since.is_some_and(|t| now - t < grace);
+            if host.online && just_back {
+                self.observed.expired_on_return += 1;
+            } else if host.online {
                 self.observed.expired += 1;
                 let id = host_id(i);
                 self.violation(now, format!("no online host's certificate expires: {id}"));
@@ -741,11 +763,21 @@ impl Sim {
             offline,
             queued: waiting,
         });
-        // A long run keeps only commands still pending (Run Command forgets old ones too).
+        // A long run forgets commands finished, and certificates issued, more than two days
+        // ago (memory: Run Command keeps them 30 days, but nothing the pipeline does asks about
+        // one that old: the reconciler asks within hours, even after a 36-hour outage).
         if self.observed.samples.len() % 36 == 0 {
-            self.hosts.inner.forget_finished();
-            self.commands.retain(|_, c| !c.done);
-            self.ca.forget_issued_before(now - Duration::days(1));
+            let before = now - FORGET_AFTER;
+            let old: Vec<(String, state::HostId)> = self
+                .commands
+                .iter()
+                .filter(|(_, c)| c.done_at.is_some_and(|t| t < before))
+                .map(|((id, i), _)| (id.clone(), host_id(*i)))
+                .collect();
+            self.hosts.inner.forget(&old);
+            self.commands
+                .retain(|_, c| c.done_at.is_none_or(|t| t >= before));
+            self.ca.forget_issued_before(before);
         }
     }
 }

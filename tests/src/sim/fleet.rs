@@ -46,6 +46,8 @@ pub struct Live {
 pub struct SimHost {
     /// Whether the agent is reachable.
     pub online: bool,
+    /// When it last came back online (`None`: online from the start).
+    pub online_since: Option<time::OffsetDateTime>,
     /// The public half of the key GenerateCsr last staged.
     pub staged: Option<Vec<u8>>,
     /// What is installed.

@@ -75,6 +75,9 @@ pub struct Observed {
     pub expired: u64,
     /// Certificates that expired while their host was offline.
     pub expired_offline: u64,
+    /// Certificates that expired on a host back online for less than a reconcile pass and a
+    /// rotation (it came back too late to be rotated in time: alerted, not a broken invariant).
+    pub expired_on_return: u64,
     /// Alerts.
     pub alerts: AlertFigures,
     /// Function errors and kills, by their first words.
@@ -164,6 +167,9 @@ pub struct Report {
     pub expired: u64,
     /// Certificates that expired while their host was offline.
     pub expired_offline: u64,
+    /// Certificates that expired on a host back online for less than a reconcile pass and a
+    /// rotation.
+    pub expired_on_return: u64,
     /// For each fault window (outage, storm, offline) that ended: minutes from its end until
     /// the first sample with no host FAILED or never deployed (`null`: not within the run).
     pub settled_after: BTreeMap<String, Option<f64>>,
@@ -185,6 +191,9 @@ pub struct Report {
     pub rotations_failed: u64,
     /// Of them, failed for throttling.
     pub failed_by_throttling: u64,
+    /// Claims CertCheck handed back for the next pass while SendCommand throttled (no attempt
+    /// counted, no alert; the host starts again in the next pass).
+    pub claims_handed_back: u64,
     /// Hosts DEPLOYED at the end.
     pub deployed_at_end: i64,
     /// IssueCertificate against the quota.
@@ -278,6 +287,7 @@ impl Report {
             minutes_to_all_deployed,
             expired: o.expired,
             expired_offline: o.expired_offline,
+            expired_on_return: o.expired_on_return,
             settled_after: settled_after(o, p),
             scenario: p.clone(),
             hosts: o.fleet,
@@ -288,6 +298,7 @@ impl Report {
             rotations_started: o.rotations_started,
             rotations_failed: states.failed,
             failed_by_throttling: states.failed_throttled,
+            claims_handed_back: states.released,
             deployed_at_end: states.counts().get("DEPLOYED").copied().unwrap_or(0),
             issuance: issuance_rate(o, p.pca_issue_rate, minutes_to_all_deployed),
             per_run: per_run(&o.runs),

@@ -150,12 +150,12 @@ pub fn plan_actions(
     let alerts = plan
         .items
         .iter()
-        .filter_map(|(record, _)| plan_alert(record, now))
+        .filter_map(|(record, item)| plan_alert(record, item, now))
         .collect();
     let failing = plan
         .items
         .iter()
-        .filter(|(record, _)| record.state.kind() == StateKind::Failed)
+        .filter(|(record, item)| not_going_well(record, item))
         .count();
     let mut stuck = Vec::new();
     let mut start = Vec::new();
@@ -178,10 +178,18 @@ pub fn plan_actions(
     }
 }
 
-/// The alert the plan calls for on `record`, once per level per episode: its certificate has
-/// expired (whatever the host does), or it is failed with under a day left.
-pub fn plan_alert(record: &HostRecord, now: OffsetDateTime) -> Option<HostAlert> {
-    let failing = record.state.kind() == StateKind::Failed;
+/// Whether `record`'s rotation is failing, or stuck in flight past the in-flight timeout (a
+/// Private CA outage holds rotations there, where nothing fails them): either way its
+/// certificate is not being renewed, and the alerts escalate with the time left.
+fn not_going_well(record: &HostRecord, item: &PlanItem) -> bool {
+    record.state.kind() == StateKind::Failed || matches!(item, PlanItem::Stuck { .. })
+}
+
+/// The alert the plan calls for on `record` (planned as `item`), once per level per episode:
+/// its certificate has expired (whatever the host does), or its rotation is failing or stuck
+/// with under a day left.
+pub fn plan_alert(record: &HostRecord, item: &PlanItem, now: OffsetDateTime) -> Option<HostAlert> {
+    let failing = not_going_well(record, item);
     let (level, alert) = match alert_due(record, failing, now)? {
         AlertLevel::Expired => (AlertLevel::Expired, expired_alert(record.host.as_str())),
         AlertLevel::Urgent => (
@@ -190,7 +198,7 @@ pub fn plan_alert(record: &HostRecord, now: OffsetDateTime) -> Option<HostAlert>
                 host: Some(record.host.to_string()),
                 ..Alert::new(
                     AlertKind::ExpiresSoon,
-                    "the certificate expires within a day and its rotation keeps failing; retries go on",
+                    "the certificate expires within a day and its rotation keeps failing or is stuck; retries go on",
                 )
             },
         ),
@@ -405,6 +413,24 @@ mod tests {
         assert_eq!(a.alerts[0].alert.kind, AlertKind::ExpiresSoon);
         f.attempts.alerted = Some(AlertLevel::Urgent);
         assert!(plan_actions(loaded(vec![f.clone()]), false, &config(), NOW)
+            .alerts
+            .is_empty());
+        // A rotation stuck in flight (past the in-flight timeout: the CA out, say) with under
+        // a day left is alerted as a failing one is.
+        let mut stuck = deployed(4, NOW - Duration::days(6));
+        stuck.state = RotationState::CsrRequested {
+            rotation: state::RotationId("r-4".into()),
+            command_id: Some("c-4".into()),
+        };
+        stuck.state_since = Some(NOW - Duration::hours(30));
+        stuck.current.as_mut().unwrap().not_after = NOW + Duration::hours(5);
+        let a = plan_actions(loaded(vec![stuck.clone()]), false, &config(), NOW);
+        assert_eq!(a.alerts.len(), 1, "{:?}", a.alerts);
+        assert_eq!(a.alerts[0].level, AlertLevel::Urgent);
+        assert_eq!(a.failing, 1);
+        // Within the in-flight timeout it is being rotated: no alert.
+        stuck.state_since = Some(NOW - Duration::minutes(5));
+        assert!(plan_actions(loaded(vec![stuck]), false, &config(), NOW)
             .alerts
             .is_empty());
         // A healthy host under a day from expiry is not alerted (it is being rotated).
