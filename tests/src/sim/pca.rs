@@ -56,7 +56,8 @@ impl SimCa {
             };
             if self.env.in_window(at, outage.0, outage.1) {
                 if attempt + 1 < attempts {
-                    self.env.backoff(0.5 * f64::from(1u32 << attempt.min(5)));
+                    self.env
+                        .backoff(self.env.draw() * f64::from(1u32 << attempt.min(5)));
                     continue;
                 }
                 return Err(pca_error(
@@ -79,7 +80,8 @@ impl SimCa {
             }
             self.env.throttled("ACMPCA", op);
             if attempt + 1 < attempts {
-                self.env.backoff(0.5 * f64::from(1u32 << attempt.min(5)));
+                self.env
+                    .backoff(self.env.draw() * f64::from(1u32 << attempt.min(5)));
             }
         }
         self.env.throttled_after_retries("ACMPCA", op);

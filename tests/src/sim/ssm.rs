@@ -65,8 +65,9 @@ impl SimHosts {
             }
             self.env.throttled("SSM", "SendCommand");
             if attempt + 1 < attempts {
-                // The SDK's exponential backoff (base 1 s, mean of full jitter).
-                self.env.backoff(0.5 * f64::from(1u32 << attempt.min(5)));
+                // The SDK's exponential backoff (base 1 s, full jitter: concurrent callers spread).
+                self.env
+                    .backoff(self.env.draw() * f64::from(1u32 << attempt.min(5)));
             }
         }
         self.env.throttled_after_retries("SSM", "SendCommand");
