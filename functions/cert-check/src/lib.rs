@@ -518,19 +518,13 @@ where
         .map(|(s, _)| (s.record.host.clone(), s.rotation.clone()))
         .collect();
     let batch = claimed[0].0.csr.batch(&rotations);
-    let mut answer = deps.hosts.request_csrs(&batch).await;
-    for delay in CSR_SEND_DELAYS_MS {
-        if !matches!(&answer, Err(e) if e.is_throttling()) {
-            break;
-        }
-        tracing::warn!(
-            hosts = rotations.len(),
-            delay_ms = delay,
-            "GenerateCsr throttled; sending again"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-        answer = deps.hosts.request_csrs(&batch).await;
-    }
+    let answer = rotation::again::ask_again(
+        "GenerateCsr throttled",
+        &CSR_SEND_DELAYS_MS,
+        rotation::again::throttled,
+        || deps.hosts.request_csrs(&batch),
+    )
+    .await;
     step::start::after_send(answer)
 }
 

@@ -23,6 +23,7 @@
 //! and records the result, so what it does is tested without any AWS service.
 
 use lambda_runtime::LambdaEvent;
+use rotation::again::ask_again;
 use rotation::alerts::Alerts;
 use rotation::budget::{lambda_deadline, Budget};
 use rotation::ca::CertificateAuthority;
@@ -250,15 +251,13 @@ where
             &request.idempotency_token,
         )
     };
-    let mut answer = issue().await;
-    for delay in ISSUE_DELAYS_MS {
-        if !matches!(&answer, Err(e) if e.is_throttling()) {
-            break;
-        }
-        tracing::warn!(delay_ms = delay, "IssueCertificate throttled; asking again");
-        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-        answer = issue().await;
-    }
+    let answer = ask_again(
+        "IssueCertificate throttled",
+        &ISSUE_DELAYS_MS,
+        rotation::again::throttled,
+        issue,
+    )
+    .await;
     let cert_arn = step::issue_answer(&pending, answer)?;
     let record = || {
         deps.store.issuing(
@@ -270,15 +269,13 @@ where
             now,
         )
     };
-    let mut answer = record().await;
-    for delay in RECORD_DELAYS_MS {
-        if !matches!(&answer, Err(e) if e.is_retryable()) {
-            break;
-        }
-        tracing::warn!(delay_ms = delay, "recording ISSUING failed; trying again");
-        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-        answer = record().await;
-    }
+    let answer = ask_again(
+        "recording ISSUING failed",
+        &RECORD_DELAYS_MS,
+        |a| matches!(a, Err(e) if e.is_retryable()),
+        record,
+    )
+    .await;
     let outcome = step::issuing_recorded(&pending, &cert_arn, answer)?;
     tracing::info!(certificate_arn = %cert_arn, key = ?request.key_kind, "certificate requested");
     Ok(outcome)

@@ -132,14 +132,13 @@ pub async fn record_level<S: AlertRecorder>(
     level: AlertLevel,
     now: OffsetDateTime,
 ) {
-    let mut answer = store.alerted(host, level, now).await;
-    for delay in LEVEL_DELAYS_MS {
-        if !matches!(&answer, Err(e) if e.is_retryable()) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-        answer = store.alerted(host, level, now).await;
-    }
+    let answer = crate::again::ask_again(
+        "recording the alert level failed",
+        &LEVEL_DELAYS_MS,
+        |a: &Result<_, state::ports::StoreError>| matches!(a, Err(e) if e.is_retryable()),
+        || store.alerted(host, level, now),
+    )
+    .await;
     if let Err(e) = answer {
         tracing::warn!(%host, level = level.as_str(), error = %e, "could not record the alert level");
     }

@@ -15,6 +15,7 @@
 //! [`telemetry`] (embedded-metric-format metrics). The SDK-backed implementations are in the
 //! `adapters` crate; the in-memory ones are in the tests crate.
 
+pub mod again;
 pub mod alerts;
 pub mod budget;
 pub mod ca;

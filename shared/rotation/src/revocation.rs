@@ -72,15 +72,13 @@ pub async fn retire<C: CertificateAuthority, A: Alerts>(
     retirement: &Retirement,
 ) -> bool {
     let serial = pki::canonical_serial(&retirement.serial);
-    let mut answer = ca.revoke(&serial, SUPERSEDED).await;
-    for delay in REVOKE_DELAYS_MS {
-        if !matches!(&answer, Err(e) if e.is_throttling()) {
-            break;
-        }
-        tracing::warn!(host = %retirement.host, serial, delay_ms = delay, "RevokeCertificate throttled; asking again");
-        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-        answer = ca.revoke(&serial, SUPERSEDED).await;
-    }
+    let answer = crate::again::ask_again(
+        "RevokeCertificate throttled",
+        &REVOKE_DELAYS_MS,
+        crate::again::throttled,
+        || ca.revoke(&serial, SUPERSEDED),
+    )
+    .await;
     match answer {
         Ok(()) => {
             tracing::info!(host = %retirement.host, serial, what = retirement.what, "revoked as SUPERSEDED");

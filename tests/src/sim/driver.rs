@@ -182,15 +182,10 @@ impl Driver {
         let budget = self.budget(Some(until));
         let answer =
             cert_issue::handle_batch(&self.deps, &SqsBatch { records }, &budget, now).await;
-        let again: Vec<&str> = answer["batchItemFailures"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|f| f["itemIdentifier"].as_str())
-            .collect();
+        let again = crate::queue::failed_ids(&answer);
         (0..batch.len())
             .map(|i| {
-                if again.contains(&i.to_string().as_str()) {
+                if again.contains(&i.to_string()) {
                     Err("delivered again (batchItemFailures)".to_owned())
                 } else {
                     Ok(())
