@@ -247,7 +247,7 @@ async fn a_deploy_cert_throttled_throughout_is_sent_by_the_retry_after_the_claim
     enrolled(&stack, std::slice::from_ref(&h)).await;
     stack.cert_check(json!({})).await.unwrap();
     // Every DeployCert attempt of the first delivery is throttled.
-    let sends = cert_deploy::SEND_DELAYS_MS.len() as u64;
+    let sends = cert_deploy::SEND_DELAYS_MS.len() as u64 + 1;
     stack.plan.add(
         Rule::on("SSM.SendCommand")
             .times(sends)

@@ -520,6 +520,7 @@ where
     let batch = claimed[0].0.csr.batch(&rotations);
     let answer = rotation::again::ask_again(
         "GenerateCsr throttled",
+        rotations[0].0.as_str(),
         &CSR_SEND_DELAYS_MS,
         rotation::again::throttled,
         || deps.hosts.request_csrs(&batch),

@@ -243,10 +243,10 @@ fn metrics(outcomes: &[Outcome]) -> Metrics {
 /// requests over 1.7 s; then the event is retried by Lambda).
 pub const FETCH_DELAYS_MS: [u64; 4] = [0, 200, 500, 1000];
 
-/// Waits before each DeployCert request that Run Command refused retryably (four requests over
-/// 7 s, so that concurrent invocations slow down to SendCommand's rate; then the rotation stays
-/// DEPLOYING without a command and the event is retried).
-pub const SEND_DELAYS_MS: [u64; 4] = [0, 1_000, 2_000, 4_000];
+/// Waits before each further DeployCert request that Run Command refused retryably (four
+/// requests over about 7 s, so that concurrent invocations slow down to SendCommand's rate;
+/// then the rotation stays DEPLOYING without a command and the event is retried).
+pub const SEND_DELAYS_MS: [u64; 3] = [1_000, 2_000, 4_000];
 
 /// Handles a Private CA issuance event at `now`. The event's age is not known here (a
 /// synthesized event): a certificate no rotation waits for yet is not ready.
@@ -422,18 +422,14 @@ where
         &deps.config.roles_anywhere,
         deps.config.reload_hook.as_ref(),
     );
-    let mut delays = SEND_DELAYS_MS.iter().peekable();
-    loop {
-        let delay = delays.next().copied().unwrap_or_default();
-        tokio::time::sleep(StdDuration::from_millis(delay)).await;
-        let answer = deps.hosts.deploy(&batch).await;
-        match &answer {
-            Err(e) if issuance::send_again(&answer) && delays.peek().is_some() => {
-                tracing::warn!(hosts = entries.len(), error = %e, "DeployCert refused, sending again")
-            }
-            _ => return answer,
-        }
-    }
+    rotation::again::ask_again(
+        "DeployCert refused, sending again",
+        entries.first().map_or("", |e| e.host.as_str()),
+        &SEND_DELAYS_MS,
+        issuance::send_again,
+        || deps.hosts.deploy(&batch),
+    )
+    .await
 }
 
 /// With Run Command's answer to the command that carried this host, records the command on

@@ -279,7 +279,7 @@ async fn a_deploy_cert_throttled_throughout_is_retried_and_the_retry_sends_it() 
     let (cert, chain, fingerprint) = certificate();
     let deps = deps(issuing(&fingerprint));
     fetch_ready(&deps, &cert, &chain);
-    for _ in cert_deploy::SEND_DELAYS_MS {
+    for _ in 0..=cert_deploy::SEND_DELAYS_MS.len() {
         deps.hosts
             .deploys
             .lock()

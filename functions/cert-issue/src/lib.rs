@@ -253,6 +253,7 @@ where
     };
     let answer = ask_again(
         "IssueCertificate throttled",
+        host.as_str(),
         &ISSUE_DELAYS_MS,
         rotation::again::throttled,
         issue,
@@ -271,6 +272,7 @@ where
     };
     let answer = ask_again(
         "recording ISSUING failed",
+        host.as_str(),
         &RECORD_DELAYS_MS,
         |a| matches!(a, Err(e) if e.is_retryable()),
         record,

@@ -134,6 +134,7 @@ pub async fn record_level<S: AlertRecorder>(
 ) {
     let answer = crate::again::ask_again(
         "recording the alert level failed",
+        host.as_str(),
         &LEVEL_DELAYS_MS,
         |a: &Result<_, state::ports::StoreError>| matches!(a, Err(e) if e.is_retryable()),
         || store.alerted(host, level, now),

@@ -74,6 +74,7 @@ pub async fn retire<C: CertificateAuthority, A: Alerts>(
     let serial = pki::canonical_serial(&retirement.serial);
     let answer = crate::again::ask_again(
         "RevokeCertificate throttled",
+        &serial,
         &REVOKE_DELAYS_MS,
         crate::again::throttled,
         || ca.revoke(&serial, SUPERSEDED),

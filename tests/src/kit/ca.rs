@@ -7,7 +7,7 @@
 //! while a certificate is still being issued. Both run on the shared
 //! [`ManualClock`]. Serials and ARNs come from a counter, so runs are reproducible.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rcgen::{
@@ -97,6 +97,8 @@ struct Inner {
     tokens: BTreeMap<(String, [u8; 32]), (String, OffsetDateTime)>,
     token_order: VecDeque<(OffsetDateTime, (String, [u8; 32]))>,
     revoked: Vec<Revocation>,
+    /// The serials of `revoked`, to answer a repeated revocation without reading them all.
+    revoked_serials: BTreeSet<String>,
     next_serial: u64,
     refusals: VecDeque<(String, bool)>,
     calls: CaCalls,
@@ -147,6 +149,7 @@ impl MemoryCa {
                 tokens: BTreeMap::new(),
                 token_order: VecDeque::new(),
                 revoked: Vec::new(),
+                revoked_serials: BTreeSet::new(),
                 next_serial: 0,
                 refusals: VecDeque::new(),
                 calls: CaCalls::default(),
@@ -429,7 +432,7 @@ impl CertificateAuthority for MemoryCa {
             ));
         }
         // Private CA answers RequestAlreadyProcessedException; the port counts it as done.
-        if inner.revoked.iter().any(|r| r.serial == serial) {
+        if !inner.revoked_serials.insert(serial.clone()) {
             return Ok(());
         }
         inner.revoked.push(Revocation {

@@ -425,7 +425,6 @@ impl Sim {
                 }
                 c.done = true;
                 c.done_at = Some(now);
-                c.done_at = Some(now);
                 let document = c.document;
                 self.fleet[host].waiting.retain(|w| *w != id);
                 let timed_out = finished(false, "DeliveryTimedOut", String::new(), "");
@@ -489,6 +488,7 @@ impl Sim {
         let ran = self.fleet[i].run(&me, &other, &command, &self.behaviour, draws);
         if let Some(c) = self.commands.get_mut(&key) {
             c.done = true;
+            c.done_at = Some(now);
         }
         let (status, invocation) = match &ran {
             Ran::Success(stdout) => ("Success", finished(true, "Success", stdout.clone(), "")),

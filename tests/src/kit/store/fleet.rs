@@ -10,7 +10,6 @@
 
 use state::item::{
     attr, is_reconciled, is_service_item, legacy_time, record_from_item, Attr, Item,
-    UNSETTLED_VALUE,
 };
 use state::plan::DueWindow;
 use state::ports::{FleetReader, FleetScan, RejectedRow};
@@ -91,9 +90,10 @@ impl MemoryStore {
             pages: 1,
             ..FleetScan::default()
         };
-        let indexed = inner.items.values().filter(
-            |item| matches!(item.get(attr::UNSETTLED), Some(Attr::S(v)) if v == UNSETTLED_VALUE),
-        );
+        let indexed = inner
+            .unsettled
+            .iter()
+            .filter_map(|key| inner.items.get(key));
         for item in indexed {
             out.items_read += 1;
             if is_service_item(item) {

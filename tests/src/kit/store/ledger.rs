@@ -19,6 +19,7 @@ impl CrlLedger for MemoryStore {
     }
 
     async fn write_crl_ledger(&self, ca_id: &str, write: &LedgerWrite) -> Result<bool, StoreError> {
+        let now = self.clock.now();
         let mut inner = self.lock();
         inner.calls.ledger += 1;
         let key = ledger_key(ca_id);
@@ -27,7 +28,7 @@ impl CrlLedger for MemoryStore {
             return Ok(false);
         }
         let next = write.effect_on(&key, current);
-        inner.items.insert(key, next);
+        inner.write(&key, Some(next), now);
         Ok(true)
     }
 }

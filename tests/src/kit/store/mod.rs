@@ -21,10 +21,10 @@ pub mod index;
 pub mod ledger;
 pub mod transitions;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use state::item::{attr, item_from_record, record_from_item, Attr, Item};
+use state::item::{attr, item_from_record, record_from_item, Attr, Item, UNSETTLED_VALUE};
 use state::{HostId, HostRecord, StoreError};
 use time::Duration;
 
@@ -65,7 +65,37 @@ struct Inner {
     items: BTreeMap<String, Item>,
     /// The pending-certificate index.
     index: PendingIndex,
+    /// Keys of the items the sparse `unsettled` index holds, kept on every write (a reconcile
+    /// pass every ten minutes must not read the whole table, here as in DynamoDB).
+    unsettled: BTreeSet<String>,
     calls: StoreCalls,
+}
+
+impl Inner {
+    /// Writes `item` under `key` (none: deletes it), keeping both indexes in step; returns the
+    /// item it replaced.
+    fn write(&mut self, key: &str, item: Option<Item>, now: time::OffsetDateTime) -> Option<Item> {
+        let old = self.items.get(key).and_then(pending_arn);
+        self.index
+            .on_write(key, old, item.as_ref().and_then(pending_arn), now);
+        self.track_unsettled(key, item.as_ref());
+        match (item, self.items.get_mut(key)) {
+            (Some(item), Some(slot)) => Some(std::mem::replace(slot, item)),
+            (Some(item), None) => self.items.insert(key.to_owned(), item),
+            (None, _) => self.items.remove(key),
+        }
+    }
+
+    /// Adds `key` to, or removes it from, the `unsettled` keys as `item` carries the key.
+    fn track_unsettled(&mut self, key: &str, item: Option<&Item>) {
+        if item.is_some_and(is_unsettled) {
+            if !self.unsettled.contains(key) {
+                self.unsettled.insert(key.to_owned());
+            }
+        } else {
+            self.unsettled.remove(key);
+        }
+    }
 }
 
 impl Default for MemoryStore {
@@ -86,6 +116,7 @@ impl MemoryStore {
             inner: Arc::new(Mutex::new(Inner {
                 items: BTreeMap::new(),
                 index: PendingIndex::new(Duration::ZERO),
+                unsettled: BTreeSet::new(),
                 calls: StoreCalls::default(),
             })),
             clock,
@@ -114,11 +145,7 @@ impl MemoryStore {
             other => panic!("an item needs a string hostID, got {other:?}"),
         };
         let now = self.clock.now();
-        let mut guard = self.lock();
-        let inner = &mut *guard;
-        let old = inner.items.get(&key).and_then(pending_arn);
-        inner.index.on_write(&key, old, pending_arn(&item), now);
-        inner.items.insert(key, item)
+        self.lock().write(&key, Some(item), now)
     }
 
     /// Puts the item that reads back as `record` (see [`item_from_record`]).
@@ -129,10 +156,7 @@ impl MemoryStore {
     /// Removes the item with key `key`, returning it.
     pub fn remove_item(&self, key: &str) -> Option<Item> {
         let now = self.clock.now();
-        let mut inner = self.lock();
-        let removed = inner.items.remove(key)?;
-        inner.index.on_write(key, pending_arn(&removed), None, now);
-        Some(removed)
+        self.lock().write(key, None, now)
     }
 
     /// The raw item with key `key` (a host ID or a `crl#` key), as stored.
@@ -195,6 +219,11 @@ fn pending_arn(item: &Item) -> Option<&str> {
         Some(Attr::S(a)) => Some(a),
         _ => None,
     }
+}
+
+/// Whether the sparse `unsettled` index holds `item`.
+fn is_unsettled(item: &Item) -> bool {
+    matches!(item.get(attr::UNSETTLED), Some(Attr::S(v)) if v == UNSETTLED_VALUE)
 }
 
 /// An item as a record, refused as the DynamoDB store refuses it.

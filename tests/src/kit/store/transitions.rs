@@ -14,7 +14,7 @@ use state::rules::{Change, Rule};
 use state::{HostId, HostRecord, StoreError, TransitionConflict};
 use time::OffsetDateTime;
 
-use super::{pending_arn, to_record, MemoryStore};
+use super::{to_record, MemoryStore};
 
 impl MemoryStore {
     /// [`Transitions::transition`] without the future, for callers that are not async.
@@ -37,7 +37,7 @@ impl MemoryStore {
         let inner = &mut *guard;
         inner.calls.transitions += 1;
         // As the DynamoDB store: a guard that can never hold is refused without asking.
-        let slot = match inner.items.get_mut(host.as_str()) {
+        let slot = match inner.items.get(host.as_str()) {
             Some(item) if !rule.never_holds() && rule.holds(Some(item)) => item,
             _ => {
                 inner.calls.conflicts += 1;
@@ -45,14 +45,9 @@ impl MemoryStore {
             }
         };
         let next = rule.effect_on(slot);
-        inner.index.on_write(
-            host.as_str(),
-            pending_arn(slot),
-            pending_arn(&next),
-            visible_at,
-        );
-        *slot = next;
-        to_record(slot)
+        let record = to_record(&next);
+        inner.write(host.as_str(), Some(next), visible_at);
+        record
     }
 }
 
@@ -79,10 +74,8 @@ impl Enroller for MemoryStore {
             }
             .into());
         }
-        // An enrolment item has no pending certificate: the index is unchanged.
-        inner
-            .items
-            .insert(host.as_str().to_owned(), enrolment_item(host, overrides));
+        let now = self.clock.now();
+        inner.write(host.as_str(), Some(enrolment_item(host, overrides)), now);
         Ok(())
     }
 }
