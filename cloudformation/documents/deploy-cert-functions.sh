@@ -4,17 +4,33 @@
 
 # This node's ID, rotation and certificate, in host_id, rotation_id and certificate_b64: the node
 # is the one SSM Agent names ($1, AWS_SSM_INSTANCE_ID), the rest the entry of the command's
-# `certificates` ($2) that names it (find_own_entry, prologue.sh). The certificate must still be
-# for CN=<that ID>, which the script checks once it is decoded.
+# `certificates` ($2) that names it (find_own_entry, prologue.sh). The entry carries the PEM's
+# body only (the base64 of the DER, a quarter shorter than the PEM's own base64, so a command
+# carries more hosts); certificate_b64 is the base64 of the PEM wrapped back around it, the form
+# the chain parameter has. The certificate must still be for CN=<that ID>, which the script
+# checks once it is decoded.
 # shellcheck disable=SC2034 # rotation_id and certificate_b64 are this function's result
 find_own_certificate() {
   find_own_entry "$1" "$2" DeployCert certificates nodeId=rotationId=certificate certificate_ok
   rotation_id="${own_entry%%=*}"
-  certificate_b64="${own_entry#*=}"
+  certificate_b64=$(pem_of_body "${own_entry#*=}" | base64 | tr -d '\n') ||
+    fail 10 "cannot encode the certificate"
 }
 
-# What follows `nodeId=` in a `certificates` entry: the rotation ID, `=`, and the certificate as
-# base64 on one line of at most re_b64_max characters (a length the pattern cannot bound cheaply).
+# A PEM certificate around a base64 body: the BEGIN line, the body 64 characters a line, the END
+# line.
+pem_of_body() {
+  local body="$1" at
+  printf '%s\n' '-----BEGIN CERTIFICATE-----'
+  for ((at = 0; at < ${#body}; at += 64)); do
+    printf '%s\n' "${body:at:64}"
+  done
+  printf '%s\n' '-----END CERTIFICATE-----'
+}
+
+# What follows `nodeId=` in a `certificates` entry: the rotation ID, `=`, and the certificate's
+# PEM body, base64 on one line of at most re_b64_max characters (a length the pattern cannot bound
+# cheaply).
 certificate_ok() {
   local cert="${1#*=}"
   [[ "$1" == *=* && "${1%%=*}" =~ $re_rotation && "$cert" =~ $re_b64 ]] && ((${#cert} <= re_b64_max))

@@ -139,7 +139,10 @@ async fn template_documents_rotate_a_host() {
         vec![
             (
                 "certificates",
-                format!("{host}=rot-42={}", b64(got.certificate().unwrap())),
+                format!(
+                    "{host}=rot-42={}",
+                    rotation::hosts::pem_body(got.certificate().unwrap())
+                ),
             ),
             ("certPath", "/etc/pki/certrotation".into()),
             ("keyPath", "/etc/pki/certrotation".into()),

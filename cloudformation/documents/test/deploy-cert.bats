@@ -33,30 +33,35 @@ setup() {
 }
 
 b64() { base64 -w0 "$@"; }
+# A PEM file's body on one line: what a `certificates` entry carries.
+body() { grep -v -- ----- "$1" | tr -d '\n'; }
+# The body a certificate_b64 (the base64 of a PEM) wraps.
+unwrapped() { printf '%s' "$1" | base64 -d | grep -v -- ----- | tr -d '\n'; }
 
 # `certificates` naming n other nodes (mi-<n in hex>), each with the CA's certificate.
 others() {
   local i entries='' ca
-  ca=$(b64 "${pki}/ca.pem")
+  ca=$(body "${pki}/ca.pem")
   for i in $(seq 1 "$1"); do entries+="${entries:+ }mi-$(printf '%017x' "$i")=r-${i}=${ca}"; done
   printf '%s' "$entries"
 }
 
 @test "find_own_certificate: the node takes its own entry among 50, and its certificate is decoded" {
-  cert=$(b64 "${pki}/host.pem")
+  cert=$(body "${pki}/host.pem")
   find_own_certificate "$host" "$(others 20) ${host}=r-mine=${cert} $(others 29)"
   [ "$host_id" = "$host" ]
   [ "$rotation_id" = r-mine ]
-  [ "$certificate_b64" = "$cert" ]
+  # The body wrapped back is the PEM the CA gave, byte for byte.
+  [ "$certificate_b64" = "$(b64 "${pki}/host.pem")" ]
   decode_pem certificate "$certificate_b64" "${dir}/host.crt.next" "$host"
   [ "$(cat "${dir}/host.crt.next")" = "$(cat "${pki}/host.pem")" ]
   # Alone, and an i- node whose certificate carries base64 padding.
   find_own_certificate i-01234567 "i-01234567=r-1=QUJD"
   [ "$host_id" = i-01234567 ]
   [ "$rotation_id" = r-1 ]
-  [ "$certificate_b64" = QUJD ]
+  [ "$(unwrapped "$certificate_b64")" = QUJD ]
   find_own_certificate "$host" "${host}=r=QQ== i-01234567=s=QUI="
-  [ "$certificate_b64" = QQ== ]
+  [ "$(unwrapped "$certificate_b64")" = QQ== ]
 }
 
 @test "find_own_certificate refuses, with exit 2, a batch that does not name this node exactly once" {
@@ -87,7 +92,7 @@ others() {
   [ "$stderr" = "ERROR: invalid certificates entry 4: expected nodeId=rotationId=certificate" ]
   # At the bound exactly, a certificate is taken.
   find_own_certificate "$host" "${host}=r-1=${long:1}"
-  [ "${#certificate_b64}" -eq 16384 ]
+  [ "$(unwrapped "$certificate_b64")" = "${long:1}" ]
 }
 
 @test "find_own_certificate: exit 2 for a missing or foreign AWS_SSM_INSTANCE_ID" {
@@ -121,7 +126,7 @@ run_document() {
 }
 
 @test "the document deploys the certificate of the node's own entry and echoes its rotation" {
-  run_document "$host" "$(others 3) ${host}=r-mine=$(b64 "${pki}/host.pem") $(others 2)"
+  run_document "$host" "$(others 3) ${host}=r-mine=$(body "${pki}/host.pem") $(others 2)"
   [ "$status" -eq 0 ] || { echo "$stderr"; false; }
   [ "${lines[0]}" = "ROTATION r-mine" ]
   [[ "${lines[1]}" == "DEPLOYED serial=1A2B notAfter="* ]]
@@ -131,7 +136,7 @@ run_document() {
 
 @test "the document still refuses a certificate whose CN is not the node's ID, with exit 7" {
   # The entry of i-01234567 carries the certificate for the other node (its key staged too).
-  run_document i-01234567 "i-01234567=r-1=$(b64 "${pki}/host.pem") ${host}=r-2=$(b64 "${pki}/host.pem")"
+  run_document i-01234567 "i-01234567=r-1=$(body "${pki}/host.pem") ${host}=r-2=$(body "${pki}/host.pem")"
   [ "$status" -eq 7 ]
   [ "$stderr" = "ERROR: certificate subject CN '${host}' does not equal hostId i-01234567" ]
   [ ! -e "${dir}/certs/i-01234567.crt" ]

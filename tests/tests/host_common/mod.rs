@@ -252,7 +252,11 @@ impl Bench {
         let mut params = vec![
             (
                 "certificates",
-                format!("{}=rot-1={}", self.host, b64(cert_pem)),
+                format!(
+                    "{}=rot-1={}",
+                    self.host,
+                    rotation::hosts::pem_body(cert_pem)
+                ),
             ),
             ("certPath", l.cert.into()),
             ("keyPath", l.key.into()),

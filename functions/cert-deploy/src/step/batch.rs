@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn the_budget_bounds_a_command_and_every_command_fits_it() {
         let s = shared(&"k".repeat(1500));
-        let ready: Vec<_> = (0..60).map(|n| (s.clone(), entry(n, 900))).collect();
+        let ready: Vec<_> = (0..60).map(|n| (s.clone(), entry(n, 1200))).collect();
         let commands = plan(&ready);
         let ra = RolesAnywhere::default();
         assert!(commands.len() > 2, "{commands:?}");
