@@ -85,7 +85,7 @@ enum Consumer {
 }
 
 impl Consumer {
-    /// The template's batch size.
+    /// The template's default batch size.
     fn batch_size(self) -> usize {
         match self {
             Consumer::CertIssue => 10,

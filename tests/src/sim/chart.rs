@@ -101,8 +101,10 @@ pub fn draw(report: &Report, path: &Path) -> Result<(), ChartError> {
         if points.iter().all(|(_, y)| *y == 0.0) {
             continue;
         }
+        // One pixel wide: a thicker line's joins spike past the axes where a count drops and
+        // rises again within a sample.
         let series = states
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .draw_series(LineSeries::new(points, color.stroke_width(1)))
             .map_err(|e| err(&e))?;
         if text {
             series
