@@ -969,3 +969,66 @@ async fn an_older_crl_held_mid_import_cannot_overwrite_a_newer_one() {
         "the newest stays"
     );
 }
+
+#[tokio::test]
+async fn the_reconcile_pass_reads_the_hosts_the_unsettled_index_holds_after_every_kind_of_write() {
+    let store = MemoryStore::new();
+    let now = store.clock().now();
+    let in_flight = || async {
+        let scan = store.in_flight().await.unwrap();
+        let hosts: Vec<String> = scan.records.iter().map(|r| r.host.to_string()).collect();
+        // A refused row's key is shown quoted, as the table holds it.
+        let rejected: Vec<String> = scan
+            .rejected
+            .iter()
+            .map(|r| r.key.trim_matches('"').to_owned())
+            .collect();
+        (hosts, rejected, scan.items_read)
+    };
+    let (a, b) = (host(1), host(2));
+    for h in [&a, &b] {
+        store.enrol(h, &HostOverrides::default()).await.unwrap();
+    }
+    assert_eq!(
+        in_flight().await,
+        (vec![], vec![], 0),
+        "enrolled: nothing in flight"
+    );
+
+    let changes = rotation(None, "a", "arn:1", "0a", now);
+    store.transition(&a, changes[0].clone(), now).await.unwrap();
+    assert_eq!(
+        in_flight().await,
+        (vec![a.to_string()], vec![], 1),
+        "claimed"
+    );
+    for change in &changes[1..] {
+        store.transition(&a, change.clone(), now).await.unwrap();
+    }
+    assert_eq!(
+        in_flight().await,
+        (vec![], vec![], 0),
+        "deployed: settled again"
+    );
+
+    // A refused transition leaves the index as it was.
+    let stale = store.transition(&a, changes[1].clone(), now).await;
+    assert!(is_conflict(&stale));
+    assert_eq!(in_flight().await.2, 0);
+
+    // An admin's put of a hostile row the index holds, then its removal.
+    let mut hostile = enrolment_item(&b, &HostOverrides::default());
+    hostile.insert(
+        attr::UNSETTLED.into(),
+        Attr::s(state::item::UNSETTLED_VALUE),
+    );
+    hostile.insert(attr::STATE.into(), Attr::s("NO_SUCH_STATE"));
+    store.put_item(hostile);
+    assert_eq!(
+        in_flight().await,
+        (vec![], vec![b.to_string()], 1),
+        "read and refused"
+    );
+    store.remove_item(b.as_str());
+    assert_eq!(in_flight().await, (vec![], vec![], 0), "removed");
+}
