@@ -274,7 +274,7 @@ where
         "recording ISSUING failed",
         host.as_str(),
         &RECORD_DELAYS_MS,
-        |a| matches!(a, Err(e) if e.is_retryable()),
+        rotation::again::store_refused_for_now,
         record,
     )
     .await;

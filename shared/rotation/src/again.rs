@@ -52,6 +52,12 @@ pub fn throttled<T>(answer: &Result<T, crate::error::AwsError>) -> bool {
     matches!(answer, Err(e) if e.is_throttling())
 }
 
+/// Whether the table refused a write for now (throttled, unavailable), not for good: worth
+/// writing again.
+pub fn store_refused_for_now<T>(answer: &Result<T, state::ports::StoreError>) -> bool {
+    matches!(answer, Err(e) if e.is_retryable())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -136,7 +136,7 @@ pub async fn record_level<S: AlertRecorder>(
         "recording the alert level failed",
         host.as_str(),
         &LEVEL_DELAYS_MS,
-        |a: &Result<_, state::ports::StoreError>| matches!(a, Err(e) if e.is_retryable()),
+        crate::again::store_refused_for_now,
         || store.alerted(host, level, now),
     )
     .await;
